@@ -1,0 +1,164 @@
+//! Comma-separated values, with or without a header line, columns in schema order.
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use bytes::Bytes;
+
+use super::BATCH_SIZE;
+use super::bad_records::{BadRecord, BadRecords};
+use super::json::record_text;
+use crate::error::{ConnectorError, Result};
+use crate::options::ConnectorOptions;
+
+/// Options of the csv format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CsvOptions {
+    /// Whether the first line holds column names (skipped when decoding).
+    pub header: bool,
+    /// The field delimiter.
+    pub delimiter: u8,
+}
+
+impl CsvOptions {
+    pub(super) fn from_options(options: &ConnectorOptions) -> Result<Self> {
+        let header = options.boolean("header")?.unwrap_or(true);
+        let delimiter = match options.get("delimiter") {
+            None => b',',
+            Some(d) if d.len() == 1 => d.as_bytes()[0],
+            Some("\\t") => b'\t',
+            Some(d) => return Err(options.bad_value("delimiter", d, "a single character")),
+        };
+        Ok(Self { header, delimiter })
+    }
+
+    pub(super) fn infer_schema(&self, bytes: Bytes, location: &str) -> Result<SchemaRef> {
+        let format = arrow::csv::reader::Format::default()
+            .with_header(self.header)
+            .with_delimiter(self.delimiter);
+        let (schema, _) = format
+            .infer_schema(Cursor::new(bytes), Some(1000))
+            .map_err(|e| {
+                ConnectorError::arrow(format!("cannot infer a CSV schema from {location}"), e)
+            })?;
+        Ok(Arc::new(schema))
+    }
+
+    pub(super) fn decode(
+        &self,
+        bytes: Bytes,
+        schema: &SchemaRef,
+        location: &str,
+        bad: &mut BadRecords,
+    ) -> Result<Vec<RecordBatch>> {
+        if let Ok(batches) = self.decode_all(&bytes, schema, self.header) {
+            return Ok(batches);
+        }
+        // Slow path, taken only for a file with a malformed record: find each one by line.
+        let mut reader = ::csv::ReaderBuilder::new()
+            .has_headers(self.header)
+            .delimiter(self.delimiter)
+            .flexible(true)
+            .from_reader(bytes.as_ref());
+        let mut good = ::csv::WriterBuilder::new()
+            .delimiter(self.delimiter)
+            .flexible(true)
+            .from_writer(Vec::new());
+        let mut record = ::csv::ByteRecord::new();
+        loop {
+            let line = reader.position().line();
+            match reader.read_byte_record(&mut record) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    bad.reject(BadRecord {
+                        location: format!("{location}:{line}"),
+                        reason: e.to_string(),
+                        record: String::new(),
+                    })?;
+                    continue;
+                }
+            }
+            let line = record.position().map_or(line, |p| p.line());
+            let single = write_record(&record, self.delimiter)?;
+            match self.decode_all(&single, schema, false) {
+                Ok(_) => good
+                    .write_byte_record(&record)
+                    .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))?,
+                Err(reason) => bad.reject(BadRecord {
+                    location: format!("{location}:{line}"),
+                    reason: reason.to_string(),
+                    record: record_text(&single),
+                })?,
+            }
+        }
+        let good = good
+            .into_inner()
+            .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))?;
+        self.decode_all(&good, schema, false).map_err(|e| {
+            ConnectorError::arrow(format!("decoding the good records of {location}"), e)
+        })
+    }
+
+    fn decode_all(
+        &self,
+        bytes: &[u8],
+        schema: &SchemaRef,
+        header: bool,
+    ) -> Result<Vec<RecordBatch>, arrow::error::ArrowError> {
+        arrow::csv::ReaderBuilder::new(Arc::clone(schema))
+            .with_header(header)
+            .with_delimiter(self.delimiter)
+            .with_batch_size(BATCH_SIZE)
+            .build(Cursor::new(bytes))?
+            .collect()
+    }
+}
+
+fn write_record(record: &::csv::ByteRecord, delimiter: u8) -> Result<Vec<u8>> {
+    let mut writer = ::csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_writer(Vec::new());
+    writer
+        .write_byte_record(record)
+        .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))?;
+    writer
+        .into_inner()
+        .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::util::pretty::pretty_format_batches;
+
+    use super::*;
+    use crate::format::OnError;
+
+    #[test]
+    fn bad_rows_are_found_by_line_and_good_rows_kept() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let input = "id,name\n1,\"a,b\"\nx,c\n3,\"multi\nline\"\n";
+        let options = CsvOptions {
+            header: true,
+            delimiter: b',',
+        };
+        let mut bad = BadRecords::new(OnError::Skip);
+        let batches = options
+            .decode(Bytes::from(input), &schema, "f.csv", &mut bad)
+            .unwrap();
+        assert_eq!(
+            pretty_format_batches(&batches).unwrap().to_string(),
+            "+----+-------+\n| id | name  |\n+----+-------+\n| 1  | a,b   |\n| 3  | multi |\n|    | line  |\n+----+-------+"
+        );
+        assert_eq!(bad.rejected().len(), 1);
+        assert_eq!(bad.rejected()[0].location, "f.csv:3");
+        assert_eq!(bad.rejected()[0].record, "x,c");
+    }
+}

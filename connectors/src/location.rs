@@ -1,0 +1,183 @@
+//! [`StoreLocation`]: a directory in an object store (the local filesystem for now), used for
+//! source directories, sink directories and checkpoints alike, so that object-store URLs only
+//! need a new way to build one.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::error::{ConnectorError, Result};
+
+/// A directory in an object store.
+#[derive(Debug, Clone)]
+pub struct StoreLocation {
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    display: String,
+}
+
+/// One file directly inside a [`StoreLocation`].
+#[derive(Debug, Clone)]
+pub struct FileMeta {
+    /// The file name (no directory part).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time.
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+impl StoreLocation {
+    /// The directory at `path` (a local path or `file://` URL), created when `create` is set.
+    pub fn parse(path: &str, create: bool) -> Result<Self> {
+        let local = match path.split_once("://") {
+            None => path,
+            Some(("file", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(ConnectorError::Config(format!(
+                    "'{path}': {scheme}:// URLs are not supported yet; use a local path"
+                )));
+            }
+        };
+        if local.is_empty() {
+            return Err(ConnectorError::Config(
+                "an empty path was given".to_string(),
+            ));
+        }
+        let absolute = std::path::absolute(local).map_err(|e| ConnectorError::io(path, e))?;
+        if create {
+            std::fs::create_dir_all(&absolute).map_err(|e| ConnectorError::io(path, e))?;
+        } else if !absolute.is_dir() {
+            return Err(ConnectorError::Config(format!(
+                "directory '{}' does not exist; create it or fix the path",
+                absolute.display()
+            )));
+        }
+        let store =
+            LocalFileSystem::new_with_prefix(&absolute).map_err(|e| ConnectorError::io(path, e))?;
+        Ok(Self {
+            store: Arc::new(store),
+            prefix: Path::default(),
+            display: absolute.display().to_string(),
+        })
+    }
+
+    /// The subdirectory `name` (created lazily by the first write).
+    pub fn child(&self, name: &str) -> Self {
+        Self {
+            store: Arc::clone(&self.store),
+            prefix: self.path(name),
+            display: format!("{}/{name}", self.display),
+        }
+    }
+
+    fn path(&self, name: &str) -> Path {
+        self.prefix.clone().join(name)
+    }
+
+    /// How to show a file of this directory in messages.
+    pub fn describe(&self, name: &str) -> String {
+        format!("{}/{name}", self.display)
+    }
+
+    /// Writes `name` whole or not at all, replacing an existing file.
+    pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        self.store
+            .put(&self.path(name), PutPayload::from(bytes))
+            .await
+            .map_err(|e| ConnectorError::io(self.describe(name), e))?;
+        Ok(())
+    }
+
+    /// Writes `name` whole or not at all if it does not exist yet; returns `false`, writing
+    /// nothing, if it does.
+    pub async fn put_if_absent(&self, name: &str, bytes: Bytes) -> Result<bool> {
+        let options = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(name), PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(ConnectorError::io(self.describe(name), e)),
+        }
+    }
+
+    /// Reads `name`, or `None` if it does not exist.
+    pub async fn get(&self, name: &str) -> Result<Option<Bytes>> {
+        match self.store.get(&self.path(name)).await {
+            Ok(result) => Ok(Some(
+                result
+                    .bytes()
+                    .await
+                    .map_err(|e| ConnectorError::io(self.describe(name), e))?,
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(ConnectorError::io(self.describe(name), e)),
+        }
+    }
+
+    /// Renames `from` to `to` in this directory, replacing `to`.
+    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.store
+            .rename(&self.path(from), &self.path(to))
+            .await
+            .map_err(|e| ConnectorError::io(self.describe(from), e))
+    }
+
+    /// Deletes `name`; a missing file is not an error.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match self.store.delete(&self.path(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ConnectorError::io(self.describe(name), e)),
+        }
+    }
+
+    /// The files directly in this directory (not in subdirectories), in no particular order.
+    pub async fn list(&self) -> Result<Vec<FileMeta>> {
+        let listing = match self.store.list_with_delimiter(Some(&self.prefix)).await {
+            Ok(listing) => listing,
+            Err(object_store::Error::NotFound { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(ConnectorError::io(&self.display, e)),
+        };
+        Ok(listing
+            .objects
+            .into_iter()
+            .filter_map(|meta| self.file_meta(meta))
+            .collect())
+    }
+
+    /// Streams every file below this directory, recursively (for cleanup and tests).
+    pub async fn list_recursive(&self) -> Result<Vec<String>> {
+        let metas: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&self.prefix))
+            .try_collect()
+            .await
+            .map_err(|e| ConnectorError::io(&self.display, e))?;
+        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+    }
+
+    fn file_meta(&self, meta: ObjectMeta) -> Option<FileMeta> {
+        let name = meta.location.filename()?.to_string();
+        Some(FileMeta {
+            name,
+            size: meta.size,
+            modified: meta.last_modified,
+        })
+    }
+}
+
+/// Whether a file name is hidden from readers: names starting with `_` or `.`, the convention
+/// Spark, Hive, DuckDB and pyarrow share for metadata and in-progress files.
+pub fn is_hidden(name: &str) -> bool {
+    name.starts_with('_') || name.starts_with('.')
+}

@@ -1,0 +1,239 @@
+//! [`ConnectorRegistry`]: turns `connector = '...'` and its options into sources, tables and
+//! sinks, validating every option first. It also owns the in-memory streams and outputs of
+//! the `memory` connector, which live as long as the registry.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::blackhole::BlackholeSink;
+use crate::console::{CONSOLE_SINK_OPTIONS, ConsoleSink};
+use crate::error::{ConnectorError, Result};
+use crate::file::{
+    FILE_SOURCE_OPTIONS, FILE_TABLE_OPTIONS, FileSource, PARQUET_SINK_OPTIONS, ParquetSink,
+    read_table, table_schema,
+};
+use crate::format::bad_records::ON_ERROR_OPTIONS;
+use crate::format::{FORMAT_OPTIONS, Format, OnError};
+use crate::memory::{MEMORY_SOURCE_OPTIONS, MemoryOutput, MemorySink, MemorySource, MemoryStream};
+use crate::nexmark::{NEXMARK_OPTIONS, NexmarkSource};
+use crate::options::{ConnectorOptions, OptionSpec};
+use crate::sink::Sink;
+use crate::source::{Source, SourceContext};
+
+/// The `connector` key every object has.
+pub const CONNECTOR_OPTION: &[OptionSpec] = &[OptionSpec {
+    key: "connector",
+    help: "which connector; required",
+}];
+
+/// Connectors that can be sources.
+pub const SOURCE_CONNECTORS: &[&str] = &["files", "nexmark", "memory"];
+/// Connectors that can be static tables.
+pub const TABLE_CONNECTORS: &[&str] = &["files"];
+/// Connectors that can be sinks.
+pub const SINK_CONNECTORS: &[&str] = &["parquet", "console", "memory", "blackhole"];
+
+/// Builds sources, tables and sinks from their options.
+#[derive(Debug, Default)]
+pub struct ConnectorRegistry {
+    memory_streams: Mutex<HashMap<String, Arc<MemoryStream>>>,
+    memory_outputs: Mutex<HashMap<String, Arc<MemoryOutput>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn connector<'a>(options: &'a ConnectorOptions, valid: &[&str], role: &str) -> Result<&'a str> {
+    let Some(name) = options.get("connector") else {
+        return Err(ConnectorError::Config(format!(
+            "option 'connector' is required for {role} '{}': one of {}",
+            options.object(),
+            valid.join(", ")
+        )));
+    };
+    valid
+        .iter()
+        .find(|v| **v == name)
+        .copied()
+        .map(|_| name)
+        .ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "unknown {role} connector '{name}' for '{}'; valid connectors are: {}",
+                options.object(),
+                valid.join(", ")
+            ))
+        })
+}
+
+impl ConnectorRegistry {
+    /// A registry with the built-in connectors.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Validates the options of `CREATE SOURCE` and resolves the source's schema: the declared
+    /// one, the connector's own (nexmark), or inferred from the files (parquet).
+    pub async fn create_source(
+        &self,
+        declared: Option<SchemaRef>,
+        options: &ConnectorOptions,
+    ) -> Result<SchemaRef> {
+        match connector(options, SOURCE_CONNECTORS, "source")? {
+            "files" => {
+                options.check_keys(&[
+                    CONNECTOR_OPTION,
+                    FILE_SOURCE_OPTIONS,
+                    FORMAT_OPTIONS,
+                    ON_ERROR_OPTIONS,
+                ])?;
+                let format = Format::from_options(options)?;
+                OnError::from_options(options)?;
+                options.positive("max_files_per_trigger")?;
+                match (declared, &format) {
+                    (Some(schema), _) => Ok(schema),
+                    (None, Format::Parquet) => table_schema(None, options).await.map_err(|e| match e {
+                        ConnectorError::Config(msg) => ConnectorError::Config(format!(
+                            "{msg} (a parquet source infers its columns from the files already in its directory)"
+                        )),
+                        other => other,
+                    }),
+                    (None, _) => Err(ConnectorError::Config(format!(
+                        "source '{}' needs its columns declared: CREATE SOURCE {} (col TYPE, ...) WITH (...); \
+                         only parquet sources infer them",
+                        options.object(),
+                        options.object()
+                    ))),
+                }
+            }
+            "nexmark" => {
+                options.check_keys(&[CONNECTOR_OPTION, NEXMARK_OPTIONS])?;
+                NexmarkSource::new(options)?;
+                let schema = crate::nexmark::schema(NexmarkSource::kind(options)?);
+                if declared.is_some_and(|d| d != schema) {
+                    return Err(ConnectorError::Config(format!(
+                        "nexmark source '{}' has fixed columns; leave out the column list (a \
+                         WATERMARK clause alone is fine)",
+                        options.object()
+                    )));
+                }
+                Ok(schema)
+            }
+            _ => {
+                options.check_keys(&[CONNECTOR_OPTION, MEMORY_SOURCE_OPTIONS])?;
+                options.positive("max_records_per_trigger")?;
+                let schema = declared.ok_or_else(|| {
+                    ConnectorError::Config(format!(
+                        "memory source '{}' needs its columns declared",
+                        options.object()
+                    ))
+                })?;
+                lock(&self.memory_streams).insert(
+                    options.object().to_string(),
+                    Arc::new(MemoryStream::new(Arc::clone(&schema))),
+                );
+                Ok(schema)
+            }
+        }
+    }
+
+    /// Opens a source created with [`create_source`](Self::create_source) for one query.
+    pub async fn open_source(
+        &self,
+        schema: SchemaRef,
+        options: &ConnectorOptions,
+        context: SourceContext,
+    ) -> Result<Arc<dyn Source>> {
+        Ok(match connector(options, SOURCE_CONNECTORS, "source")? {
+            "files" => Arc::new(FileSource::open(schema, options, context).await?),
+            "nexmark" => Arc::new(NexmarkSource::new(options)?),
+            _ => {
+                let stream = self.memory_stream(options.object()).ok_or_else(|| {
+                    ConnectorError::Internal(format!(
+                        "memory source '{}' has no stream",
+                        options.object()
+                    ))
+                })?;
+                Arc::new(MemorySource::new(
+                    stream,
+                    options.positive("max_records_per_trigger")?,
+                ))
+            }
+        })
+    }
+
+    /// Forgets what a dropped source kept in the registry.
+    pub fn drop_source(&self, name: &str) {
+        lock(&self.memory_streams).remove(name);
+    }
+
+    /// Validates the options of `CREATE TABLE` and reads the table whole.
+    pub async fn create_table(
+        &self,
+        declared: Option<SchemaRef>,
+        options: &ConnectorOptions,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        connector(options, TABLE_CONNECTORS, "table")?;
+        options.check_keys(&[
+            CONNECTOR_OPTION,
+            FILE_TABLE_OPTIONS,
+            FORMAT_OPTIONS,
+            ON_ERROR_OPTIONS,
+        ])?;
+        let schema = table_schema(declared, options).await?;
+        let batches = read_table(&schema, options).await?;
+        Ok((schema, batches))
+    }
+
+    /// Validates the options of `CREATE SINK` and builds the sink; `query_options` are the
+    /// keys the engine reads itself (checkpoint, trigger, output mode).
+    pub fn create_sink(
+        &self,
+        options: &ConnectorOptions,
+        query_options: &[OptionSpec],
+    ) -> Result<Arc<dyn Sink>> {
+        Ok(match connector(options, SINK_CONNECTORS, "sink")? {
+            "parquet" => {
+                options.check_keys(&[CONNECTOR_OPTION, PARQUET_SINK_OPTIONS, query_options])?;
+                Arc::new(ParquetSink::new(options)?)
+            }
+            "console" => {
+                options.check_keys(&[CONNECTOR_OPTION, CONSOLE_SINK_OPTIONS, query_options])?;
+                Arc::new(ConsoleSink::new(options)?)
+            }
+            "memory" => {
+                options.check_keys(&[CONNECTOR_OPTION, query_options])?;
+                let output = Arc::clone(
+                    lock(&self.memory_outputs)
+                        .entry(options.object().to_string())
+                        .or_default(),
+                );
+                Arc::new(MemorySink::new(output))
+            }
+            _ => {
+                options.check_keys(&[CONNECTOR_OPTION, query_options])?;
+                Arc::new(BlackholeSink::default())
+            }
+        })
+    }
+
+    /// The stream of `memory` source `name`.
+    pub fn memory_stream(&self, name: &str) -> Option<Arc<MemoryStream>> {
+        lock(&self.memory_streams).get(name).cloned()
+    }
+
+    /// The output of `memory` sink `name`.
+    pub fn memory_output(&self, name: &str) -> Option<Arc<MemoryOutput>> {
+        lock(&self.memory_outputs).get(name).cloned()
+    }
+
+    /// Forgets the output of a dropped `memory` sink.
+    pub fn drop_sink(&self, name: &str) {
+        lock(&self.memory_outputs).remove(name);
+    }
+}

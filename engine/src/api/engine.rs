@@ -1,0 +1,196 @@
+//! [`Engine`]: the entry point for embedding Weir.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use tokio::sync::Mutex;
+use weir_connectors::ConnectorRegistry;
+use weir_sql::{Statement, parse_sql};
+
+use super::catalog::Catalog;
+use super::streaming_query::StreamingQuery;
+use crate::error::{Result, WeirError};
+
+/// Builds an [`Engine`].
+#[derive(Debug, Default)]
+pub struct EngineBuilder {
+    checkpoint_root: Option<PathBuf>,
+    target_partitions: Option<usize>,
+}
+
+impl EngineBuilder {
+    /// Where queries whose sink has no `checkpoint` option keep their checkpoint:
+    /// `<root>/<sink name>`. Without a root, such queries get a scratch checkpoint removed
+    /// when they end (console, memory and blackhole sinks) or are refused (parquet sinks).
+    pub fn checkpoint_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.checkpoint_root = Some(root.into());
+        self
+    }
+
+    /// How many partitions DataFusion splits each micro-batch into (default: the cores).
+    pub fn target_partitions(mut self, partitions: usize) -> Self {
+        self.target_partitions = Some(partitions.max(1));
+        self
+    }
+
+    /// Builds the engine.
+    pub fn build(self) -> Result<Engine> {
+        let mut config = SessionConfig::new().with_information_schema(false);
+        if let Some(partitions) = self.target_partitions {
+            config = config.with_target_partitions(partitions);
+        }
+        let inner = EngineInner {
+            ctx: SessionContext::new_with_config(config),
+            registry: Arc::new(ConnectorRegistry::new()),
+            catalog: Mutex::new(Catalog::default()),
+            checkpoint_root: self.checkpoint_root,
+        };
+        Ok(Engine {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+/// What a statement produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// DDL or a management statement succeeded; the text says what was done.
+    Done(String),
+    /// Rows of a query, `SHOW`, `DESCRIBE` or `EXPLAIN`.
+    Rows(Vec<RecordBatch>),
+    /// A continuous query was started.
+    Started(StreamingQuery),
+}
+
+/// The Weir engine: a catalog of sources, tables, views and sinks, and the continuous queries
+/// running over them. Cheap to clone; clones share everything.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let engine = weir::Engine::builder().build()?;
+/// engine.execute("CREATE SOURCE clicks (user_id INT, url VARCHAR) WITH (connector = 'memory')").await?;
+/// engine.execute("INSERT INTO clicks VALUES (1, 'a'), (2, 'b'), (1, 'c')").await?;
+/// let query = engine
+///     .start("CREATE SINK user1 WITH (connector = 'memory', trigger = 'available-now') AS \
+///             SELECT url FROM clicks WHERE user_id = 1")
+///     .await?;
+/// query.await_termination().await?;
+/// let rows = engine.sql("SELECT count(*) AS n FROM user1").await?;
+/// assert_eq!(arrow::util::pretty::pretty_format_batches(&rows)?.to_string(),
+///            "+---+\n| n |\n+---+\n| 2 |\n+---+");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub(super) inner: Arc<EngineInner>,
+}
+
+pub(super) struct EngineInner {
+    pub ctx: SessionContext,
+    pub registry: Arc<ConnectorRegistry>,
+    pub catalog: Mutex<Catalog>,
+    pub checkpoint_root: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for EngineInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineInner")
+            .field("checkpoint_root", &self.checkpoint_root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// A builder with defaults.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Runs every statement of `sql` in order, stopping at the first error.
+    pub async fn execute(&self, sql: &str) -> Result<Vec<Outcome>> {
+        let mut outcomes = Vec::new();
+        for statement in parse_sql(sql)? {
+            outcomes.push(self.execute_statement(statement).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Runs one parsed statement.
+    pub async fn execute_statement(&self, statement: Statement) -> Result<Outcome> {
+        self.run_statement(statement).await
+    }
+
+    /// Runs one `CREATE SINK ... AS SELECT` or `INSERT INTO <sink> SELECT` statement and
+    /// returns the handle of the query it started.
+    pub async fn start(&self, sql: &str) -> Result<StreamingQuery> {
+        match self.single(sql).await? {
+            Outcome::Started(query) => Ok(query),
+            _ => Err(WeirError::Plan(
+                "start() takes CREATE SINK ... AS SELECT or INSERT INTO <sink> SELECT".to_string(),
+            )),
+        }
+    }
+
+    /// Runs one ad hoc query (or SHOW / DESCRIBE / EXPLAIN) and returns its rows.
+    pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        match self.single(sql).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            _ => Err(WeirError::Plan(
+                "sql() takes a query; use execute() for other statements".to_string(),
+            )),
+        }
+    }
+
+    async fn single(&self, sql: &str) -> Result<Outcome> {
+        let mut statements = parse_sql(sql)?;
+        if statements.len() != 1 {
+            return Err(WeirError::Plan(format!(
+                "expected one statement, found {}",
+                statements.len()
+            )));
+        }
+        self.run_statement(statements.remove(0)).await
+    }
+
+    /// A running or ended query by name.
+    pub async fn query(&self, name: &str) -> Option<StreamingQuery> {
+        self.inner.catalog.lock().await.queries.get(name).cloned()
+    }
+
+    /// Every query started by this engine.
+    pub async fn queries(&self) -> Vec<StreamingQuery> {
+        self.inner
+            .catalog
+            .lock()
+            .await
+            .queries
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Stops every running query gracefully.
+    pub async fn stop_all(&self) -> Result<()> {
+        let mut first_error = None;
+        for query in self.queries().await {
+            if let Err(e) = query.stop().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// The DataFusion session, for registering functions (UDFs, UDAFs).
+    pub fn session_context(&self) -> &SessionContext {
+        &self.inner.ctx
+    }
+
+    /// The connector registry (for example to append rows to a `memory` source from code).
+    pub fn connectors(&self) -> &ConnectorRegistry {
+        &self.inner.registry
+    }
+}

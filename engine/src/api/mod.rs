@@ -1,0 +1,12 @@
+//! The embedding API: [`Engine`] runs statements and owns the catalog; [`StreamingQuery`] is
+//! the handle of one running continuous query.
+
+mod catalog;
+mod engine;
+mod memory_table;
+mod show;
+mod statements;
+mod streaming_query;
+
+pub use engine::{Engine, EngineBuilder, Outcome};
+pub use streaming_query::StreamingQuery;

@@ -1,0 +1,479 @@
+//! How each statement is carried out: DDL updates the catalog and DataFusion's session,
+//! `CREATE SINK ... AS` and `INSERT INTO <sink>` start continuous queries.
+
+use std::sync::Arc;
+
+use arrow::compute::concat_batches;
+use arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
+use datafusion::catalog::view::ViewTable;
+use datafusion::common::Column;
+use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{Expr, LogicalPlan, cast};
+use sqlparser::ast::{self, Query};
+use tokio::sync::watch;
+use weir_connectors::{ConnectorOptions, memory::MemoryOutput};
+use weir_sql::{ShowKind, SourceDesc, Statement, StreamingTable, plan_streaming_query};
+
+use super::catalog::{Catalog, SinkEntry, SourceEntry, TableEntry};
+use super::engine::{Engine, Outcome};
+use super::memory_table::MemoryOutputTable;
+use super::streaming_query::StreamingQuery;
+use crate::checkpoint::Checkpoint;
+use crate::error::{Result, WeirError};
+use crate::runtime::{
+    QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts,
+};
+
+impl Engine {
+    pub(super) async fn run_statement(&self, statement: Statement) -> Result<Outcome> {
+        let mut catalog = self.inner.catalog.lock().await;
+        match statement {
+            Statement::CreateSource {
+                source,
+                or_replace,
+                if_not_exists,
+            } => {
+                self.create_source(&mut catalog, source, or_replace, if_not_exists)
+                    .await
+            }
+            Statement::CreateTable {
+                table,
+                or_replace,
+                if_not_exists,
+            } => {
+                if if_not_exists && catalog.tables.contains_key(&table.name) {
+                    return Ok(Outcome::Done(format!("table {} exists", table.name)));
+                }
+                check_name_free(&catalog, &table.name, or_replace.then_some("table"))?;
+                let options = ConnectorOptions::new(&table.name, table.options.clone());
+                let (schema, batches) = self
+                    .inner
+                    .registry
+                    .create_table(table.declared_schema.clone(), &options)
+                    .await?;
+                let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+                let provider = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
+                self.inner.ctx.deregister_table(table.name.as_str())?;
+                self.inner
+                    .ctx
+                    .register_table(table.name.as_str(), Arc::new(provider))?;
+                let name = table.name.clone();
+                catalog.tables.insert(
+                    name.clone(),
+                    TableEntry {
+                        desc: table,
+                        schema,
+                        rows,
+                    },
+                );
+                Ok(Outcome::Done(format!("created table {name} ({rows} rows)")))
+            }
+            Statement::CreateView { view, or_replace } => {
+                check_name_free(&catalog, &view.name, or_replace.then_some("view"))?;
+                let query = weir_sql::parse_sql(&view.query)?;
+                let [Statement::Query(query)] = query.as_slice() else {
+                    return Err(WeirError::Internal(format!(
+                        "view {} does not hold one query",
+                        view.name
+                    )));
+                };
+                let plan = self.plan_query(query).await?;
+                let provider = ViewTable::new(plan, Some(view.query.clone()));
+                self.inner.ctx.deregister_table(view.name.as_str())?;
+                self.inner
+                    .ctx
+                    .register_table(view.name.as_str(), Arc::new(provider))?;
+                let name = view.name.clone();
+                catalog.views.insert(name.clone(), view);
+                Ok(Outcome::Done(format!("created view {name}")))
+            }
+            Statement::CreateSink { sink, query } => {
+                check_name_free(&catalog, &sink.name, None)?;
+                let options = ConnectorOptions::new(&sink.name, sink.options.clone());
+                let query_options = QueryOptions::from_options(&options)?;
+                let built = self.inner.registry.create_sink(&options, QUERY_OPTIONS)?;
+                let name = sink.name.clone();
+                catalog.sinks.insert(
+                    name.clone(),
+                    SinkEntry {
+                        desc: sink,
+                        sink: built,
+                        options: query_options,
+                    },
+                );
+                match query {
+                    Some(query) => self
+                        .start_query(&mut catalog, &name, &query)
+                        .await
+                        .map(Outcome::Started),
+                    None => Ok(Outcome::Done(format!("created sink {name}"))),
+                }
+            }
+            Statement::Insert { target, query } => match catalog.kind_of(&target) {
+                Some("sink") => self
+                    .start_query(&mut catalog, &target, &query)
+                    .await
+                    .map(Outcome::Started),
+                Some("source") if self.inner.registry.memory_stream(&target).is_some() => {
+                    self.insert_rows(&target, &query).await
+                }
+                Some(kind) => Err(WeirError::Plan(format!(
+                    "cannot INSERT INTO {kind} '{target}': only sinks (to start a query) and \
+                     memory sources (to add rows) accept INSERT"
+                ))),
+                None => Err(unknown(&catalog, &target)),
+            },
+            Statement::Query(query) => {
+                drop(catalog);
+                let plan = self.plan_query(&query).await?;
+                Ok(Outcome::Rows(
+                    self.inner
+                        .ctx
+                        .execute_logical_plan(plan)
+                        .await?
+                        .collect()
+                        .await?,
+                ))
+            }
+            Statement::Explain(query) => {
+                let plan = plan_streaming_query(&self.inner.ctx.state(), &query).await?;
+                Ok(Outcome::Rows(super::show::explain(&plan)?))
+            }
+            Statement::Show(kind) => Ok(Outcome::Rows(super::show::show(&catalog, kind)?)),
+            Statement::Describe(name) => Ok(Outcome::Rows(super::show::describe(&catalog, &name)?)),
+            Statement::StopQuery(name) => {
+                let query = catalog.queries.get(&name).cloned().ok_or_else(|| {
+                    WeirError::Plan(format!("no query named '{name}'; SHOW QUERIES lists them"))
+                })?;
+                drop(catalog);
+                query.stop().await?;
+                Ok(Outcome::Done(format!("stopped query {name}")))
+            }
+            Statement::Drop {
+                kind,
+                name,
+                if_exists,
+            } => self.drop_object(&mut catalog, kind, &name, if_exists),
+        }
+    }
+
+    async fn create_source(
+        &self,
+        catalog: &mut Catalog,
+        source: SourceDesc,
+        or_replace: bool,
+        if_not_exists: bool,
+    ) -> Result<Outcome> {
+        if if_not_exists && catalog.sources.contains_key(&source.name) {
+            return Ok(Outcome::Done(format!("source {} exists", source.name)));
+        }
+        check_name_free(catalog, &source.name, or_replace.then_some("source"))?;
+        if let Some(reader) = catalog.queries_reading(&source.name).first() {
+            return Err(WeirError::Plan(format!(
+                "source '{}' is read by running query '{reader}'; stop it before replacing the source",
+                source.name
+            )));
+        }
+        let options = ConnectorOptions::new(&source.name, source.options.clone());
+        let schema = self
+            .inner
+            .registry
+            .create_source(source.declared_schema.clone(), &options)
+            .await?;
+        if let Some(watermark) = &source.watermark {
+            match schema
+                .field_with_name(&watermark.column)
+                .map(|f| f.data_type())
+            {
+                Ok(DataType::Timestamp(..)) => {}
+                Ok(other) => {
+                    return Err(WeirError::Plan(format!(
+                        "watermark column '{}' of source '{}' is {other}; it must be a TIMESTAMP",
+                        watermark.column, source.name
+                    )));
+                }
+                Err(_) => {
+                    return Err(WeirError::Plan(format!(
+                        "watermark column '{}' is not a column of source '{}'",
+                        watermark.column, source.name
+                    )));
+                }
+            }
+        }
+        let table = StreamingTable::new(source.name.clone(), Arc::clone(&schema));
+        self.inner.ctx.deregister_table(source.name.as_str())?;
+        self.inner
+            .ctx
+            .register_table(source.name.as_str(), table.into_provider())?;
+        let name = source.name.clone();
+        catalog.sources.insert(
+            name.clone(),
+            SourceEntry {
+                desc: source,
+                schema,
+            },
+        );
+        Ok(Outcome::Done(format!("created source {name}")))
+    }
+
+    /// Plans an ad hoc (batch) query.
+    async fn plan_query(&self, query: &Query) -> Result<LogicalPlan> {
+        let statement = datafusion::sql::parser::Statement::Statement(Box::new(
+            ast::Statement::Query(Box::new(query.clone())),
+        ));
+        Ok(self.inner.ctx.state().statement_to_plan(statement).await?)
+    }
+
+    /// `INSERT INTO <memory source> query`: the query's rows, cast by position to the
+    /// source's columns, become visible to readers all at once.
+    async fn insert_rows(&self, target: &str, query: &Query) -> Result<Outcome> {
+        let stream = self.inner.registry.memory_stream(target).ok_or_else(|| {
+            WeirError::Internal(format!("memory source '{target}' has no stream"))
+        })?;
+        let schema = stream.schema();
+        let frame = self
+            .inner
+            .ctx
+            .execute_logical_plan(self.plan_query(query).await?)
+            .await?;
+        if frame.schema().fields().len() != schema.fields().len() {
+            return Err(WeirError::Plan(format!(
+                "INSERT INTO {target}: the query gives {} columns but '{target}' has {}",
+                frame.schema().fields().len(),
+                schema.fields().len()
+            )));
+        }
+        let casts: Vec<Expr> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, field)| {
+                let column = Column::from(frame.schema().qualified_field(i));
+                cast(Expr::Column(column), field.data_type().clone()).alias(field.name())
+            })
+            .collect();
+        let batches = frame.select(casts)?.collect().await?;
+        let loose = batches
+            .first()
+            .map_or_else(|| Arc::clone(&schema), |b| b.schema());
+        let rows = concat_batches(&loose, &batches)
+            .map_err(|e| WeirError::Plan(format!("INSERT INTO {target}: {e}")))?;
+        let count = rows.num_rows();
+        stream.append(rows)?;
+        Ok(Outcome::Done(format!(
+            "inserted {count} rows into {target}"
+        )))
+    }
+
+    /// Plans `query` as a continuous query into sink `sink_name` and starts it.
+    async fn start_query(
+        &self,
+        catalog: &mut Catalog,
+        sink_name: &str,
+        query: &Query,
+    ) -> Result<StreamingQuery> {
+        if catalog
+            .queries
+            .get(sink_name)
+            .is_some_and(StreamingQuery::is_active)
+        {
+            return Err(WeirError::Plan(format!(
+                "query '{sink_name}' is already running; STOP QUERY {sink_name} first"
+            )));
+        }
+        let entry = catalog
+            .sinks
+            .get(sink_name)
+            .cloned()
+            .ok_or_else(|| unknown(catalog, sink_name))?;
+        entry.options.check_output_mode(sink_name)?;
+        let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
+        let (checkpoint, scratch) = self.checkpoint_for(&entry)?;
+        let mut sources = Vec::new();
+        for name in &plan.sources {
+            let source = catalog
+                .sources
+                .get(name)
+                .ok_or_else(|| unknown(catalog, name))?;
+            sources.push((
+                name.clone(),
+                Arc::clone(&source.schema),
+                ConnectorOptions::new(name, source.desc.options.clone()),
+            ));
+        }
+        let parts = RunnerParts {
+            name: sink_name.to_string(),
+            sql: query.to_string(),
+            ctx: self.inner.ctx.clone(),
+            plan: plan.logical_plan.clone(),
+            sources,
+            sink: Arc::clone(&entry.sink),
+            checkpoint,
+            trigger: entry.options.trigger,
+            registry: Arc::clone(&self.inner.registry),
+        };
+        let status = Arc::new(QueryStatus::default());
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let runner = QueryRunner::open(parts, Arc::clone(&status), stop_rx).await?;
+        if let Some(output) = self.inner.registry.memory_output(sink_name) {
+            self.register_memory_output(sink_name, output, &plan.logical_plan)?;
+        }
+        let task_status = Arc::clone(&status);
+        let query_name = sink_name.to_string();
+        let task = tokio::spawn(async move {
+            let result = runner.run().await;
+            match &result {
+                Ok(()) => task_status.set_state(QueryState::Stopped),
+                Err(e) => {
+                    tracing::error!(query = %query_name, error = %e, "query failed");
+                    task_status.set_state(QueryState::Failed(e.to_string()));
+                }
+            }
+            result
+        });
+        let handle = StreamingQuery::new(
+            sink_name.to_string(),
+            plan.sources.clone(),
+            status,
+            stop_tx,
+            task,
+            scratch,
+        );
+        catalog
+            .queries
+            .insert(sink_name.to_string(), handle.clone());
+        Ok(handle)
+    }
+
+    fn checkpoint_for(&self, sink: &SinkEntry) -> Result<(Checkpoint, Option<tempfile::TempDir>)> {
+        if let Some(location) = &sink.options.checkpoint {
+            return Ok((Checkpoint::open(location)?, None));
+        }
+        if let Some(root) = &self.inner.checkpoint_root {
+            let location = root.join(&sink.desc.name);
+            return Ok((Checkpoint::open(&location.to_string_lossy())?, None));
+        }
+        if sink.desc.options.get("connector").map(String::as_str) == Some("parquet") {
+            return Err(WeirError::Plan(format!(
+                "sink '{}' needs option 'checkpoint': its exactly-once output depends on it (or \
+                 give the engine a checkpoint root, `weir run --checkpoint-root DIR`)",
+                sink.desc.name
+            )));
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("weir-checkpoint-")
+            .tempdir()
+            .map_err(|e| {
+                WeirError::Checkpoint(format!("cannot create a scratch checkpoint: {e}"))
+            })?;
+        Ok((
+            Checkpoint::open(&scratch.path().to_string_lossy())?,
+            Some(scratch),
+        ))
+    }
+
+    fn register_memory_output(
+        &self,
+        name: &str,
+        output: Arc<MemoryOutput>,
+        plan: &LogicalPlan,
+    ) -> Result<()> {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let table: Arc<dyn TableProvider> = Arc::new(MemoryOutputTable { output, schema });
+        self.inner.ctx.deregister_table(name)?;
+        self.inner.ctx.register_table(name, table)?;
+        Ok(())
+    }
+
+    fn drop_object(
+        &self,
+        catalog: &mut Catalog,
+        kind: ShowKind,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<Outcome> {
+        let readers = catalog.queries_reading(name);
+        let running = catalog
+            .queries
+            .get(name)
+            .is_some_and(StreamingQuery::is_active);
+        let (exists, label) = match kind {
+            ShowKind::Sources => (catalog.sources.contains_key(name), "source"),
+            ShowKind::Tables => (catalog.tables.contains_key(name), "table"),
+            ShowKind::Views => (catalog.views.contains_key(name), "view"),
+            ShowKind::Sinks | ShowKind::Queries => (catalog.sinks.contains_key(name), "sink"),
+        };
+        if !exists {
+            return if if_exists {
+                Ok(Outcome::Done(format!("no {label} {name}")))
+            } else {
+                Err(unknown(catalog, name))
+            };
+        }
+        if let Some(reader) = readers.first() {
+            return Err(WeirError::Plan(format!(
+                "{label} '{name}' is read by running query '{reader}'; stop it first"
+            )));
+        }
+        if running {
+            return Err(WeirError::Plan(format!(
+                "sink '{name}' has a running query; STOP QUERY {name} first"
+            )));
+        }
+        match kind {
+            ShowKind::Sources => {
+                catalog.sources.remove(name);
+                self.inner.registry.drop_source(name);
+            }
+            ShowKind::Tables => {
+                catalog.tables.remove(name);
+            }
+            ShowKind::Views => {
+                catalog.views.remove(name);
+            }
+            ShowKind::Sinks | ShowKind::Queries => {
+                catalog.sinks.remove(name);
+                catalog.queries.remove(name);
+                self.inner.registry.drop_sink(name);
+            }
+        }
+        self.inner.ctx.deregister_table(name)?;
+        Ok(Outcome::Done(format!("dropped {label} {name}")))
+    }
+}
+
+/// Fails if `name` is taken, unless it is taken by the kind `replacing` (OR REPLACE).
+fn check_name_free(catalog: &Catalog, name: &str, replacing: Option<&str>) -> Result<()> {
+    match catalog.kind_of(name) {
+        Some(kind) if Some(kind) != replacing => Err(WeirError::Plan(format!(
+            "'{name}' already exists as a {kind}; pick another name{}",
+            if kind == "sink" {
+                ""
+            } else {
+                " or use CREATE OR REPLACE"
+            }
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn unknown(catalog: &Catalog, name: &str) -> WeirError {
+    let mut known: Vec<&String> = catalog
+        .sources
+        .keys()
+        .chain(catalog.tables.keys())
+        .chain(catalog.views.keys())
+        .chain(catalog.sinks.keys())
+        .collect();
+    known.sort();
+    let list = known
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    WeirError::Plan(format!(
+        "no source, table, view or sink named '{name}' (known: {})",
+        if list.is_empty() { "none" } else { &list }
+    ))
+}

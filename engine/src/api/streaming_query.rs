@@ -1,0 +1,105 @@
+//! [`StreamingQuery`]: the handle of a running continuous query.
+
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{Result, WeirError};
+use crate::runtime::{BatchProgress, QueryState, QueryStatus};
+
+/// A running (or ended) continuous query. Cloning gives another handle to the same query.
+#[derive(Debug, Clone)]
+pub struct StreamingQuery {
+    inner: Arc<QueryInner>,
+}
+
+#[derive(Debug)]
+struct QueryInner {
+    name: String,
+    sources: Vec<String>,
+    status: Arc<QueryStatus>,
+    stop: watch::Sender<bool>,
+    task: Mutex<Option<JoinHandle<Result<()>>>>,
+    /// A checkpoint made for a query that was given none (console, memory, blackhole sinks),
+    /// removed when the last handle goes.
+    _scratch_checkpoint: Option<tempfile::TempDir>,
+}
+
+impl StreamingQuery {
+    pub(crate) fn new(
+        name: String,
+        sources: Vec<String>,
+        status: Arc<QueryStatus>,
+        stop: watch::Sender<bool>,
+        task: JoinHandle<Result<()>>,
+        scratch_checkpoint: Option<tempfile::TempDir>,
+    ) -> Self {
+        let inner = QueryInner {
+            name,
+            sources,
+            status,
+            stop,
+            task: Mutex::new(Some(task)),
+            _scratch_checkpoint: scratch_checkpoint,
+        };
+        Self {
+            inner: Arc::new(inner),
+        }
+    }
+
+    /// The query's name (its sink's name).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The streaming sources it reads.
+    pub fn sources(&self) -> &[String] {
+        &self.inner.sources
+    }
+
+    /// Progress of the last batch, if one ran.
+    pub fn progress(&self) -> Option<BatchProgress> {
+        self.inner.status.last()
+    }
+
+    /// Progress of up to the last 100 batches, oldest first.
+    pub fn recent_progress(&self) -> Vec<BatchProgress> {
+        self.inner.status.recent()
+    }
+
+    /// Running, stopped, or failed with an error message.
+    pub fn state(&self) -> QueryState {
+        self.inner.status.state()
+    }
+
+    /// Whether the query is still running.
+    pub fn is_active(&self) -> bool {
+        self.state() == QueryState::Running
+    }
+
+    /// Stops the query gracefully: the batch in flight finishes and is committed.
+    pub async fn stop(&self) -> Result<()> {
+        self.inner.stop.send_replace(true);
+        self.await_termination().await
+    }
+
+    /// Waits until the query ends; returns its error if it failed. Cancellation-safe: a
+    /// waiter dropped early (in a `select!`) leaves the query and other waiters unaffected.
+    pub async fn await_termination(&self) -> Result<()> {
+        let mut task = self.inner.task.lock().await;
+        if let Some(handle) = task.as_mut() {
+            let joined = handle.await;
+            task.take();
+            return joined
+                .map_err(|e| WeirError::Internal(format!("query task ended abnormally: {e}")))?;
+        }
+        match self.state() {
+            QueryState::Failed(message) => Err(WeirError::Plan(format!(
+                "query '{}' failed: {message}",
+                self.name()
+            ))),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! [`Checkpoint`]: reading and writing the files of a query's checkpoint directory.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use weir_connectors::{BatchId, SourceOffset, StoreLocation};
+
+use crate::error::{Result, WeirError};
+
+/// Log entries kept (older offsets and commits are purged).
+const RETAINED_BATCHES: u64 = 100;
+
+/// What `metadata.json` records about the query owning a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryMetadata {
+    /// The query (and sink) name.
+    pub name: String,
+    /// The query's SQL text.
+    pub sql: String,
+    /// Streaming sources read, in the order of `sources/<i>/` and of offsets entries.
+    pub sources: Vec<String>,
+    /// Output columns as `name: type`.
+    pub output_columns: Vec<String>,
+}
+
+/// The range one source contributes to a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRange {
+    /// Source name.
+    pub source: String,
+    /// Exclusive start (`None`: the beginning of the source).
+    pub start: Option<SourceOffset>,
+    /// Inclusive end (`None`: nothing read yet).
+    pub end: Option<SourceOffset>,
+}
+
+/// `offsets/<N>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetsEntry {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// One range per source, in metadata order.
+    pub sources: Vec<SourceRange>,
+    /// Wall-clock time the batch was planned, in ms since the epoch.
+    pub batch_timestamp_ms: i64,
+}
+
+/// `commits/<N>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitEntry {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// Output rows the batch wrote.
+    pub output_rows: u64,
+}
+
+/// A query's checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: StoreLocation,
+}
+
+impl Checkpoint {
+    /// Opens (creating if needed) the checkpoint at `location`.
+    pub fn open(location: &str) -> Result<Self> {
+        Ok(Self {
+            dir: StoreLocation::parse(location, true)?,
+        })
+    }
+
+    /// The directory of source `index`'s own logs.
+    pub fn source_dir(&self, index: usize) -> StoreLocation {
+        self.dir.child("sources").child(&index.to_string())
+    }
+
+    /// Where the checkpoint is, for messages.
+    pub fn describe(&self) -> String {
+        self.dir.describe("")
+    }
+
+    /// Reads `metadata.json`, if the checkpoint has one.
+    pub async fn metadata(&self) -> Result<Option<QueryMetadata>> {
+        read_json(&self.dir, "metadata.json").await
+    }
+
+    /// Writes `metadata.json` for a new checkpoint.
+    pub async fn write_metadata(&self, metadata: &QueryMetadata) -> Result<()> {
+        write_json(&self.dir, "metadata.json", metadata).await
+    }
+
+    /// The newest `offsets/<N>.json`.
+    pub async fn latest_offsets(&self) -> Result<Option<OffsetsEntry>> {
+        let dir = self.dir.child("offsets");
+        match newest(&dir).await? {
+            Some(n) => read_json(&dir, &entry_name(n)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The offsets of batch `batch`.
+    pub async fn offsets(&self, batch: BatchId) -> Result<Option<OffsetsEntry>> {
+        read_json(&self.dir.child("offsets"), &entry_name(batch)).await
+    }
+
+    /// The newest `commits/<N>.json`.
+    pub async fn latest_commit(&self) -> Result<Option<CommitEntry>> {
+        let dir = self.dir.child("commits");
+        match newest(&dir).await? {
+            Some(n) => read_json(&dir, &entry_name(n)).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Writes `offsets/<N>.json` before batch N runs.
+    pub async fn write_offsets(&self, entry: &OffsetsEntry) -> Result<()> {
+        write_json(
+            &self.dir.child("offsets"),
+            &entry_name(entry.batch_id),
+            entry,
+        )
+        .await
+    }
+
+    /// Writes `commits/<N>.json` after batch N's output is durable, then purges old entries.
+    pub async fn write_commit(&self, entry: &CommitEntry) -> Result<()> {
+        write_json(
+            &self.dir.child("commits"),
+            &entry_name(entry.batch_id),
+            entry,
+        )
+        .await?;
+        if let Some(old) = entry.batch_id.0.checked_sub(RETAINED_BATCHES) {
+            for log in ["offsets", "commits"] {
+                self.dir
+                    .child(log)
+                    .delete(&entry_name(BatchId(old)))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entry_name(batch: BatchId) -> String {
+    format!("{}.json", batch.0)
+}
+
+async fn newest(dir: &StoreLocation) -> Result<Option<BatchId>> {
+    Ok(dir
+        .list()
+        .await?
+        .iter()
+        .filter_map(|f| f.name.strip_suffix(".json")?.parse().ok())
+        .max()
+        .map(BatchId))
+}
+
+async fn read_json<T: DeserializeOwned>(dir: &StoreLocation, name: &str) -> Result<Option<T>> {
+    let Some(bytes) = dir.get(name).await? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        WeirError::Checkpoint(format!(
+            "{} is damaged ({e}); restore the checkpoint from a backup, or start the query \
+             with a new checkpoint (and a new output location)",
+            dir.describe(name)
+        ))
+    })
+}
+
+async fn write_json<T: Serialize>(dir: &StoreLocation, name: &str, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| WeirError::Internal(format!("encoding {name}: {e}")))?;
+    if !dir.put_if_absent(name, Bytes::from(bytes)).await? {
+        return Err(WeirError::Checkpoint(format!(
+            "{} already exists: another query is writing to this checkpoint; stop it or use \
+             another checkpoint",
+            dir.describe(name)
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn offsets_and_commits_round_trip_and_damage_is_reported() {
+        let tmp = tempfile::tempdir().unwrap();
+        let checkpoint = Checkpoint::open(tmp.path().to_str().unwrap()).unwrap();
+        assert_eq!(checkpoint.latest_offsets().await.unwrap(), None);
+        for n in 0..12 {
+            let entry = OffsetsEntry {
+                batch_id: BatchId(n),
+                sources: vec![SourceRange {
+                    source: "s".into(),
+                    start: None,
+                    end: Some(SourceOffset::from_count(n)),
+                }],
+                batch_timestamp_ms: 5,
+            };
+            checkpoint.write_offsets(&entry).await.unwrap();
+        }
+        assert_eq!(
+            checkpoint.latest_offsets().await.unwrap().unwrap().batch_id,
+            BatchId(11)
+        );
+        let again = OffsetsEntry {
+            batch_id: BatchId(3),
+            sources: vec![],
+            batch_timestamp_ms: 0,
+        };
+        let err = checkpoint
+            .write_offsets(&again)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("another query is writing to this checkpoint"),
+            "{err}"
+        );
+
+        std::fs::write(tmp.path().join("commits-damaged"), b"").unwrap();
+        std::fs::create_dir_all(tmp.path().join("commits")).unwrap();
+        std::fs::write(tmp.path().join("commits/7.json"), b"{\"batch_id\": 7,").unwrap();
+        let err = checkpoint.latest_commit().await.unwrap_err().to_string();
+        assert!(err.contains("commits/7.json is damaged"), "{err}");
+    }
+}

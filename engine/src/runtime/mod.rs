@@ -1,0 +1,15 @@
+//! The runtime: one continuous query as a loop of micro-batches (triggers).
+//!
+//! ```text
+//! per batch N:  latest offsets ─▶ offsets/N ─▶ read sources ─▶ bind rows to the plan
+//!               ─▶ DataFusion physical plan ─▶ sink.write(N) ─▶ commits/N ─▶ source.commit
+//! ```
+
+mod micro_batch;
+mod progress;
+mod query_options;
+mod query_runner;
+
+pub use progress::{BatchProgress, PhaseDurations, QueryState, QueryStatus, SourceProgress};
+pub use query_options::{OutputMode, QUERY_OPTIONS, QueryOptions, Trigger};
+pub(crate) use query_runner::{QueryRunner, RunnerParts};

@@ -1,0 +1,129 @@
+//! The options of a sink that shape its query rather than its connector: `checkpoint`,
+//! `trigger` and `output_mode`.
+
+use std::time::Duration;
+
+use weir_connectors::options::parse_duration;
+use weir_connectors::{ConnectorOptions, OptionSpec};
+
+use crate::error::{Result, WeirError};
+
+/// Keys of [`QueryOptions`].
+pub const QUERY_OPTIONS: &[OptionSpec] = &[
+    OptionSpec {
+        key: "checkpoint",
+        help: "checkpoint directory of the query (default: <checkpoint root>/<sink name>)",
+    },
+    OptionSpec {
+        key: "trigger",
+        help: "'<interval>' such as '1 second' (default '0 seconds': as fast as possible), 'available-now' or 'once'",
+    },
+    OptionSpec {
+        key: "output_mode",
+        help: "append (default), update or complete",
+    },
+];
+
+/// When micro-batches run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A batch every interval (skipped when no new data arrived); zero means as soon as the
+    /// previous batch ends.
+    ProcessingTime(Duration),
+    /// Process everything available at start, in as many batches as the sources' limits
+    /// need, then stop.
+    AvailableNow,
+    /// Run one batch, then stop.
+    Once,
+}
+
+impl Trigger {
+    /// Parses `'1 second'`, `'available-now'`, `'once'`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "available-now" | "availablenow" | "available_now" => Ok(Trigger::AvailableNow),
+            "once" => Ok(Trigger::Once),
+            other => parse_duration(other)
+                .map(Trigger::ProcessingTime)
+                .map_err(|e| format!("'available-now', 'once' or {e}")),
+        }
+    }
+}
+
+/// Which rows a batch emits (Spark's output modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// New rows only.
+    Append,
+    /// Rows changed in this batch.
+    Update,
+    /// The whole result every batch.
+    Complete,
+}
+
+/// The query-shaping options of a sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryOptions {
+    /// Explicit checkpoint location.
+    pub checkpoint: Option<String>,
+    /// The trigger.
+    pub trigger: Trigger,
+    /// The output mode.
+    pub output_mode: OutputMode,
+}
+
+impl QueryOptions {
+    /// Reads the query options out of a sink's options.
+    pub fn from_options(options: &ConnectorOptions) -> Result<Self> {
+        let trigger = match options.get("trigger") {
+            None => Trigger::ProcessingTime(Duration::ZERO),
+            Some(raw) => Trigger::parse(raw).map_err(|e| options.bad_value("trigger", raw, &e))?,
+        };
+        let output_mode = match options.choice("output_mode", &["append", "update", "complete"])? {
+            None | Some("append") => OutputMode::Append,
+            Some("update") => OutputMode::Update,
+            Some(_) => OutputMode::Complete,
+        };
+        Ok(Self {
+            checkpoint: options.get("checkpoint").map(str::to_string),
+            trigger,
+            output_mode,
+        })
+    }
+
+    /// Checks the output mode against a stateless query: Spark's rules, where complete mode
+    /// needs an aggregation and update mode is the same as append.
+    pub fn check_output_mode(&self, sink: &str) -> Result<()> {
+        if self.output_mode == OutputMode::Complete {
+            return Err(WeirError::Plan(format!(
+                "sink '{sink}': output_mode 'complete' needs an aggregation in the query (it \
+                 re-emits the whole result every batch); use 'append' for a query without one"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_parse() {
+        assert_eq!(
+            Trigger::parse("1 second"),
+            Ok(Trigger::ProcessingTime(Duration::from_secs(1)))
+        );
+        assert_eq!(
+            Trigger::parse("500ms"),
+            Ok(Trigger::ProcessingTime(Duration::from_millis(500)))
+        );
+        assert_eq!(Trigger::parse("Available-Now"), Ok(Trigger::AvailableNow));
+        assert_eq!(Trigger::parse("once"), Ok(Trigger::Once));
+        assert!(
+            Trigger::parse("sometimes")
+                .unwrap_err()
+                .starts_with("'available-now', 'once' or a duration")
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! The incrementality check: which logical operators can run on one micro-batch at a time.
+//!
+//! Stateless operators (projection, filter, UNNEST, UNION ALL, subquery aliases) run per batch.
+//! A join of a stream with a static table runs per batch when the stream is the side whose rows
+//! are preserved (inner joins, and outer/semi/anti joins that keep the stream's rows), because
+//! the static side is read whole each trigger. Everything that needs to remember rows across
+//! batches (aggregation, DISTINCT, ORDER BY, LIMIT, window functions, stream-stream joins) is
+//! refused here with a message naming the operator, until the stateful operators exist.
+
+use datafusion::common::JoinType;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
+
+use super::StreamingTable;
+use crate::error::{Result, SqlError};
+
+/// Checks that `plan` can run incrementally; returns the streaming sources it reads.
+pub fn check_incremental(plan: &LogicalPlan) -> Result<Vec<String>> {
+    let mut sources = Vec::new();
+    visit(plan, &mut sources)?;
+    let mut seen = std::collections::HashSet::new();
+    sources.retain(|s| seen.insert(s.clone()));
+    Ok(sources)
+}
+
+/// Visits `plan` bottom-up, pushing the streams read below it; returns whether it reads one.
+fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
+    let mut child_streams = Vec::new();
+    for input in plan.inputs() {
+        let mut below = Vec::new();
+        visit(input, &mut below)?;
+        child_streams.push(below);
+    }
+    check_subqueries(plan)?;
+    let streams: Vec<String> = child_streams.iter().flatten().cloned().collect();
+
+    if let LogicalPlan::TableScan(scan) = plan {
+        if let Some(name) = streaming_table_name(scan) {
+            sources.push(name);
+            return Ok(true);
+        }
+        return Ok(false);
+    }
+    if streams.is_empty() {
+        return Ok(false);
+    }
+    let names = quoted(&streams);
+    let refuse = |what: &str, why: &str| {
+        Err(SqlError::NotIncremental(format!(
+            "{what} over stream {names} {why}"
+        )))
+    };
+    const NEEDS_STATE: &str = "needs state kept across micro-batches, which Weir does not \
+                               support yet (stateful streaming is planned); remove it or \
+                               compute it when reading the sink's output";
+    match plan {
+        LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Unnest(_)
+        | LogicalPlan::Union(_)
+        | LogicalPlan::Repartition(_) => {}
+        LogicalPlan::Aggregate(_) => {
+            return refuse(
+                "aggregation (GROUP BY or an aggregate function)",
+                NEEDS_STATE,
+            );
+        }
+        LogicalPlan::Distinct(_) => return refuse("DISTINCT", NEEDS_STATE),
+        LogicalPlan::Window(_) => return refuse("a window function (OVER ...)", NEEDS_STATE),
+        LogicalPlan::Sort(_) => {
+            return refuse(
+                "ORDER BY",
+                "is not supported: a stream never ends, so it can never be sorted; sort when \
+                 reading the sink's output",
+            );
+        }
+        LogicalPlan::Limit(_) => {
+            return refuse(
+                "LIMIT/OFFSET",
+                "is not supported: a continuous query has no end to count up to",
+            );
+        }
+        LogicalPlan::Join(join) => {
+            let [left, right] = [&child_streams[0], &child_streams[1]];
+            if !left.is_empty() && !right.is_empty() {
+                return Err(SqlError::NotIncremental(format!(
+                    "a join of two streams ({} and {}) needs state kept across micro-batches, \
+                     which Weir does not support yet; join a stream with a static table \
+                     (CREATE TABLE) instead",
+                    quoted(left),
+                    quoted(right)
+                )));
+            }
+            let stream_on_left = !left.is_empty();
+            let preserves_stream = match join.join_type {
+                JoinType::Inner => true,
+                JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                    stream_on_left
+                }
+                JoinType::Right
+                | JoinType::RightSemi
+                | JoinType::RightAnti
+                | JoinType::RightMark => !stream_on_left,
+                JoinType::Full => false,
+            };
+            if !preserves_stream {
+                return refuse(
+                    &format!("a {} join with a static table", join.join_type),
+                    "must keep the static side's unmatched rows, which would need state; make \
+                     the stream the preserved side (stream LEFT JOIN table) or use an inner join",
+                );
+            }
+        }
+        other => {
+            return refuse(
+                &format!("the operator {}", other.display()),
+                "cannot run in a continuous query",
+            );
+        }
+    }
+    sources.extend(streams);
+    Ok(true)
+}
+
+/// Subqueries in expressions (`IN (SELECT ...)`, `EXISTS`, scalar subqueries) may read static
+/// tables only.
+fn check_subqueries(plan: &LogicalPlan) -> Result<()> {
+    let mut result = Ok(());
+    let _ = plan.apply_subqueries(|subquery| {
+        let mut streams = Vec::new();
+        if let Err(e) = visit(subquery, &mut streams) {
+            result = Err(e);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        if !streams.is_empty() {
+            result = Err(SqlError::NotIncremental(format!(
+                "a subquery over stream {} is not supported; join the stream with a static \
+                 table, or read the stream only in the outer query",
+                quoted(&streams)
+            )));
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    result
+}
+
+fn streaming_table_name(scan: &datafusion::logical_expr::TableScan) -> Option<String> {
+    let provider = datafusion::datasource::source_as_provider(&scan.source).ok()?;
+    provider
+        .as_ref()
+        .downcast_ref::<StreamingTable>()
+        .map(|t| t.name().to_string())
+}
+
+fn quoted(names: &[String]) -> String {
+    let mut unique: Vec<&String> = Vec::new();
+    for name in names {
+        if !unique.contains(&name) {
+            unique.push(name);
+        }
+    }
+    unique
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
