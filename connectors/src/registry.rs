@@ -17,6 +17,7 @@ use crate::file::{
 };
 use crate::format::bad_records::ON_ERROR_OPTIONS;
 use crate::format::{FORMAT_OPTIONS, Format, OnError};
+use crate::location::StoreLocation;
 use crate::memory::{MEMORY_SOURCE_OPTIONS, MemoryOutput, MemorySink, MemorySource, MemoryStream};
 use crate::nexmark::{NEXMARK_OPTIONS, NexmarkSource};
 use crate::options::{ConnectorOptions, OptionSpec};
@@ -95,6 +96,7 @@ impl ConnectorRegistry {
                 let format = Format::from_options(options)?;
                 OnError::from_options(options)?;
                 options.positive("max_files_per_trigger")?;
+                StoreLocation::parse(options.required("path")?, false)?;
                 match (declared, &format) {
                     (Some(schema), _) => Ok(schema),
                     (None, Format::Parquet) => table_schema(None, options).await.map_err(|e| match e {

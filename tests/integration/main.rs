@@ -1,1 +1,13 @@
+//! Weir's end-to-end tests, compiled into one binary (DataFusion links slowly).
+//!
+//! - `slt`: golden `.slt` files under `tests/slt/`, each run three ways (as written,
+//!   restarting every query after each statement, one row per micro-batch).
+//! - `files_source`: the files source and parquet sink through the engine API.
+//! - `property`: streaming results equal DataFusion batch results for random batch splits.
+//! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
+//!   row exactly once.
 
+mod crash;
+mod files_source;
+mod property;
+mod slt;

@@ -11,7 +11,7 @@ use datafusion::common::Column;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{Expr, LogicalPlan, cast};
 use sqlparser::ast::{self, Query};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use weir_connectors::{ConnectorOptions, memory::MemoryOutput};
 use weir_sql::{ShowKind, SourceDesc, Statement, StreamingTable, plan_streaming_query};
 
@@ -315,7 +315,8 @@ impl Engine {
         };
         let status = Arc::new(QueryStatus::default());
         let (stop_tx, stop_rx) = watch::channel(false);
-        let runner = QueryRunner::open(parts, Arc::clone(&status), stop_rx).await?;
+        let (drain_tx, drain_rx) = mpsc::unbounded_channel();
+        let runner = QueryRunner::open(parts, Arc::clone(&status), stop_rx, drain_rx).await?;
         if let Some(output) = self.inner.registry.memory_output(sink_name) {
             self.register_memory_output(sink_name, output, &plan.logical_plan)?;
         }
@@ -337,6 +338,7 @@ impl Engine {
             plan.sources.clone(),
             status,
             stop_tx,
+            drain_tx,
             task,
             scratch,
         );

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Mutex, watch};
+use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{Result, WeirError};
@@ -20,6 +20,7 @@ struct QueryInner {
     sources: Vec<String>,
     status: Arc<QueryStatus>,
     stop: watch::Sender<bool>,
+    drain: mpsc::UnboundedSender<oneshot::Sender<()>>,
     task: Mutex<Option<JoinHandle<Result<()>>>>,
     /// A checkpoint made for a query that was given none (console, memory, blackhole sinks),
     /// removed when the last handle goes.
@@ -32,6 +33,7 @@ impl StreamingQuery {
         sources: Vec<String>,
         status: Arc<QueryStatus>,
         stop: watch::Sender<bool>,
+        drain: mpsc::UnboundedSender<oneshot::Sender<()>>,
         task: JoinHandle<Result<()>>,
         scratch_checkpoint: Option<tempfile::TempDir>,
     ) -> Self {
@@ -40,6 +42,7 @@ impl StreamingQuery {
             sources,
             status,
             stop,
+            drain,
             task: Mutex::new(Some(task)),
             _scratch_checkpoint: scratch_checkpoint,
         };
@@ -76,6 +79,19 @@ impl StreamingQuery {
     /// Whether the query is still running.
     pub fn is_active(&self) -> bool {
         self.state() == QueryState::Running
+    }
+
+    /// Waits until the query has processed everything its sources hold now (Spark's
+    /// `processAllAvailable`): it runs batches, without waiting for its trigger interval,
+    /// until a check of every source finds nothing new. For tests and interactive use; on a
+    /// source that never runs dry it does not return. Fails if the query fails meanwhile.
+    pub async fn process_all_available(&self) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.drain.send(tx).is_ok() && rx.await.is_ok() {
+            return Ok(());
+        }
+        // The query ended before it could answer.
+        self.await_termination().await
     }
 
     /// Stops the query gracefully: the batch in flight finishes and is committed.

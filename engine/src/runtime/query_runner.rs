@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use weir_connectors::{
     BatchId, ConnectorOptions, ConnectorRegistry, Sink, Source, SourceContext, SourceOffset,
 };
@@ -53,6 +53,8 @@ pub(crate) struct QueryRunner {
     trigger: Trigger,
     status: Arc<QueryStatus>,
     stop: watch::Receiver<bool>,
+    /// Requests to be told when every source is drained (`process_all_available`).
+    drain_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     /// When the previous batch started, for the input rate.
     previous_start: Option<Instant>,
 }
@@ -63,6 +65,7 @@ impl QueryRunner {
         parts: RunnerParts,
         status: Arc<QueryStatus>,
         stop: watch::Receiver<bool>,
+        drain_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     ) -> Result<Self> {
         let metadata = QueryMetadata {
             name: parts.name.clone(),
@@ -118,6 +121,7 @@ impl QueryRunner {
             trigger: parts.trigger,
             status,
             stop,
+            drain_requests,
             previous_start: None,
         })
     }
@@ -156,9 +160,13 @@ impl QueryRunner {
                 open.source.prepare_available_now().await?;
             }
         }
+        let mut drain_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         loop {
             if *self.stop.borrow() {
                 break;
+            }
+            while let Ok(waiter) = self.drain_requests.try_recv() {
+                drain_waiters.push(waiter);
             }
             let started = Instant::now();
             let mut ranges = Vec::with_capacity(self.sources.len());
@@ -191,10 +199,18 @@ impl QueryRunner {
                 if self.trigger == Trigger::Once {
                     break;
                 }
-            } else if matches!(self.trigger, Trigger::Once | Trigger::AvailableNow) {
-                break;
+            } else {
+                // Every source is drained: answer whoever asked.
+                for waiter in drain_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                if matches!(self.trigger, Trigger::Once | Trigger::AvailableNow) {
+                    break;
+                }
             }
             let wait = match self.trigger {
+                // Someone waits for the sources to be drained: don't wait for the interval.
+                _ if !drain_waiters.is_empty() => Duration::ZERO,
                 Trigger::ProcessingTime(interval) if !interval.is_zero() => {
                     interval.saturating_sub(started.elapsed())
                 }
@@ -205,6 +221,7 @@ impl QueryRunner {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = self.stop.changed() => {}
+                    Some(waiter) = self.drain_requests.recv() => drain_waiters.push(waiter),
                 }
             }
         }

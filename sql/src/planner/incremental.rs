@@ -59,6 +59,7 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
         | LogicalPlan::SubqueryAlias(_)
         | LogicalPlan::Unnest(_)
         | LogicalPlan::Union(_)
+        | LogicalPlan::Subquery(_)
         | LogicalPlan::Repartition(_) => {}
         LogicalPlan::Aggregate(_) => {
             return refuse(
