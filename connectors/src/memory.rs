@@ -53,12 +53,26 @@ impl MemoryStream {
         Arc::clone(&self.schema)
     }
 
-    /// Appends rows; their columns must match the stream's schema.
+    /// Appends rows, all visible to readers at once. Columns are matched by position and cast
+    /// to the stream's types (so `Utf8` rows fill a `VARCHAR` column, which is `Utf8View`).
     pub fn append(&self, batch: RecordBatch) -> Result<()> {
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), batch.columns().to_vec())
-            .map_err(|e| {
-                ConnectorError::arrow("the inserted rows do not match the source's columns", e)
-            })?;
+        let context = "the inserted rows do not match the source's columns";
+        if batch.num_columns() != self.schema.fields().len() {
+            return Err(ConnectorError::Config(format!(
+                "{context}: {} columns given, {} expected",
+                batch.num_columns(),
+                self.schema.fields().len()
+            )));
+        }
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(self.schema.fields())
+            .map(|(column, field)| arrow::compute::cast(column, field.data_type()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| ConnectorError::arrow(context, e))?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), columns)
+            .map_err(|e| ConnectorError::arrow(context, e))?;
         lock(&self.batches).push(batch);
         Ok(())
     }

@@ -129,7 +129,14 @@ impl ConnectorOptions {
 
 /// Parses `'1 second'`, `'1s'`, `'500 milliseconds'`, `'2 minutes'`.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let normalized = text.trim().to_ascii_lowercase();
+    // humantime knows `ms` and `us` but not Spark's spelled-out forms.
+    let normalized = text
+        .trim()
+        .to_ascii_lowercase()
+        .replace("milliseconds", "ms")
+        .replace("millisecond", "ms")
+        .replace("microseconds", "us")
+        .replace("microsecond", "us");
     humantime::parse_duration(&normalized)
         .map_err(|e| format!("a duration such as '1 second' or '500ms' ({e})"))
 }
@@ -182,6 +189,14 @@ mod tests {
             "option 'n' of 'bids' has the invalid value '0': expected a positive whole number"
         );
         assert_eq!(opts.duration("d").unwrap(), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_duration("250 Milliseconds"),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(
+            parse_duration("1 minute 30 seconds"),
+            Ok(Duration::from_secs(90))
+        );
         assert_eq!(opts.choice("f", &["json", "csv"]).unwrap(), Some("json"));
         assert!(
             opts.boolean("b")

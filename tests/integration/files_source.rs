@@ -1,1 +1,397 @@
-//! placeholder
+//! The `files` source and the `parquet` sink through the engine API: discovery order, hidden
+//! files, triggers, formats and schemas, the `on_error` policies, and recovery of the
+//! parquet sink from an interrupted batch.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::{Int32Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::util::pretty::pretty_format_batches;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use weir::{Engine, QueryState};
+
+fn write(dir: &Path, name: &str, contents: &str) {
+    std::fs::write(dir.join(name), contents).expect("write input file");
+    // Distinct modification times keep the discovery order deterministic.
+    std::thread::sleep(Duration::from_millis(15));
+}
+
+fn table(batches: &[RecordBatch]) -> String {
+    pretty_format_batches(batches).expect("format").to_string()
+}
+
+async fn engine_with_files(dir: &Path, extra_options: &str) -> Engine {
+    let engine = Engine::builder()
+        .target_partitions(2)
+        .build()
+        .expect("engine");
+    engine
+        .execute(&format!(
+            "CREATE SOURCE events (id INT, name VARCHAR) WITH (connector = 'files', path = '{}', \
+             format = 'json'{extra_options})",
+            dir.display()
+        ))
+        .await
+        .expect("create source");
+    engine
+}
+
+#[tokio::test]
+async fn new_files_are_read_in_order_once_and_hidden_files_are_ignored() {
+    let input = tempfile::tempdir().unwrap();
+    write(input.path(), "b.json", "{\"id\": 1, \"name\": \"first\"}\n");
+    write(
+        input.path(),
+        "a.json",
+        "{\"id\": 2, \"name\": \"second\"}\n",
+    );
+    write(
+        input.path(),
+        ".in-progress.json",
+        "{\"id\": 99, \"name\": \"hidden\"}\n",
+    );
+    write(input.path(), "_SUCCESS", "not json");
+    let engine = engine_with_files(input.path(), ", max_files_per_trigger = '1'").await;
+    let query = engine
+        .start("CREATE SINK out WITH (connector = 'memory', trigger = '50 milliseconds') AS SELECT id, name FROM events")
+        .await
+        .unwrap();
+    query.process_all_available().await.unwrap();
+    let rows = engine.sql("SELECT * FROM out").await.unwrap();
+    // Modification-time order: b.json was written first.
+    assert_eq!(
+        table(&rows),
+        "+----+--------+\n| id | name   |\n+----+--------+\n| 1  | first  |\n| 2  | second |\n+----+--------+"
+    );
+    let batches: Vec<_> = query
+        .recent_progress()
+        .iter()
+        .map(|p| (p.batch_id.0, p.input_rows))
+        .collect();
+    assert_eq!(batches, [(0, 1), (1, 1)]);
+
+    // A file dropped in while the query runs is processed, and nothing is read twice.
+    write(
+        input.path(),
+        "c.json",
+        "{\"id\": 3, \"name\": \"third\"}\n{\"id\": 4, \"name\": \"fourth\"}\n",
+    );
+    query.process_all_available().await.unwrap();
+    let rows = engine
+        .sql("SELECT count(*) AS n, sum(id) AS total FROM out")
+        .await
+        .unwrap();
+    assert_eq!(
+        table(&rows),
+        "+---+-------+\n| n | total |\n+---+-------+\n| 4 | 10    |\n+---+-------+"
+    );
+    query.stop().await.unwrap();
+    assert_eq!(query.state(), QueryState::Stopped);
+}
+
+#[tokio::test]
+async fn available_now_reads_what_is_there_in_limited_batches_then_stops() {
+    let input = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        write(
+            input.path(),
+            &format!("{i}.json"),
+            &format!("{{\"id\": {i}, \"name\": \"n{i}\"}}\n"),
+        );
+    }
+    let engine = engine_with_files(input.path(), ", max_files_per_trigger = '2'").await;
+    let query = engine
+        .start("CREATE SINK out WITH (connector = 'memory', trigger = 'available-now') AS SELECT id FROM events")
+        .await
+        .unwrap();
+    query.await_termination().await.unwrap();
+    let sizes: Vec<u64> = query
+        .recent_progress()
+        .iter()
+        .map(|p| p.input_rows)
+        .collect();
+    assert_eq!(sizes, [2, 2, 1]);
+    assert_eq!(query.state(), QueryState::Stopped);
+
+    // 'once' runs exactly one batch (honouring the limit) and resumes from the checkpoint.
+    engine
+        .execute("CREATE SINK one WITH (connector = 'memory', trigger = 'once')")
+        .await
+        .unwrap();
+    let once = engine
+        .start("INSERT INTO one SELECT id FROM events")
+        .await
+        .unwrap();
+    once.await_termination().await.unwrap();
+    assert_eq!(once.recent_progress().len(), 1);
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM one ORDER BY id").await.unwrap()),
+        "+----+\n| id |\n+----+\n| 0  |\n| 1  |\n+----+"
+    );
+}
+
+#[tokio::test]
+async fn csv_and_parquet_with_declared_and_inferred_schemas() {
+    let csv_dir = tempfile::tempdir().unwrap();
+    write(
+        csv_dir.path(),
+        "x.csv",
+        "id;name\n7;\"semi;colon\"\n8;plain\n",
+    );
+    let parquet_dir = tempfile::tempdir().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int32, false),
+        Field::new("code", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int32Array::from(vec![1, 2, 3])),
+            Arc::new(StringArray::from(vec!["10", "x", "30"])),
+        ],
+    )
+    .unwrap();
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(parquet_dir.path().join("p.parquet")).unwrap(),
+        schema,
+        None,
+    )
+    .unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute(&format!(
+            "CREATE SOURCE c (id BIGINT, name VARCHAR) WITH (connector = 'files', path = '{}', format = 'csv', delimiter = ';');\
+             CREATE SOURCE inferred WITH (connector = 'files', path = '{p}', format = 'parquet');\
+             CREATE SOURCE cast (id BIGINT, code BIGINT) WITH (connector = 'files', path = '{p}', format = 'parquet', on_error = 'skip');\
+             CREATE SINK c_out WITH (connector = 'memory', trigger = 'available-now') AS SELECT * FROM c;\
+             CREATE SINK inferred_out WITH (connector = 'memory', trigger = 'available-now') AS SELECT * FROM inferred;\
+             CREATE SINK cast_out WITH (connector = 'memory', trigger = 'available-now') AS SELECT id, code + 1 AS next FROM cast;",
+            csv_dir.path().display(),
+            p = parquet_dir.path().display()
+        ))
+        .await
+        .unwrap();
+    for query in engine.queries().await {
+        query.await_termination().await.unwrap();
+    }
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM c_out ORDER BY id").await.unwrap()),
+        "+----+------------+\n| id | name       |\n+----+------------+\n| 7  | semi;colon |\n| 8  | plain      |\n+----+------------+"
+    );
+    let described = engine.sql("DESCRIBE inferred").await.unwrap();
+    assert!(
+        table(&described).contains("| code        | Utf8      | YES"),
+        "{}",
+        table(&described)
+    );
+    // 'x' cannot be cast to BIGINT: that row is skipped and counted, the others are cast.
+    assert_eq!(
+        table(
+            &engine
+                .sql("SELECT * FROM cast_out ORDER BY id")
+                .await
+                .unwrap()
+        ),
+        "+----+------+\n| id | next |\n+----+------+\n| 1  | 11   |\n| 3  | 31   |\n+----+------+"
+    );
+    let cast_query = engine.query("cast_out").await.unwrap();
+    assert_eq!(cast_query.progress().unwrap().sources[0].bad_records, 1);
+}
+
+const MIXED: &str = "{\"id\": 1, \"name\": \"ok\"}\n{\"id\": \"one\", \"name\": \"bad\"}\n{\"id\": 3, \"name\": \"ok too\"}\n";
+
+#[tokio::test]
+async fn on_error_fail_stops_the_query_naming_file_and_line() {
+    let input = tempfile::tempdir().unwrap();
+    write(input.path(), "mixed.json", MIXED);
+    let engine = engine_with_files(input.path(), "").await;
+    let query = engine
+        .start("CREATE SINK out WITH (connector = 'memory', trigger = 'available-now') AS SELECT * FROM events")
+        .await
+        .unwrap();
+    let err = query.await_termination().await.unwrap_err().to_string();
+    assert!(
+        err.starts_with(&format!(
+            "bad record at {}:2: ",
+            input.path().join("mixed.json").display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("set on_error = 'skip' or 'dead_letter'"),
+        "{err}"
+    );
+    assert!(matches!(query.state(), QueryState::Failed(_)));
+    // Nothing of the failed batch was committed.
+    assert_eq!(
+        table(&engine.sql("SELECT count(*) AS n FROM out").await.unwrap()),
+        "+---+\n| n |\n+---+\n| 0 |\n+---+"
+    );
+}
+
+#[tokio::test]
+async fn on_error_dead_letter_keeps_good_rows_and_writes_bad_ones_with_reasons() {
+    let input = tempfile::tempdir().unwrap();
+    let dead = tempfile::tempdir().unwrap();
+    write(input.path(), "mixed.json", MIXED);
+    let options = format!(
+        ", on_error = 'dead_letter', dead_letter_path = '{}'",
+        dead.path().display()
+    );
+    let engine = engine_with_files(input.path(), &options).await;
+    let query = engine
+        .start("CREATE SINK out WITH (connector = 'memory', trigger = 'available-now') AS SELECT * FROM events")
+        .await
+        .unwrap();
+    query.await_termination().await.unwrap();
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out ORDER BY id").await.unwrap()),
+        "+----+--------+\n| id | name   |\n+----+--------+\n| 1  | ok     |\n| 3  | ok too |\n+----+--------+"
+    );
+    assert_eq!(query.progress().unwrap().sources[0].bad_records, 1);
+    let letters = std::fs::read_to_string(dead.path().join("mixed.json.bad.jsonl")).unwrap();
+    let letter: serde_json::Value = serde_json::from_str(letters.trim()).unwrap();
+    assert_eq!(
+        letter["location"],
+        format!("{}:2", input.path().join("mixed.json").display())
+    );
+    assert_eq!(letter["record"], "{\"id\": \"one\", \"name\": \"bad\"}");
+    assert!(
+        letter["reason"].as_str().unwrap().contains("one"),
+        "{letter}"
+    );
+}
+
+fn parquet_rows(dir: &Path) -> Vec<(String, Vec<RecordBatch>)> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .map(|p| {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&p).unwrap())
+                .unwrap()
+                .build()
+                .unwrap();
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                reader.collect::<Result<Vec<_>, _>>().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn parquet_sink_rewrites_an_uncommitted_batch_once_and_cleans_leftovers() {
+    let input = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let checkpoint = tempfile::tempdir().unwrap();
+    write(input.path(), "1.json", "{\"id\": 1, \"name\": \"a\"}\n");
+    write(input.path(), "2.json", "{\"id\": 2, \"name\": \"b\"}\n");
+    let sink = format!(
+        "CREATE SINK out WITH (connector = 'parquet', path = '{}', checkpoint = '{}', trigger = 'available-now', max_rows_per_file = '1') AS SELECT id, name FROM events",
+        out.path().display(),
+        checkpoint.path().display()
+    );
+    let engine = engine_with_files(input.path(), ", max_files_per_trigger = '1'").await;
+    engine
+        .start(&sink)
+        .await
+        .unwrap()
+        .await_termination()
+        .await
+        .unwrap();
+    let files: Vec<String> = parquet_rows(out.path())
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "part-000000000000-0000.parquet",
+            "part-000000000001-0000.parquet"
+        ]
+    );
+
+    // Simulate a crash after batch 1's output was written but before its commit, with a
+    // half-written temp file and a stray part file of a later attempt lying around.
+    std::fs::remove_file(checkpoint.path().join("commits/1.json")).unwrap();
+    std::fs::write(
+        out.path()
+            .join(".part-000000000001-0000.parquet.inprogress"),
+        b"partial",
+    )
+    .unwrap();
+    std::fs::write(out.path().join("part-000000000001-0007.parquet"), b"stray").unwrap();
+    write(input.path(), "3.json", "{\"id\": 3, \"name\": \"c\"}\n");
+
+    let engine = engine_with_files(input.path(), ", max_files_per_trigger = '1'").await;
+    let query = engine.start(&sink).await.unwrap();
+    query.await_termination().await.unwrap();
+    let written = parquet_rows(out.path());
+    let names: Vec<&str> = written.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "part-000000000000-0000.parquet",
+            "part-000000000001-0000.parquet",
+            "part-000000000002-0000.parquet"
+        ]
+    );
+    let all: Vec<RecordBatch> = written.into_iter().flat_map(|(_, b)| b).collect();
+    assert_eq!(
+        table(&all),
+        "+----+------+\n| id | name |\n+----+------+\n| 1  | a    |\n| 2  | b    |\n| 3  | c    |\n+----+------+"
+    );
+    let hidden: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+    // The re-run batch 1 read the same file as the interrupted attempt (offsets were reused).
+    let rerun: Vec<_> = query
+        .recent_progress()
+        .iter()
+        .map(|p| (p.batch_id.0, p.input_rows))
+        .collect();
+    assert_eq!(rerun, [(1, 1), (2, 1)]);
+}
+
+#[tokio::test]
+async fn a_checkpoint_of_a_query_with_other_inputs_is_refused() {
+    let input = tempfile::tempdir().unwrap();
+    let checkpoint = tempfile::tempdir().unwrap();
+    let engine = engine_with_files(input.path(), "").await;
+    engine
+        .execute("CREATE SOURCE other (id INT, name VARCHAR) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let ckpt = checkpoint.path().display();
+    engine
+        .start(&format!("CREATE SINK a WITH (connector = 'memory', checkpoint = '{ckpt}', trigger = 'available-now') AS SELECT id FROM events"))
+        .await
+        .unwrap()
+        .await_termination()
+        .await
+        .unwrap();
+    let err = engine
+        .start(&format!("CREATE SINK b WITH (connector = 'memory', checkpoint = '{ckpt}') AS SELECT id FROM other"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("belongs to a query reading [\"events\"], but query 'b' reads [\"other\"]"),
+        "{err}"
+    );
+}
