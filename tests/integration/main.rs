@@ -4,9 +4,11 @@
 //!   restarting every query after each statement, one row per micro-batch).
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
+//! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 
+mod cli;
 mod crash;
 mod files_source;
 mod property;

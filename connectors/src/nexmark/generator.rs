@@ -16,9 +16,11 @@ const FIRST_PERSON_ID: i64 = 1000;
 const FIRST_AUCTION_ID: i64 = 1000;
 const FIRST_CATEGORY_ID: i64 = 10;
 const NUM_CATEGORIES: u64 = 5;
-/// Bids go to a "hot" auction / come from a "hot" bidder this often (1 in N are not).
-const HOT_AUCTION_RATIO: u64 = 100;
-const HOT_BIDDER_RATIO: u64 = 100;
+/// Nexmark's defaults: a bid goes to a "hot" auction with probability 1 - 1/2, comes from a
+/// "hot" bidder with probability 1 - 1/4, and an auction has a hot seller with 1 - 1/4.
+const HOT_AUCTION_RATIO: u64 = 2;
+const HOT_BIDDER_RATIO: u64 = 4;
+const HOT_SELLER_RATIO: u64 = 4;
 /// Auctions and persons considered active for random picks.
 const ACTIVE_AUCTIONS: u64 = 100;
 const ACTIVE_PERSONS: u64 = 1000;
@@ -348,7 +350,7 @@ fn auctions(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<
         date_time.append_value(now);
         // Auctions run for up to ten seconds of event time per 1 000 events.
         expires.append_value(now + 1 + rng.below(10_000) as i64);
-        seller.append_value(pick_person(&mut rng, n, 4));
+        seller.append_value(pick_person(&mut rng, n, HOT_SELLER_RATIO));
         category.append_value(FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64);
         extra.append_value(rng.text(32));
     }

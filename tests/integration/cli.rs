@@ -1,0 +1,112 @@
+//! The `weir` binary: `weir run -e`, script output, console sink, and errors with exit codes.
+
+use std::process::{Command, Output};
+
+fn weir(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env("WEIR_LOG", "warn")
+        .output()
+        .expect("run weir")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).to_string()
+}
+
+#[test]
+fn run_e_creates_objects_runs_queries_and_prints_console_batches() {
+    let output = weir(&[
+        "run",
+        "-e",
+        "CREATE SOURCE s (a INT, tag VARCHAR) WITH (connector = 'memory', max_records_per_trigger = '2');\
+         INSERT INTO s VALUES (1, 'x'), (2, 'y'), (3, 'z');\
+         CREATE SINK doubled WITH (connector = 'console', trigger = 'available-now') AS SELECT a * 2 AS b, upper(tag) AS t FROM s;",
+    ]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    let rule = "-".repeat(43);
+    let expected = format!(
+        "{rule}\ndoubled: batch 0\n{rule}\n+---+---+\n| b | t |\n+---+---+\n| 2 | X |\n| 4 | Y |\n+---+---+\n\
+         {rule}\ndoubled: batch 1\n{rule}\n+---+---+\n| b | t |\n+---+---+\n| 6 | Z |\n+---+---+\n"
+    );
+    assert_eq!(stdout, expected);
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("created source s") && stderr.contains("inserted 3 rows into s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("started query doubled") && stderr.contains("query doubled ended"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_script_file_with_an_ad_hoc_query_prints_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), "id,name\n1,one\n2,two\n").unwrap();
+    let script = dir.path().join("job.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "-- a static table and a query over it\nCREATE TABLE t WITH (connector = 'files', path = '{}', format = 'csv');\nSELECT name FROM t WHERE id = 2;\n",
+            dir.path().join("t.csv").display()
+        ),
+    )
+    .unwrap();
+    let output = weir(&["run", script.to_str().unwrap()]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    assert_eq!(
+        text(&output.stdout),
+        "+------+\n| name |\n+------+\n| two  |\n+------+\n"
+    );
+}
+
+#[test]
+fn errors_exit_1_with_a_message_naming_the_problem() {
+    let output = weir(&[
+        "run",
+        "-e",
+        "CREATE SOURCE s (a INT) WITH (connector = 'memory'); CREATE SINK o WITH (connector = 'memory') AS SELECT a, count(*) FROM s GROUP BY a;",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains("error: query cannot run as a streaming query: aggregation"),
+        "{stderr}"
+    );
+
+    let output = weir(&["run", "/no/such/job.sql"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("error: cannot read /no/such/job.sql"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let output = weir(&[
+        "run",
+        "-e",
+        "CREATE SOURCE s (a INT WITH (connector = 'memory')",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).starts_with("error: syntax error: "),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A parquet sink without a checkpoint is refused before anything runs.
+    let output = weir(&[
+        "run",
+        "-e",
+        "CREATE SOURCE s (a INT) WITH (connector = 'memory'); CREATE SINK o WITH (connector = 'parquet', path = '/tmp/weir-never') AS SELECT a FROM s;",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("sink 'o' needs option 'checkpoint'"),
+        "{}",
+        text(&output.stderr)
+    );
+}
