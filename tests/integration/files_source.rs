@@ -395,3 +395,38 @@ async fn a_checkpoint_of_a_query_with_other_inputs_is_refused() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn now_is_the_batch_timestamp_recorded_in_the_offsets_log() {
+    let checkpoint = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute(
+            "CREATE SOURCE s (a INT) WITH (connector = 'memory'); INSERT INTO s VALUES (1), (2)",
+        )
+        .await
+        .unwrap();
+    let query = engine
+        .start(&format!(
+            "CREATE SINK out WITH (connector = 'memory', checkpoint = '{}', trigger = 'available-now') AS \
+             SELECT a, CAST(now() AS BIGINT) / 1000000 AS batch_ms FROM s",
+            checkpoint.path().display()
+        ))
+        .await
+        .unwrap();
+    query.await_termination().await.unwrap();
+    let offsets: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(checkpoint.path().join("offsets/0.json")).unwrap())
+            .unwrap();
+    let recorded = offsets["batch_timestamp_ms"].as_i64().unwrap();
+    let rows = engine
+        .sql("SELECT DISTINCT batch_ms FROM out")
+        .await
+        .unwrap();
+    assert_eq!(
+        table(&rows),
+        format!(
+            "+---------------+\n| batch_ms      |\n+---------------+\n| {recorded} |\n+---------------+"
+        )
+    );
+}

@@ -359,6 +359,10 @@ impl QueryRunner {
             bad_records,
             rows_per_second = progress.processed_rows_per_second.round(),
             duration_ms = progress.durations.total.as_millis() as u64,
+            read_ms = progress.durations.read.as_millis() as u64,
+            execute_ms = progress.durations.execute.as_millis() as u64,
+            sink_ms = progress.durations.sink_write.as_millis() as u64,
+            log_ms = (progress.durations.write_offsets + progress.durations.commit).as_millis() as u64,
             "batch committed"
         );
         self.status.record(progress);
