@@ -3,12 +3,11 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::offset::BatchId;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkOpen};
 
 /// Discards every row.
 #[derive(Debug, Default)]
@@ -25,7 +24,7 @@ impl BlackholeSink {
 
 #[async_trait]
 impl Sink for BlackholeSink {
-    async fn open(&self, _schema: SchemaRef, _last_committed: Option<BatchId>) -> Result<()> {
+    async fn open(&self, _open: SinkOpen) -> Result<()> {
         Ok(())
     }
 

@@ -4,14 +4,13 @@
 use std::io::Write;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
 use arrow::util::pretty::pretty_format_batches;
 use async_trait::async_trait;
 
 use crate::error::{ConnectorError, Result};
 use crate::offset::BatchId;
 use crate::options::{ConnectorOptions, OptionSpec};
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkOpen};
 
 /// Options of the `console` sink.
 pub const CONSOLE_SINK_OPTIONS: &[OptionSpec] = &[OptionSpec {
@@ -39,7 +38,7 @@ impl ConsoleSink {
 
 #[async_trait]
 impl Sink for ConsoleSink {
-    async fn open(&self, _schema: SchemaRef, _last_committed: Option<BatchId>) -> Result<()> {
+    async fn open(&self, _open: SinkOpen) -> Result<()> {
         Ok(())
     }
 

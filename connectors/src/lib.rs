@@ -32,5 +32,5 @@ pub use location::StoreLocation;
 pub use offset::{BatchId, SourceOffset};
 pub use options::{ConnectorOptions, OptionSpec};
 pub use registry::ConnectorRegistry;
-pub use sink::{Sink, SinkContext};
+pub use sink::{Sink, SinkContext, SinkOpen};
 pub use source::{Source, SourceContext, SourceRead};

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::error::{ConnectorError, Result};
 use crate::offset::{BatchId, SourceOffset};
 use crate::options::OptionSpec;
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkOpen};
 use crate::source::{Source, SourceRead};
 
 /// Options of the `memory` source.
@@ -204,9 +204,10 @@ impl MemorySink {
 
 #[async_trait]
 impl Sink for MemorySink {
-    async fn open(&self, schema: SchemaRef, last_committed: Option<BatchId>) -> Result<()> {
-        *lock(&self.output.schema) = Some(schema);
-        lock(&self.output.batches).retain(|batch, _| last_committed.is_some_and(|c| *batch <= c));
+    async fn open(&self, open: SinkOpen) -> Result<()> {
+        *lock(&self.output.schema) = Some(open.schema);
+        lock(&self.output.batches)
+            .retain(|batch, _| open.last_committed.is_some_and(|c| *batch <= c));
         Ok(())
     }
 

@@ -14,17 +14,30 @@ use crate::offset::BatchId;
 /// # Contract
 /// [`open`](Sink::open) is called once when the query starts, before any write, with the
 /// last batch whose commit is durable in the checkpoint; the sink removes whatever an
-/// unfinished attempt at a later batch left behind. Then [`write`](Sink::write) is called
+/// unfinished attempt at a later batch left behind. For a query whose checkpoint is new it is
+/// called before the checkpoint is created, so a sink can refuse output that belongs to
+/// another query without leaving a checkpoint behind. Then [`write`](Sink::write) is called
 /// once per batch, in batch order. `write` must be idempotent per batch id: after a crash the
 /// engine re-runs the last uncommitted batch with the same input, and writing it again must
 /// not duplicate output. Once `write` returns, the batch's output must be durable.
 #[async_trait]
 pub trait Sink: Send + Sync + Debug {
-    /// Prepares for writing rows of `schema`; `last_committed` is `None` for a new query.
-    async fn open(&self, schema: SchemaRef, last_committed: Option<BatchId>) -> Result<()>;
+    /// Prepares for writing; see [`SinkOpen`].
+    async fn open(&self, open: SinkOpen) -> Result<()>;
 
     /// Writes the output of batch `batch_id`, replacing any earlier attempt at it.
     async fn write(&self, batch_id: BatchId, batches: Vec<RecordBatch>) -> Result<()>;
+}
+
+/// What [`Sink::open`] is told.
+#[derive(Debug, Clone)]
+pub struct SinkOpen {
+    /// The schema of every batch to be written.
+    pub schema: SchemaRef,
+    /// The last batch whose commit is durable; `None` if no batch was committed yet.
+    pub last_committed: Option<BatchId>,
+    /// Whether the query's checkpoint is being created now (a query never run before).
+    pub new_query: bool,
 }
 
 /// What a sink gets when a query opens it.

@@ -430,3 +430,32 @@ async fn now_is_the_batch_timestamp_recorded_in_the_offsets_log() {
         )
     );
 }
+
+#[tokio::test]
+async fn a_new_query_refuses_a_parquet_directory_holding_another_querys_output() {
+    let input = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let checkpoint = tempfile::tempdir().unwrap();
+    std::fs::write(
+        out.path().join("part-000000000000-0000.parquet"),
+        b"someone else's data",
+    )
+    .unwrap();
+    let engine = engine_with_files(input.path(), "").await;
+    let err = engine
+        .start(&format!(
+            "CREATE SINK out WITH (connector = 'parquet', path = '{}', checkpoint = '{}/q') AS SELECT id FROM events",
+            out.path().display(),
+            checkpoint.path().display()
+        ))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already holds output of another query (part-000000000000-0000.parquet)"),
+        "{err}"
+    );
+    // Nothing was deleted, and no checkpoint was created that would allow it next time.
+    assert!(out.path().join("part-000000000000-0000.parquet").exists());
+    assert!(!checkpoint.path().join("q/metadata.json").exists());
+}

@@ -6,7 +6,8 @@
 //! names again. When a query restarts, [`Sink::open`] deletes hidden leftovers and every part
 //! file of a batch after the last committed one, so an interrupted attempt leaves nothing
 //! behind. Readers that skip names starting with `_` or `.` (DuckDB, pyarrow, Spark) see each
-//! committed row exactly once.
+//! committed row exactly once. A new query (new checkpoint) refuses a directory that already
+//! holds part files, rather than mixing its output with another query's or deleting it.
 
 use std::sync::Arc;
 
@@ -22,7 +23,7 @@ use crate::error::{ConnectorError, Result};
 use crate::location::StoreLocation;
 use crate::offset::BatchId;
 use crate::options::{ConnectorOptions, OptionSpec};
-use crate::sink::Sink;
+use crate::sink::{Sink, SinkOpen};
 
 /// Options of the `parquet` sink.
 pub const PARQUET_SINK_OPTIONS: &[OptionSpec] = &[
@@ -107,8 +108,20 @@ impl ParquetSink {
 
 #[async_trait]
 impl Sink for ParquetSink {
-    async fn open(&self, _schema: SchemaRef, last_committed: Option<BatchId>) -> Result<()> {
-        for file in self.dir.list().await? {
+    async fn open(&self, open: SinkOpen) -> Result<()> {
+        let files = self.dir.list().await?;
+        if open.new_query
+            && let Some(foreign) = files.iter().find(|f| Self::batch_of(&f.name).is_some())
+        {
+            return Err(ConnectorError::Config(format!(
+                "{} already holds output of another query ({}) but this query's checkpoint is \
+                 new; write to an empty directory, or resume with the checkpoint that wrote it",
+                self.dir.describe(""),
+                foreign.name
+            )));
+        }
+        let last_committed = open.last_committed;
+        for file in files {
             let leftover = file.name.starts_with(".part-");
             let uncommitted =
                 Self::batch_of(&file.name).is_some_and(|b| last_committed.is_none_or(|c| b > c));

@@ -10,7 +10,8 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use tokio::sync::{mpsc, oneshot, watch};
 use weir_connectors::{
-    BatchId, ConnectorOptions, ConnectorRegistry, Sink, Source, SourceContext, SourceOffset,
+    BatchId, ConnectorOptions, ConnectorRegistry, Sink, SinkOpen, Source, SourceContext,
+    SourceOffset,
 };
 
 use super::micro_batch::execute_batch;
@@ -83,7 +84,21 @@ impl QueryRunner {
                 .map(|f| format!("{}: {}", f.name(), f.data_type()))
                 .collect(),
         };
-        match parts.checkpoint.metadata().await? {
+        let existing = parts.checkpoint.metadata().await?;
+        // The sink is opened before a new checkpoint is created: a sink that refuses (output
+        // of another query in the way) leaves no checkpoint behind.
+        let last_committed = parts.checkpoint.latest_commit().await?.map(|c| c.batch_id);
+        let output_schema: SchemaRef = Arc::new(parts.plan.schema().as_arrow().clone());
+        let new_query = existing.is_none();
+        parts
+            .sink
+            .open(SinkOpen {
+                schema: output_schema,
+                last_committed,
+                new_query,
+            })
+            .await?;
+        match existing {
             None => parts.checkpoint.write_metadata(&metadata).await?,
             Some(existing) if existing.sources != metadata.sources => {
                 return Err(WeirError::Checkpoint(format!(
@@ -129,8 +144,6 @@ impl QueryRunner {
     /// Recovers, then runs batches until the trigger ends or a stop is requested.
     pub(crate) async fn run(mut self) -> Result<()> {
         let committed = self.checkpoint.latest_commit().await?.map(|c| c.batch_id);
-        let output_schema: SchemaRef = Arc::new(self.plan.schema().as_arrow().clone());
-        self.sink.open(output_schema, committed).await?;
 
         let mut starts: Vec<Option<SourceOffset>> = match committed {
             Some(batch) => self.recorded_ends(batch).await?,
