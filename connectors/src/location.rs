@@ -18,6 +18,8 @@ pub struct StoreLocation {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     display: String,
+    /// The directory on the local filesystem, for a local store.
+    local_dir: Option<std::path::PathBuf>,
 }
 
 /// One file directly inside a [`StoreLocation`].
@@ -63,6 +65,7 @@ impl StoreLocation {
             store: Arc::new(store),
             prefix: Path::default(),
             display: absolute.display().to_string(),
+            local_dir: Some(absolute),
         })
     }
 
@@ -72,7 +75,41 @@ impl StoreLocation {
             store: Arc::clone(&self.store),
             prefix: self.path(name),
             display: format!("{}/{name}", self.display),
+            local_dir: self.local_dir.as_ref().map(|d| d.join(name)),
         }
+    }
+
+    /// Deletes what writes interrupted by a crash left in this directory: on a local
+    /// filesystem, a put stages its bytes in `<name>#<n>` and renames it, and a crash in
+    /// between leaves the staging file, which listings hide. (Object-store puts leave nothing.)
+    pub async fn remove_interrupted_writes(&self) -> Result<()> {
+        let Some(dir) = &self.local_dir else {
+            return Ok(());
+        };
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(ConnectorError::io(&self.display, e)),
+        };
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| ConnectorError::io(&self.display, e))?
+        {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let staging = name
+                .rsplit_once('#')
+                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            if staging {
+                tracing::info!(file = %self.describe(&name), "removing the staging file of an interrupted write");
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(ConnectorError::io(self.describe(&name), e)),
+                }
+            }
+        }
+        Ok(())
     }
 
     fn path(&self, name: &str) -> Path {

@@ -333,6 +333,14 @@ async fn parquet_sink_rewrites_an_uncommitted_batch_once_and_cleans_leftovers() 
     )
     .unwrap();
     std::fs::write(out.path().join("part-000000000001-0007.parquet"), b"stray").unwrap();
+    // A put interrupted by SIGKILL leaves the object store's staging file, hidden from listings.
+    std::fs::write(
+        out.path()
+            .join(".part-000000000001-0000.parquet.inprogress#1"),
+        b"staged",
+    )
+    .unwrap();
+    std::fs::write(checkpoint.path().join("offsets/2.json#1"), b"staged").unwrap();
     write(input.path(), "3.json", "{\"id\": 3, \"name\": \"c\"}\n");
 
     let engine = engine_with_files(input.path(), ", max_files_per_trigger = '1'").await;
@@ -359,6 +367,7 @@ async fn parquet_sink_rewrites_an_uncommitted_batch_once_and_cleans_leftovers() 
         .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
+    assert!(!checkpoint.path().join("offsets/2.json#1").exists());
     // The re-run batch 1 read the same file as the interrupted attempt (offsets were reused).
     let rerun: Vec<_> = query
         .recent_progress()

@@ -26,6 +26,7 @@ pub(super) struct FileLog {
 impl FileLog {
     /// Loads the log from `dir`, checking that its entries are contiguous.
     pub(super) async fn load(dir: StoreLocation) -> Result<Self> {
+        dir.remove_interrupted_writes().await?;
         let mut entries: Vec<(u64, String)> = dir
             .list()
             .await?

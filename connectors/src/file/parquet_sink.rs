@@ -109,6 +109,7 @@ impl ParquetSink {
 #[async_trait]
 impl Sink for ParquetSink {
     async fn open(&self, open: SinkOpen) -> Result<()> {
+        self.dir.remove_interrupted_writes().await?;
         let files = self.dir.list().await?;
         if open.new_query
             && let Some(foreign) = files.iter().find(|f| Self::batch_of(&f.name).is_some())

@@ -67,6 +67,18 @@ impl Checkpoint {
         })
     }
 
+    /// Deletes the staging files of log writes a crash interrupted.
+    pub async fn remove_interrupted_writes(&self) -> Result<()> {
+        for dir in [
+            self.dir.clone(),
+            self.dir.child("offsets"),
+            self.dir.child("commits"),
+        ] {
+            dir.remove_interrupted_writes().await?;
+        }
+        Ok(())
+    }
+
     /// The directory of source `index`'s own logs.
     pub fn source_dir(&self, index: usize) -> StoreLocation {
         self.dir.child("sources").child(&index.to_string())

@@ -84,6 +84,7 @@ impl QueryRunner {
                 .map(|f| format!("{}: {}", f.name(), f.data_type()))
                 .collect(),
         };
+        parts.checkpoint.remove_interrupted_writes().await?;
         let existing = parts.checkpoint.metadata().await?;
         // The sink is opened before a new checkpoint is created: a sink that refuses (output
         // of another query in the way) leaves no checkpoint behind.
