@@ -4,7 +4,8 @@
 //! Both live as long as the engine that made them, not across processes: the memory source is
 //! replayable while the engine runs (enough to restart a query from its checkpoint within
 //! the process, which is what tests do), and the memory sink keeps the committed output of
-//! every batch, replacing a batch's output when it is re-run.
+//! every batch, replacing a batch's output when it is re-run (in complete mode, only the last
+//! batch's output: the whole result). In update mode the table is the log of updates.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use crate::error::{ConnectorError, Result};
 use crate::offset::{BatchId, SourceOffset};
 use crate::options::OptionSpec;
-use crate::sink::{Sink, SinkOpen};
+use crate::sink::{OutputMode, Sink, SinkOpen};
 use crate::source::{Source, SourceRead};
 
 /// Options of the `memory` source.
@@ -193,18 +194,26 @@ impl MemoryOutput {
 #[derive(Debug)]
 pub struct MemorySink {
     output: Arc<MemoryOutput>,
+    /// In complete mode each batch's output replaces the table.
+    replace: std::sync::atomic::AtomicBool,
 }
 
 impl MemorySink {
     /// A sink writing to `output`.
     pub fn new(output: Arc<MemoryOutput>) -> Self {
-        Self { output }
+        Self {
+            output,
+            replace: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 }
 
 #[async_trait]
 impl Sink for MemorySink {
     async fn open(&self, open: SinkOpen) -> Result<()> {
+        let complete = open.output_mode == OutputMode::Complete;
+        self.replace
+            .store(complete, std::sync::atomic::Ordering::Relaxed);
         *lock(&self.output.schema) = Some(open.schema);
         lock(&self.output.batches)
             .retain(|batch, _| open.last_committed.is_some_and(|c| *batch <= c));
@@ -212,7 +221,11 @@ impl Sink for MemorySink {
     }
 
     async fn write(&self, batch_id: BatchId, batches: Vec<RecordBatch>) -> Result<()> {
-        lock(&self.output.batches).insert(batch_id, batches);
+        let mut output = lock(&self.output.batches);
+        if self.replace.load(std::sync::atomic::Ordering::Relaxed) {
+            output.clear();
+        }
+        output.insert(batch_id, batches);
         Ok(())
     }
 }

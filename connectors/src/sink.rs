@@ -29,6 +29,17 @@ pub trait Sink: Send + Sync + Debug {
     async fn write(&self, batch_id: BatchId, batches: Vec<RecordBatch>) -> Result<()>;
 }
 
+/// Which rows each batch emits (Spark's output modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputMode {
+    /// Rows that will never change: each is emitted once.
+    Append,
+    /// The rows that changed in this batch.
+    Update,
+    /// The whole result, every batch.
+    Complete,
+}
+
 /// What [`Sink::open`] is told.
 #[derive(Debug, Clone)]
 pub struct SinkOpen {
@@ -38,6 +49,8 @@ pub struct SinkOpen {
     pub last_committed: Option<BatchId>,
     /// Whether the query's checkpoint is being created now (a query never run before).
     pub new_query: bool,
+    /// How the query emits rows; a sink refuses a mode it cannot store correctly.
+    pub output_mode: OutputMode,
 }
 
 /// What a sink gets when a query opens it.

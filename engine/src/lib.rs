@@ -26,7 +26,9 @@ pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
+pub mod physical;
 pub mod runtime;
+pub mod state;
 
 pub use api::{Engine, EngineBuilder, Outcome, StreamingQuery};
 pub use error::{Result, WeirError};

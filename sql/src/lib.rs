@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod logical;
 pub mod parser;
 pub mod planner;
 

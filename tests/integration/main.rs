@@ -2,12 +2,14 @@
 //!
 //! - `slt`: golden `.slt` files under `tests/slt/`, each run three ways (as written,
 //!   restarting every query after each statement, one row per micro-batch).
+//! - `aggregate`: streaming aggregation's emitted rows and state across restarts.
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 
+mod aggregate;
 mod cli;
 mod crash;
 mod files_source;

@@ -23,7 +23,7 @@ use crate::error::{ConnectorError, Result};
 use crate::location::StoreLocation;
 use crate::offset::BatchId;
 use crate::options::{ConnectorOptions, OptionSpec};
-use crate::sink::{Sink, SinkOpen};
+use crate::sink::{OutputMode, Sink, SinkOpen};
 
 /// Options of the `parquet` sink.
 pub const PARQUET_SINK_OPTIONS: &[OptionSpec] = &[
@@ -109,6 +109,14 @@ impl ParquetSink {
 #[async_trait]
 impl Sink for ParquetSink {
     async fn open(&self, open: SinkOpen) -> Result<()> {
+        if open.output_mode != OutputMode::Append {
+            return Err(ConnectorError::Config(format!(
+                "the parquet sink takes output_mode 'append' only (files are immutable; {:?} \
+                 mode re-emits rows that change): use 'append' with a windowed aggregation and \
+                 a watermark, or a memory or console sink",
+                open.output_mode
+            )));
+        }
         self.dir.remove_interrupted_writes().await?;
         let files = self.dir.list().await?;
         if open.new_query

@@ -22,8 +22,10 @@ use super::streaming_query::StreamingQuery;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, WeirError};
 use crate::runtime::{
-    QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts,
+    QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
+    WatermarkSpec,
 };
+use weir_sql::planner::streaming_aggregate;
 
 impl Engine {
     pub(super) async fn run_statement(&self, statement: Statement) -> Result<Outcome> {
@@ -287,8 +289,11 @@ impl Engine {
             .get(sink_name)
             .cloned()
             .ok_or_else(|| unknown(catalog, sink_name))?;
-        entry.options.check_output_mode(sink_name)?;
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
+        let aggregate = streaming_aggregate(&plan.logical_plan);
+        entry
+            .options
+            .check_output_mode(sink_name, aggregate.as_ref())?;
         let (checkpoint, scratch) = self.checkpoint_for(&entry)?;
         let mut sources = Vec::new();
         for name in &plan.sources {
@@ -296,11 +301,15 @@ impl Engine {
                 .sources
                 .get(name)
                 .ok_or_else(|| unknown(catalog, name))?;
-            sources.push((
-                name.clone(),
-                Arc::clone(&source.schema),
-                ConnectorOptions::new(name, source.desc.options.clone()),
-            ));
+            sources.push(SourcePart {
+                name: name.clone(),
+                schema: Arc::clone(&source.schema),
+                options: ConnectorOptions::new(name, source.desc.options.clone()),
+                watermark: source.desc.watermark.as_ref().map(|w| WatermarkSpec {
+                    column: w.column.clone(),
+                    delay: w.delay,
+                }),
+            });
         }
         let parts = RunnerParts {
             name: sink_name.to_string(),
@@ -309,6 +318,8 @@ impl Engine {
             plan: plan.logical_plan.clone(),
             sources,
             sink: Arc::clone(&entry.sink),
+            output_mode: entry.options.output_mode,
+            stateful_operators: aggregate.iter().map(|a| a.operator_id.clone()).collect(),
             checkpoint,
             trigger: entry.options.trigger,
             registry: Arc::clone(&self.inner.registry),

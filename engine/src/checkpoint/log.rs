@@ -42,6 +42,9 @@ pub struct OffsetsEntry {
     pub sources: Vec<SourceRange>,
     /// Wall-clock time the batch was planned, in ms since the epoch.
     pub batch_timestamp_ms: i64,
+    /// The event-time watermark in force for the batch, in ms since the epoch.
+    #[serde(default)]
+    pub watermark_ms: Option<i64>,
 }
 
 /// `commits/<N>.json`.
@@ -51,6 +54,12 @@ pub struct CommitEntry {
     pub batch_id: BatchId,
     /// Output rows the batch wrote.
     pub output_rows: u64,
+    /// The watermark after the batch (in force for the next one).
+    #[serde(default)]
+    pub watermark_ms: Option<i64>,
+    /// Each source's maximum event time seen so far, in source order.
+    #[serde(default)]
+    pub max_event_time_ms: Vec<Option<i64>>,
 }
 
 /// A query's checkpoint directory.
@@ -77,6 +86,11 @@ impl Checkpoint {
             dir.remove_interrupted_writes().await?;
         }
         Ok(())
+    }
+
+    /// The directory of stateful operators' state.
+    pub fn state_dir(&self) -> StoreLocation {
+        self.dir.child("state")
     }
 
     /// The directory of source `index`'s own logs.
@@ -210,6 +224,7 @@ mod tests {
                     end: Some(SourceOffset::from_count(n)),
                 }],
                 batch_timestamp_ms: 5,
+                watermark_ms: Some(1),
             };
             checkpoint.write_offsets(&entry).await.unwrap();
         }
@@ -221,6 +236,7 @@ mod tests {
             batch_id: BatchId(3),
             sources: vec![],
             batch_timestamp_ms: 0,
+            watermark_ms: None,
         };
         let err = checkpoint
             .write_offsets(&again)

@@ -8,20 +8,28 @@ use arrow::array::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
 use datafusion::error::Result;
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::{QueryPlanner, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::collect;
 use weir_sql::StreamingTable;
 
 /// Runs `plan` over one batch: `inputs` maps each streaming source to the rows it
-/// contributes; `batch_time_ms` is what `now()` returns in this batch.
+/// contributes; `batch_time_ms` is what `now()` returns in this batch; `planner` plans the
+/// streaming operators of a stateful plan.
 pub(crate) async fn execute_batch(
     ctx: &SessionContext,
     plan: &LogicalPlan,
     inputs: HashMap<String, Vec<RecordBatch>>,
     batch_time_ms: i64,
+    planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
 ) -> Result<Vec<RecordBatch>> {
     let mut state = ctx.state();
+    if let Some(planner) = planner {
+        state = SessionStateBuilder::new_from_existing(state)
+            .with_query_planner(planner)
+            .build();
+    }
     let partitions = state.config().target_partitions().max(1);
     state.execution_props_mut().query_execution_start_time =
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(batch_time_ms);

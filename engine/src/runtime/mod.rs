@@ -9,7 +9,11 @@ mod micro_batch;
 mod progress;
 mod query_options;
 mod query_runner;
+mod watermark;
 
-pub use progress::{BatchProgress, PhaseDurations, QueryState, QueryStatus, SourceProgress};
+pub use progress::{
+    BatchProgress, OperatorProgress, PhaseDurations, QueryState, QueryStatus, SourceProgress,
+};
 pub use query_options::{OutputMode, QUERY_OPTIONS, QueryOptions, Trigger};
-pub(crate) use query_runner::{QueryRunner, RunnerParts};
+pub(crate) use query_runner::{QueryRunner, RunnerParts, SourcePart};
+pub(crate) use watermark::WatermarkSpec;

@@ -62,6 +62,29 @@ pub struct BatchProgress {
     pub durations: PhaseDurations,
     /// Per-source details.
     pub sources: Vec<SourceProgress>,
+    /// The event-time watermark in force for the batch, in ms since the epoch.
+    pub watermark_ms: Option<i64>,
+    /// Per stateful operator.
+    pub operators: Vec<OperatorProgress>,
+}
+
+/// What one stateful operator did in a batch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OperatorProgress {
+    /// The operator id (for example `aggregate-0`).
+    pub operator_id: String,
+    /// Rows (groups) in its state after the batch.
+    pub state_rows: u64,
+    /// Memory held by its state after the batch.
+    pub state_bytes: u64,
+    /// Input rows dropped as late (their window had closed).
+    pub late_rows: u64,
+    /// Groups removed from state because the watermark passed their window.
+    pub rows_evicted: u64,
+    /// Rows it emitted.
+    pub rows_emitted: u64,
+    /// Time spent in the operator.
+    pub time: Duration,
 }
 
 /// Where a query is in its life.

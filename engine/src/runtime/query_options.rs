@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use weir_connectors::options::parse_duration;
+pub use weir_connectors::sink::OutputMode;
 use weir_connectors::{ConnectorOptions, OptionSpec};
+
+use weir_sql::logical::StreamingAggregateNode;
 
 use crate::error::{Result, WeirError};
 
@@ -50,17 +53,6 @@ impl Trigger {
     }
 }
 
-/// Which rows a batch emits (Spark's output modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputMode {
-    /// New rows only.
-    Append,
-    /// Rows changed in this batch.
-    Update,
-    /// The whole result every batch.
-    Complete,
-}
-
 /// The query-shaping options of a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryOptions {
@@ -91,9 +83,28 @@ impl QueryOptions {
         })
     }
 
-    /// Checks the output mode against a stateless query: Spark's rules, where complete mode
-    /// needs an aggregation and update mode is the same as append.
-    pub fn check_output_mode(&self, sink: &str) -> Result<()> {
+    /// Checks the output mode against the query's shape, with Spark's rules: `complete`
+    /// needs an aggregation; `append` with an aggregation needs an event-time window with a
+    /// watermark (so each window is emitted once, when closed); `update` always works.
+    pub fn check_output_mode(
+        &self,
+        sink: &str,
+        aggregate: Option<&StreamingAggregateNode>,
+    ) -> Result<()> {
+        if let Some(aggregate) = aggregate {
+            if self.output_mode == OutputMode::Append
+                && !(aggregate.window_end.is_some() && aggregate.watermarked)
+            {
+                return Err(WeirError::Plan(format!(
+                    "sink '{sink}': output_mode 'append' emits each row once, so an aggregation \
+                     needs an event-time window closed by a watermark (GROUP BY window_start, \
+                     window_end FROM TUMBLE(source, ts, size) over a source declaring WATERMARK \
+                     FOR ts); set output_mode = 'update' (changed groups each batch) or \
+                     'complete' (the whole result each batch)"
+                )));
+            }
+            return Ok(());
+        }
         if self.output_mode == OutputMode::Complete {
             return Err(WeirError::Plan(format!(
                 "sink '{sink}': output_mode 'complete' needs an aggregation in the query (it \

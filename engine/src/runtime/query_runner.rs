@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::context::SessionContext;
+use datafusion::execution::context::{QueryPlanner, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
 use tokio::sync::{mpsc, oneshot, watch};
 use weir_connectors::{
@@ -15,13 +15,26 @@ use weir_connectors::{
 };
 
 use super::micro_batch::execute_batch;
-use super::progress::{BatchProgress, PhaseDurations, QueryStatus, SourceProgress};
-use super::query_options::Trigger;
+use super::progress::{
+    BatchProgress, OperatorProgress, PhaseDurations, QueryStatus, SourceProgress,
+};
+use super::query_options::{OutputMode, Trigger};
+use super::watermark::{WatermarkSpec, WatermarkTracker};
 use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange};
 use crate::error::{Result, WeirError};
+use crate::physical::planner::{BatchContext, StreamingQueryPlanner};
+use crate::state::QueryState;
 
 /// How long a query with an as-fast-as-possible trigger waits when no source has new data.
 const IDLE_POLL: Duration = Duration::from_millis(100);
+
+/// A source as the engine hands it to a query.
+pub(crate) struct SourcePart {
+    pub name: String,
+    pub schema: SchemaRef,
+    pub options: ConnectorOptions,
+    pub watermark: Option<WatermarkSpec>,
+}
 
 /// Everything a query needs to start, gathered by the engine.
 pub(crate) struct RunnerParts {
@@ -29,11 +42,13 @@ pub(crate) struct RunnerParts {
     pub sql: String,
     pub ctx: SessionContext,
     pub plan: LogicalPlan,
-    /// Each source read, with its schema and options.
-    pub sources: Vec<(String, SchemaRef, ConnectorOptions)>,
+    pub sources: Vec<SourcePart>,
     pub sink: Arc<dyn Sink>,
     pub checkpoint: Checkpoint,
     pub trigger: Trigger,
+    pub output_mode: OutputMode,
+    /// Ids of the plan's stateful operators.
+    pub stateful_operators: Vec<String>,
     pub registry: Arc<ConnectorRegistry>,
 }
 
@@ -52,6 +67,12 @@ pub(crate) struct QueryRunner {
     sink: Arc<dyn Sink>,
     checkpoint: Checkpoint,
     trigger: Trigger,
+    output_mode: OutputMode,
+    stateful_operators: Vec<String>,
+    state: Arc<QueryState>,
+    watermarks: WatermarkTracker,
+    /// The watermark in force for the last batch run (`None` before the first).
+    last_batch_watermark: Option<Option<i64>>,
     status: Arc<QueryStatus>,
     stop: watch::Receiver<bool>,
     /// Requests to be told when every source is drained (`process_all_available`).
@@ -61,7 +82,8 @@ pub(crate) struct QueryRunner {
 }
 
 impl QueryRunner {
-    /// Checks the checkpoint belongs to this query (creating it if new) and opens the sources.
+    /// Checks the checkpoint belongs to this query (creating it if new), opens the sink and
+    /// the sources, and loads the state of the last committed batch.
     pub(crate) async fn open(
         parts: RunnerParts,
         status: Arc<QueryStatus>,
@@ -71,11 +93,7 @@ impl QueryRunner {
         let metadata = QueryMetadata {
             name: parts.name.clone(),
             sql: parts.sql.clone(),
-            sources: parts
-                .sources
-                .iter()
-                .map(|(name, ..)| name.clone())
-                .collect(),
+            sources: parts.sources.iter().map(|s| s.name.clone()).collect(),
             output_columns: parts
                 .plan
                 .schema()
@@ -87,18 +105,17 @@ impl QueryRunner {
         parts.checkpoint.remove_interrupted_writes().await?;
         let existing = parts.checkpoint.metadata().await?;
         // The sink is opened before a new checkpoint is created: a sink that refuses (output
-        // of another query in the way) leaves no checkpoint behind.
-        let last_committed = parts.checkpoint.latest_commit().await?.map(|c| c.batch_id);
+        // of another query in the way, an output mode it cannot store) leaves no checkpoint.
+        let last_commit = parts.checkpoint.latest_commit().await?;
+        let last_committed = last_commit.as_ref().map(|c| c.batch_id);
         let output_schema: SchemaRef = Arc::new(parts.plan.schema().as_arrow().clone());
-        let new_query = existing.is_none();
-        parts
-            .sink
-            .open(SinkOpen {
-                schema: output_schema,
-                last_committed,
-                new_query,
-            })
-            .await?;
+        let open = SinkOpen {
+            schema: output_schema,
+            last_committed,
+            new_query: existing.is_none(),
+            output_mode: parts.output_mode,
+        };
+        parts.sink.open(open).await?;
         match existing {
             None => parts.checkpoint.write_metadata(&metadata).await?,
             Some(existing) if existing.sources != metadata.sources => {
@@ -116,16 +133,28 @@ impl QueryRunner {
             }
             Some(_) => {}
         }
+        let state = Arc::new(QueryState::new(parts.checkpoint.state_dir()));
+        state
+            .load(&parts.stateful_operators, last_committed)
+            .await?;
+        let mut watermarks =
+            WatermarkTracker::new(parts.sources.iter().map(|s| s.watermark.clone()).collect());
+        if let Some(commit) = &last_commit {
+            watermarks.restore(commit.watermark_ms, &commit.max_event_time_ms);
+        }
         let mut sources = Vec::new();
-        for (index, (name, schema, options)) in parts.sources.into_iter().enumerate() {
+        for (index, part) in parts.sources.into_iter().enumerate() {
             let context = SourceContext {
                 state: parts.checkpoint.source_dir(index),
             };
             let source = parts
                 .registry
-                .open_source(schema, &options, context)
+                .open_source(part.schema, &part.options, context)
                 .await?;
-            sources.push(OpenSource { name, source });
+            sources.push(OpenSource {
+                name: part.name,
+                source,
+            });
         }
         Ok(Self {
             name: parts.name,
@@ -135,6 +164,11 @@ impl QueryRunner {
             sink: parts.sink,
             checkpoint: parts.checkpoint,
             trigger: parts.trigger,
+            output_mode: parts.output_mode,
+            stateful_operators: parts.stateful_operators,
+            state,
+            watermarks,
+            last_batch_watermark: None,
             status,
             stop,
             drain_requests,
@@ -145,9 +179,12 @@ impl QueryRunner {
     /// Recovers, then runs batches until the trigger ends or a stop is requested.
     pub(crate) async fn run(mut self) -> Result<()> {
         let committed = self.checkpoint.latest_commit().await?.map(|c| c.batch_id);
-
         let mut starts: Vec<Option<SourceOffset>> = match committed {
-            Some(batch) => self.recorded_ends(batch).await?,
+            Some(batch) => {
+                let entry = self.recorded(batch).await?;
+                self.last_batch_watermark = Some(entry.watermark_ms);
+                entry.sources.into_iter().map(|r| r.end).collect()
+            }
             None => vec![None; self.sources.len()],
         };
         let mut next = committed.map_or(BatchId(0), BatchId::next);
@@ -198,11 +235,19 @@ impl QueryRunner {
                 latest_offset: started.elapsed(),
                 ..Default::default()
             };
-            if has_data {
+            let watermark = self.watermarks.current();
+            // As in Spark, a batch without new data runs when the watermark has moved, so a
+            // stateful query emits and evicts the windows it closed.
+            let watermark_moved = !self.stateful_operators.is_empty()
+                && self
+                    .last_batch_watermark
+                    .is_some_and(|last| last != watermark);
+            if has_data || watermark_moved {
                 let entry = OffsetsEntry {
                     batch_id: next,
                     sources: ranges,
                     batch_timestamp_ms: now_ms(),
+                    watermark_ms: watermark,
                 };
                 let write_started = Instant::now();
                 self.checkpoint.write_offsets(&entry).await?;
@@ -228,7 +273,7 @@ impl QueryRunner {
                 Trigger::ProcessingTime(interval) if !interval.is_zero() => {
                     interval.saturating_sub(started.elapsed())
                 }
-                Trigger::ProcessingTime(_) if !has_data => IDLE_POLL,
+                Trigger::ProcessingTime(_) if !has_data && !watermark_moved => IDLE_POLL,
                 _ => Duration::ZERO,
             };
             if !wait.is_zero() {
@@ -242,8 +287,8 @@ impl QueryRunner {
         Ok(())
     }
 
-    /// The end offsets recorded for committed batch `batch`.
-    async fn recorded_ends(&self, batch: BatchId) -> Result<Vec<Option<SourceOffset>>> {
+    /// The offsets recorded for committed batch `batch`.
+    async fn recorded(&self, batch: BatchId) -> Result<OffsetsEntry> {
         let entry = self.checkpoint.offsets(batch).await?.ok_or_else(|| {
             WeirError::Checkpoint(format!(
                 "{} has a commit for batch {batch} but no offsets for it: the log is damaged",
@@ -251,7 +296,7 @@ impl QueryRunner {
             ))
         })?;
         self.check_ranges(&entry)?;
-        Ok(entry.sources.into_iter().map(|r| r.end).collect())
+        Ok(entry)
     }
 
     fn check_ranges(&self, entry: &OffsetsEntry) -> Result<()> {
@@ -277,13 +322,14 @@ impl QueryRunner {
         let read_started = Instant::now();
         let mut inputs = HashMap::new();
         let mut source_progress = Vec::with_capacity(self.sources.len());
-        for (open, range) in self.sources.iter().zip(&entry.sources) {
+        for (index, (open, range)) in self.sources.iter().zip(&entry.sources).enumerate() {
             let read = match &range.end {
                 Some(end) if range.end != range.start => {
                     open.source.read(range.start.as_ref(), end).await?
                 }
                 _ => Default::default(),
             };
+            self.watermarks.observe(index, &read.batches)?;
             let rows: u64 = read.batches.iter().map(|b| b.num_rows() as u64).sum();
             source_progress.push(SourceProgress {
                 name: open.name.clone(),
@@ -297,13 +343,31 @@ impl QueryRunner {
         durations.read = read_started.elapsed();
 
         let execute_started = Instant::now();
-        let output = execute_batch(&self.ctx, &self.plan, inputs, entry.batch_timestamp_ms)
-            .await
-            .map_err(|source| WeirError::Execution {
-                query: self.name.clone(),
-                batch: entry.batch_id.0,
-                source,
-            })?;
+        let context = Arc::new(BatchContext {
+            state: Arc::clone(&self.state),
+            watermark_ms: entry.watermark_ms,
+            mode: self.output_mode,
+            metrics: Default::default(),
+        });
+        let planner: Option<Arc<dyn QueryPlanner + Send + Sync>> =
+            if self.stateful_operators.is_empty() {
+                None
+            } else {
+                Some(Arc::new(StreamingQueryPlanner::new(Arc::clone(&context))))
+            };
+        let output = execute_batch(
+            &self.ctx,
+            &self.plan,
+            inputs,
+            entry.batch_timestamp_ms,
+            planner,
+        )
+        .await
+        .map_err(|source| WeirError::Execution {
+            query: self.name.clone(),
+            batch: entry.batch_id.0,
+            source,
+        })?;
         durations.execute = execute_started.elapsed();
 
         let output_rows: u64 = output.iter().map(|b| b.num_rows() as u64).sum();
@@ -312,12 +376,17 @@ impl QueryRunner {
         durations.sink_write = sink_started.elapsed();
 
         let commit_started = Instant::now();
-        self.checkpoint
-            .write_commit(&CommitEntry {
-                batch_id: entry.batch_id,
-                output_rows,
-            })
-            .await?;
+        self.state.persist(entry.batch_id).await?;
+        let watermark_ms = self.watermarks.advance();
+        let commit = CommitEntry {
+            batch_id: entry.batch_id,
+            output_rows,
+            watermark_ms,
+            max_event_time_ms: self.watermarks.max_event_ms().to_vec(),
+        };
+        self.checkpoint.write_commit(&commit).await?;
+        self.state.promote();
+        self.last_batch_watermark = Some(entry.watermark_ms);
         for (open, range) in self.sources.iter().zip(&entry.sources) {
             if let Some(end) = &range.end {
                 open.source.commit(end).await?;
@@ -325,26 +394,54 @@ impl QueryRunner {
         }
         durations.commit = commit_started.elapsed();
         durations.total = started.elapsed();
+        let operators = self.operator_progress(&context);
         self.report(
-            entry.batch_id,
+            entry,
             started,
             source_progress,
             output_rows,
             durations,
+            operators,
         );
         Ok(())
     }
 
+    fn operator_progress(&self, context: &BatchContext) -> Vec<OperatorProgress> {
+        let metrics = context.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        self.stateful_operators
+            .iter()
+            .map(|id| {
+                let (state_rows, state_bytes) = self.state.operator(id).size();
+                let done = metrics
+                    .get(id)
+                    .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())
+                    .unwrap_or_default();
+                OperatorProgress {
+                    operator_id: id.clone(),
+                    state_rows,
+                    state_bytes,
+                    late_rows: done.late_rows,
+                    rows_evicted: done.rows_evicted,
+                    rows_emitted: done.rows_emitted,
+                    time: done.elapsed,
+                }
+            })
+            .collect()
+    }
+
     fn report(
         &mut self,
-        batch_id: BatchId,
+        entry: &OffsetsEntry,
         started: Instant,
         sources: Vec<SourceProgress>,
         output_rows: u64,
         durations: PhaseDurations,
+        operators: Vec<OperatorProgress>,
     ) {
         let input_rows: u64 = sources.iter().map(|s| s.input_rows).sum();
         let bad_records: u64 = sources.iter().map(|s| s.bad_records).sum();
+        let late_rows: u64 = operators.iter().map(|o| o.late_rows).sum();
+        let state_rows: u64 = operators.iter().map(|o| o.state_rows).sum();
         let since_previous = self
             .previous_start
             .replace(started)
@@ -357,20 +454,25 @@ impl QueryRunner {
             }
         };
         let progress = BatchProgress {
-            batch_id,
+            batch_id: entry.batch_id,
             input_rows,
             output_rows,
             input_rows_per_second: rate(since_previous),
             processed_rows_per_second: rate(durations.total),
             durations,
             sources,
+            watermark_ms: entry.watermark_ms,
+            operators,
         };
         tracing::info!(
             query = %self.name,
-            batch = %batch_id,
+            batch = %entry.batch_id,
             input_rows,
             output_rows,
             bad_records,
+            late_rows,
+            state_rows,
+            watermark_ms = ?entry.watermark_ms,
             rows_per_second = progress.processed_rows_per_second.round(),
             duration_ms = progress.durations.total.as_millis() as u64,
             read_ms = progress.durations.read.as_millis() as u64,

@@ -1,18 +1,77 @@
-//! The incrementality check: which logical operators can run on one micro-batch at a time.
+//! Incrementalization: rewriting stateful operators into streaming extension nodes
+//! ([`incrementalize`]), then checking which logical operators can run on one micro-batch at
+//! a time ([`check_incremental`]).
 //!
-//! Stateless operators (projection, filter, UNNEST, UNION ALL, subquery aliases) run per batch.
+//! A `GROUP BY` over a stream becomes a [`StreamingAggregateNode`] (one per query: an
+//! aggregation over another aggregation's output is refused). Stateless operators
+//! (projection, filter, UNNEST, UNION ALL, subquery aliases) run per batch.
 //! A join of a stream with a static table runs per batch when the stream is the side whose rows
 //! are preserved (inner joins, and outer/semi/anti joins that keep the stream's rows), because
 //! the static side is read whole each trigger. Everything that needs to remember rows across
 //! batches (aggregation, DISTINCT, ORDER BY, LIMIT, window functions, stream-stream joins) is
 //! refused here with a message naming the operator, until the stateful operators exist.
 
+use std::sync::Arc;
+
 use datafusion::common::JoinType;
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{Extension, LogicalPlan};
 
 use super::StreamingTable;
 use crate::error::{Result, SqlError};
+use crate::logical::StreamingAggregateNode;
+
+/// Rewrites each `Aggregate` that reads a stream into a [`StreamingAggregateNode`], with
+/// operator ids `aggregate-0`, `aggregate-1`, ... in plan order (stable across restarts of
+/// the same query).
+pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let mut next_id = 0;
+    let rewritten = plan.transform_up(|node| {
+        let LogicalPlan::Aggregate(aggregate) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let mut streams = Vec::new();
+        visit(&aggregate.input, &mut streams)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if streams.is_empty() {
+            return Ok(Transformed::no(node));
+        }
+        let streaming = StreamingAggregateNode::try_new(aggregate, format!("aggregate-{next_id}"))?;
+        next_id += 1;
+        Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+            node: Arc::new(streaming),
+        })))
+    });
+    match rewritten {
+        Ok(t) => Ok(t.data),
+        Err(DataFusionError::External(e)) => match e.downcast::<SqlError>() {
+            Ok(sql) => Err(*sql),
+            Err(other) => Err(SqlError::Plan(DataFusionError::External(other))),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The streaming aggregation of an incrementalized plan, if it has one.
+pub fn streaming_aggregate(plan: &LogicalPlan) -> Option<StreamingAggregateNode> {
+    let mut found = None;
+    let _ = plan.apply(|node| {
+        if let Some(aggregate) = as_streaming_aggregate(node) {
+            found = Some(aggregate.clone());
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+fn as_streaming_aggregate(plan: &LogicalPlan) -> Option<&StreamingAggregateNode> {
+    match plan {
+        LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<StreamingAggregateNode>(),
+        _ => None,
+    }
+}
 
 /// Checks that `plan` can run incrementally; returns the streaming sources it reads.
 pub fn check_incremental(plan: &LogicalPlan) -> Result<Vec<String>> {
@@ -34,6 +93,18 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
     check_subqueries(plan)?;
     let streams: Vec<String> = child_streams.iter().flatten().cloned().collect();
 
+    if let Some(aggregate) = as_streaming_aggregate(plan) {
+        if streaming_aggregate(&aggregate.input).is_some() {
+            return Err(SqlError::NotIncremental(format!(
+                "an aggregation over the output of another aggregation of stream {} is not \
+                 supported: the inner aggregation's rows change from batch to batch; aggregate \
+                 once, or write the inner result to a sink and read it as a new source",
+                quoted(&child_streams.concat())
+            )));
+        }
+        sources.extend(child_streams.concat());
+        return Ok(true);
+    }
     if let LogicalPlan::TableScan(scan) = plan {
         if let Some(name) = streaming_table_name(scan) {
             sources.push(name);
@@ -67,7 +138,13 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
                 NEEDS_STATE,
             );
         }
-        LogicalPlan::Distinct(_) => return refuse("DISTINCT", NEEDS_STATE),
+        LogicalPlan::Distinct(_) => {
+            return refuse(
+                "DISTINCT",
+                "needs deduplication state, which Weir does not support yet; GROUP BY the \
+                 columns instead (with output_mode 'update' or 'complete')",
+            );
+        }
         LogicalPlan::Window(_) => return refuse("a window function (OVER ...)", NEEDS_STATE),
         LogicalPlan::Sort(_) => {
             return refuse(

@@ -9,7 +9,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
-pub use incremental::check_incremental;
+pub use incremental::{check_incremental, incrementalize, streaming_aggregate};
 pub use streaming_table::StreamingTable;
 
 use crate::error::{Result, SqlError};
@@ -35,7 +35,7 @@ pub async fn plan_streaming_query(state: &SessionState, query: &Query) -> Result
     let statement = datafusion::sql::parser::Statement::Statement(Box::new(ast::Statement::Query(
         Box::new(query.clone()),
     )));
-    let plan = state.statement_to_plan(statement).await?;
+    let plan = incrementalize(state.statement_to_plan(statement).await?)?;
     let sources = check_incremental(&plan)?;
     if sources.is_empty() {
         return Err(SqlError::Invalid(

@@ -1,0 +1,7 @@
+//! Streaming operators as DataFusion `ExecutionPlan`s, and the one place that maps the
+//! logical extension nodes of `weir_sql::logical` to them ([`planner`]).
+
+pub mod planner;
+mod streaming_aggregate;
+
+pub use streaming_aggregate::{AggregateMetrics, StreamingAggregateExec};

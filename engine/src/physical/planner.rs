@@ -1,0 +1,137 @@
+//! The one place mapping logical streaming nodes to their physical operators: a DataFusion
+//! `QueryPlanner` made for each micro-batch, carrying what the operators need from the
+//! runtime (their state, the watermark in force, the output mode).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::Session;
+use datafusion::error::Result;
+use datafusion::execution::context::QueryPlanner;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::aggregates::PhysicalGroupBy;
+use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
+use weir_sql::logical::StreamingAggregateNode;
+
+use super::streaming_aggregate::{AggregateMetrics, StreamingAggregateExec};
+use crate::runtime::OutputMode;
+use crate::state::QueryState;
+
+/// What the streaming operators of one batch need from the runtime.
+#[derive(Debug)]
+pub struct BatchContext {
+    /// The query's operator states.
+    pub state: Arc<QueryState>,
+    /// The watermark in force for the batch, in ms since the epoch.
+    pub watermark_ms: Option<i64>,
+    /// The query's output mode.
+    pub mode: OutputMode,
+    /// Metrics of each operator in this batch, by operator id.
+    pub metrics: Mutex<BTreeMap<String, Arc<Mutex<AggregateMetrics>>>>,
+}
+
+/// DataFusion's planner plus Weir's streaming operators.
+#[derive(Debug)]
+pub struct StreamingQueryPlanner {
+    context: Arc<BatchContext>,
+}
+
+impl StreamingQueryPlanner {
+    /// A planner for one batch.
+    pub fn new(context: Arc<BatchContext>) -> Self {
+        Self { context }
+    }
+}
+
+#[async_trait]
+impl QueryPlanner for StreamingQueryPlanner {
+    async fn create_physical_plan(
+        &self,
+        plan: &LogicalPlan,
+        session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let streaming = StreamingExtensionPlanner {
+            context: Arc::clone(&self.context),
+        };
+        DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(streaming)])
+            .create_physical_plan(plan, session)
+            .await
+    }
+}
+
+struct StreamingExtensionPlanner {
+    context: Arc<BatchContext>,
+}
+
+#[async_trait]
+impl ExtensionPlanner for StreamingExtensionPlanner {
+    async fn plan_extension(
+        &self,
+        planner: &dyn PhysicalPlanner,
+        node: &dyn UserDefinedLogicalNode,
+        logical_inputs: &[&LogicalPlan],
+        physical_inputs: &[Arc<dyn ExecutionPlan>],
+        session: &dyn Session,
+        planning_ctx: &PhysicalPlanningContext,
+    ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        let Some(aggregate) = node.as_any().downcast_ref::<StreamingAggregateNode>() else {
+            return Ok(None);
+        };
+        let input = Arc::clone(&physical_inputs[0]);
+        let logical_schema = logical_inputs[0].schema();
+        let physical_schema = input.schema();
+        let output = &aggregate.schema;
+        let groups = aggregate
+            .group_expr
+            .iter()
+            .enumerate()
+            .map(|(i, expr)| {
+                let physical =
+                    planner.create_physical_expr(expr, logical_schema, session, planning_ctx)?;
+                Ok((physical, output.field(i).name().clone()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut aggr_expr = Vec::with_capacity(aggregate.aggr_expr.len());
+        let mut filter_expr = Vec::with_capacity(aggregate.aggr_expr.len());
+        for (j, expr) in aggregate.aggr_expr.iter().enumerate() {
+            // Named as in the logical schema, so the rest of the plan finds its columns.
+            let name = output.field(groups.len() + j).name().clone();
+            let lowered = LoweredAggregateBuilder::new(
+                expr,
+                logical_schema,
+                &physical_schema,
+                session.execution_props(),
+                planning_ctx,
+            )
+            .with_name(name)
+            .build()?;
+            aggr_expr.push(lowered.aggregate);
+            filter_expr.push(lowered.filter);
+        }
+        let metrics = Arc::clone(
+            self.context
+                .metrics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(aggregate.operator_id.clone())
+                .or_default(),
+        );
+        let exec = StreamingAggregateExec::try_new(
+            aggregate.operator_id.clone(),
+            input,
+            PhysicalGroupBy::new_single(groups),
+            aggr_expr,
+            filter_expr,
+            aggregate.window_end,
+            self.context.mode,
+            self.context.watermark_ms,
+            self.context.state.operator(&aggregate.operator_id),
+            metrics,
+        )?;
+        Ok(Some(Arc::new(exec)))
+    }
+}

@@ -1,0 +1,159 @@
+//! [`WatermarkTracker`]: the event-time watermark of a query, with Spark's rules.
+//!
+//! After each batch, each source with a declared watermark contributes `max(event time seen)
+//! - delay`; the query's watermark is the minimum over those sources (none until every one of
+//! them has seen a row), never moves back, and takes effect from the next batch. The value in
+//! force for batch N is recorded in `offsets/N`; the value after batch N, with each source's
+//! maximum event time, in `commits/N`, from which a restart resumes.
+
+use std::time::Duration;
+
+use arrow::array::{Array, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit};
+
+use crate::error::{Result, WeirError};
+
+/// One watermarked source: its event-time column and delay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WatermarkSpec {
+    pub column: String,
+    pub delay: Duration,
+}
+
+/// Tracks the watermark of one query; sources are addressed by their index in the query.
+#[derive(Debug, Clone)]
+pub(crate) struct WatermarkTracker {
+    specs: Vec<Option<WatermarkSpec>>,
+    max_event_ms: Vec<Option<i64>>,
+    current: Option<i64>,
+}
+
+impl WatermarkTracker {
+    /// A tracker for sources with these watermark declarations (`None`: no watermark).
+    pub fn new(specs: Vec<Option<WatermarkSpec>>) -> Self {
+        let max_event_ms = vec![None; specs.len()];
+        Self {
+            specs,
+            max_event_ms,
+            current: None,
+        }
+    }
+
+    /// Resumes from a commit's record.
+    pub fn restore(&mut self, watermark_ms: Option<i64>, max_event_ms: &[Option<i64>]) {
+        self.current = watermark_ms;
+        if max_event_ms.len() == self.max_event_ms.len() {
+            self.max_event_ms = max_event_ms.to_vec();
+        }
+    }
+
+    /// The watermark in force for the next batch, in ms since the epoch.
+    pub fn current(&self) -> Option<i64> {
+        self.current
+    }
+
+    /// Each source's maximum event time seen, for the commit record.
+    pub fn max_event_ms(&self) -> &[Option<i64>] {
+        &self.max_event_ms
+    }
+
+    /// Takes in the rows source `index` contributed to a batch.
+    pub fn observe(&mut self, index: usize, batches: &[RecordBatch]) -> Result<()> {
+        let Some(spec) = &self.specs[index] else {
+            return Ok(());
+        };
+        for batch in batches {
+            let column = batch.column_by_name(&spec.column).ok_or_else(|| {
+                WeirError::Internal(format!(
+                    "watermark column '{}' missing from a batch",
+                    spec.column
+                ))
+            })?;
+            let millis =
+                cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None)).map_err(|e| {
+                    WeirError::Internal(format!("reading watermark column '{}': {e}", spec.column))
+                })?;
+            let Some(millis) = millis.as_any().downcast_ref::<TimestampMillisecondArray>() else {
+                return Err(WeirError::Internal(format!(
+                    "watermark column '{}' is not a timestamp",
+                    spec.column
+                )));
+            };
+            if let Some(max) = arrow::compute::max(millis) {
+                let seen = &mut self.max_event_ms[index];
+                *seen = Some(seen.map_or(max, |s| s.max(max)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Computes the watermark after a batch (it takes effect from the next one).
+    pub fn advance(&mut self) -> Option<i64> {
+        let mut candidate: Option<i64> = None;
+        for (spec, max) in self.specs.iter().zip(&self.max_event_ms) {
+            let Some(spec) = spec else { continue };
+            let Some(max) = max else { return self.current };
+            let delay = i64::try_from(spec.delay.as_millis()).unwrap_or(i64::MAX);
+            let source_watermark = max.saturating_sub(delay);
+            candidate = Some(candidate.map_or(source_watermark, |c| c.min(source_watermark)));
+        }
+        if let Some(candidate) = candidate {
+            self.current = Some(self.current.map_or(candidate, |c| c.max(candidate)));
+        }
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::TimestampNanosecondArray;
+    use arrow::datatypes::{Field, Schema};
+
+    use super::*;
+
+    fn rows(nanos: &[i64]) -> RecordBatch {
+        let schema = Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+            true,
+        )]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(TimestampNanosecondArray::from(nanos.to_vec()))],
+        )
+        .unwrap()
+    }
+
+    fn spec(delay_ms: u64) -> Option<WatermarkSpec> {
+        Some(WatermarkSpec {
+            column: "ts".into(),
+            delay: Duration::from_millis(delay_ms),
+        })
+    }
+
+    #[test]
+    fn max_minus_delay_monotonic_and_min_across_sources() {
+        let mut tracker = WatermarkTracker::new(vec![spec(5_000), None, spec(1_000)]);
+        tracker
+            .observe(0, &[rows(&[20_000_000_000, 10_000_000_000])])
+            .unwrap();
+        // Source 2 has seen nothing: no watermark yet.
+        assert_eq!(tracker.advance(), None);
+        tracker.observe(2, &[rows(&[9_000_000_000])]).unwrap();
+        assert_eq!(tracker.advance(), Some(8_000)); // min(20s - 5s, 9s - 1s)
+        tracker.observe(2, &[rows(&[30_000_000_000])]).unwrap();
+        assert_eq!(tracker.advance(), Some(15_000));
+        // Older rows never move it back.
+        tracker.observe(0, &[rows(&[1_000_000_000])]).unwrap();
+        assert_eq!(tracker.advance(), Some(15_000));
+        let mut restored = WatermarkTracker::new(vec![spec(5_000), None, spec(1_000)]);
+        restored.restore(tracker.current(), tracker.max_event_ms());
+        assert_eq!(
+            (restored.current(), restored.max_event_ms()),
+            (Some(15_000), &[Some(20_000), None, Some(30_000)][..])
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! State of stateful operators between micro-batches.
+//!
+//! Each operator (by its stable id from the plan, e.g. `aggregate-0`) keeps its state as Arrow
+//! record batches. A batch computes the operator's next state ([`OperatorState::stage`]);
+//! after the sink's write the runner makes it durable as version N in the checkpoint
+//! ([`QueryState::persist`]), then writes `commits/N`, then makes it the committed state
+//! ([`QueryState::promote`]). On restart the state of the last committed batch is loaded, so
+//! a re-run batch starts from exactly the state the interrupted attempt started from.
+
+mod store;
+
+pub use store::{OperatorState, QueryState};

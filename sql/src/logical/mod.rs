@@ -1,0 +1,6 @@
+//! Logical extension nodes of streaming operators. The engine maps each to its physical
+//! `…Exec` in one place (`weir::physical::planner`).
+
+mod streaming_aggregate;
+
+pub use streaming_aggregate::{StreamingAggregateNode, WINDOW_END_METADATA};
