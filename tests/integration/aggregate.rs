@@ -105,3 +105,38 @@ async fn aggregation_state_survives_an_engine_restart_from_the_checkpoint() {
             .exists()
     );
 }
+
+#[tokio::test]
+async fn late_rows_are_counted_and_the_watermark_is_reported() {
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'append') AS \
+             SELECT window_start, sum(v) AS total FROM TUMBLE(c, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+        )
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:15')")
+        .await
+        .unwrap();
+    query.process_all_available().await.unwrap();
+    // Watermark after that batch: 00:00:15 - 2 s = 00:00:13, which closes [00:00, 00:10).
+    engine.execute("INSERT INTO c VALUES (100, '2024-01-01 00:00:05'), (200, '2024-01-01 00:00:09'), (3, '2024-01-01 00:00:16')").await.unwrap();
+    query.process_all_available().await.unwrap();
+    let batches = query.recent_progress();
+    let last_with_input = batches.iter().rev().find(|p| p.input_rows > 0).unwrap();
+    assert_eq!(last_with_input.operators[0].late_rows, 2);
+    assert_eq!(last_with_input.watermark_ms, Some(1_704_067_213_000));
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out").await.unwrap()),
+        "+---------------------+-------+\n| window_start        | total |\n+---------------------+-------+\n| 2024-01-01T00:00:00 | 1     |\n+---------------------+-------+"
+    );
+    // The closed window was evicted from state; the open one remains.
+    assert_eq!(query.progress().unwrap().operators[0].state_rows, 1);
+    query.stop().await.unwrap();
+}

@@ -12,6 +12,7 @@ use weir_sql::{Statement, parse_sql};
 
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
+use super::window_functions::{Tumble, WindowInputs};
 use crate::error::{Result, WeirError};
 
 /// Builds an [`Engine`].
@@ -42,11 +43,21 @@ impl EngineBuilder {
         if let Some(partitions) = self.target_partitions {
             config = config.with_target_partitions(partitions);
         }
+        let ctx = SessionContext::new_with_config(config);
+        let window_inputs = WindowInputs::default();
+        // DataFusion looks table functions up by their exact spelling.
+        let tumble = Arc::new(Tumble {
+            inputs: Arc::clone(&window_inputs),
+        });
+        for name in ["tumble", "TUMBLE", "Tumble"] {
+            ctx.register_udtf(name, tumble.clone());
+        }
         let inner = EngineInner {
-            ctx: SessionContext::new_with_config(config),
+            ctx,
             registry: Arc::new(ConnectorRegistry::new()),
             catalog: Mutex::new(Catalog::default()),
             checkpoint_root: self.checkpoint_root,
+            window_inputs,
         };
         Ok(Engine {
             inner: Arc::new(inner),
@@ -94,6 +105,8 @@ pub(super) struct EngineInner {
     pub registry: Arc<ConnectorRegistry>,
     pub catalog: Mutex<Catalog>,
     pub checkpoint_root: Option<PathBuf>,
+    /// What window table functions can read.
+    pub window_inputs: WindowInputs,
 }
 
 impl std::fmt::Debug for EngineInner {

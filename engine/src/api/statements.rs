@@ -19,6 +19,7 @@ use super::catalog::{Catalog, SinkEntry, SourceEntry, TableEntry};
 use super::engine::{Engine, Outcome};
 use super::memory_table::MemoryOutputTable;
 use super::streaming_query::StreamingQuery;
+use super::window_functions::WindowInput;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, WeirError};
 use crate::runtime::{
@@ -56,10 +57,7 @@ impl Engine {
                     .await?;
                 let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
                 let provider = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
-                self.inner.ctx.deregister_table(table.name.as_str())?;
-                self.inner
-                    .ctx
-                    .register_table(table.name.as_str(), Arc::new(provider))?;
+                self.register(&table.name, Arc::new(provider), None)?;
                 let name = table.name.clone();
                 catalog.tables.insert(
                     name.clone(),
@@ -82,10 +80,7 @@ impl Engine {
                 };
                 let plan = self.plan_query(query).await?;
                 let provider = ViewTable::new(plan, Some(view.query.clone()));
-                self.inner.ctx.deregister_table(view.name.as_str())?;
-                self.inner
-                    .ctx
-                    .register_table(view.name.as_str(), Arc::new(provider))?;
+                self.register(&view.name, Arc::new(provider), None)?;
                 let name = view.name.clone();
                 catalog.views.insert(name.clone(), view);
                 Ok(Outcome::Done(format!("created view {name}")))
@@ -204,10 +199,8 @@ impl Engine {
             }
         }
         let table = StreamingTable::new(source.name.clone(), Arc::clone(&schema));
-        self.inner.ctx.deregister_table(source.name.as_str())?;
-        self.inner
-            .ctx
-            .register_table(source.name.as_str(), table.into_provider())?;
+        let watermark = source.watermark.as_ref().map(|w| w.column.clone());
+        self.register(&source.name, table.into_provider(), watermark)?;
         let name = source.name.clone();
         catalog.sources.insert(
             name.clone(),
@@ -393,9 +386,38 @@ impl Engine {
         plan: &LogicalPlan,
     ) -> Result<()> {
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        let table: Arc<dyn TableProvider> = Arc::new(MemoryOutputTable { output, schema });
+        self.register(name, Arc::new(MemoryOutputTable { output, schema }), None)
+    }
+
+    /// Makes `provider` the table `name` for queries and window functions; `watermark` is
+    /// the watermark column of a source.
+    fn register(
+        &self,
+        name: &str,
+        provider: Arc<dyn TableProvider>,
+        watermark: Option<String>,
+    ) -> Result<()> {
         self.inner.ctx.deregister_table(name)?;
-        self.inner.ctx.register_table(name, table)?;
+        self.inner.ctx.register_table(name, Arc::clone(&provider))?;
+        let input = WindowInput {
+            provider,
+            watermark_column: watermark,
+        };
+        self.inner
+            .window_inputs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), input);
+        Ok(())
+    }
+
+    fn deregister(&self, name: &str) -> Result<()> {
+        self.inner.ctx.deregister_table(name)?;
+        self.inner
+            .window_inputs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
         Ok(())
     }
 
@@ -451,7 +473,7 @@ impl Engine {
                 self.inner.registry.drop_sink(name);
             }
         }
-        self.inner.ctx.deregister_table(name)?;
+        self.deregister(name)?;
         Ok(Outcome::Done(format!("dropped {label} {name}")))
     }
 }
