@@ -312,6 +312,7 @@ impl Engine {
             sources,
             sink: Arc::clone(&entry.sink),
             output_mode: entry.options.output_mode,
+            flush_on_end: entry.options.flush_on_end,
             stateful_operators: aggregate.iter().map(|a| a.operator_id.clone()).collect(),
             checkpoint,
             trigger: entry.options.trigger,

@@ -1,5 +1,5 @@
 //! The options of a sink that shape its query rather than its connector: `checkpoint`,
-//! `trigger` and `output_mode`.
+//! `trigger`, `output_mode` and `flush_on_end`.
 
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ pub const QUERY_OPTIONS: &[OptionSpec] = &[
     OptionSpec {
         key: "output_mode",
         help: "append (default), update or complete",
+    },
+    OptionSpec {
+        key: "flush_on_end",
+        help: "with trigger 'available-now': 'true' treats the end of the input as the end of the stream, closing every window (default 'false')",
     },
 ];
 
@@ -62,6 +66,8 @@ pub struct QueryOptions {
     pub trigger: Trigger,
     /// The output mode.
     pub output_mode: OutputMode,
+    /// Close every window when an `available-now` run reaches the end of its input.
+    pub flush_on_end: bool,
 }
 
 impl QueryOptions {
@@ -76,10 +82,18 @@ impl QueryOptions {
             Some("update") => OutputMode::Update,
             Some(_) => OutputMode::Complete,
         };
+        let flush_on_end = options.boolean("flush_on_end")?.unwrap_or(false);
+        if flush_on_end && trigger != Trigger::AvailableNow {
+            return Err(WeirError::Plan(format!(
+                "sink '{}': flush_on_end needs trigger = 'available-now' (a run that ends)",
+                options.object()
+            )));
+        }
         Ok(Self {
             checkpoint: options.get("checkpoint").map(str::to_string),
             trigger,
             output_mode,
+            flush_on_end,
         })
     }
 

@@ -47,6 +47,7 @@ pub(crate) struct RunnerParts {
     pub checkpoint: Checkpoint,
     pub trigger: Trigger,
     pub output_mode: OutputMode,
+    pub flush_on_end: bool,
     /// Ids of the plan's stateful operators.
     pub stateful_operators: Vec<String>,
     pub registry: Arc<ConnectorRegistry>,
@@ -68,6 +69,7 @@ pub(crate) struct QueryRunner {
     checkpoint: Checkpoint,
     trigger: Trigger,
     output_mode: OutputMode,
+    flush_on_end: bool,
     stateful_operators: Vec<String>,
     state: Arc<QueryState>,
     watermarks: WatermarkTracker,
@@ -165,6 +167,7 @@ impl QueryRunner {
             checkpoint: parts.checkpoint,
             trigger: parts.trigger,
             output_mode: parts.output_mode,
+            flush_on_end: parts.flush_on_end,
             stateful_operators: parts.stateful_operators,
             state,
             watermarks,
@@ -262,6 +265,15 @@ impl QueryRunner {
                 // Every source is drained: answer whoever asked.
                 for waiter in drain_waiters.drain(..) {
                     let _ = waiter.send(());
+                }
+                let flush = self.trigger == Trigger::AvailableNow
+                    && self.flush_on_end
+                    && !self.stateful_operators.is_empty()
+                    && watermark != Some(i64::MAX);
+                if flush {
+                    // The next iteration runs one more batch, which closes every window.
+                    self.watermarks.end_of_input();
+                    continue;
                 }
                 if matches!(self.trigger, Trigger::Once | Trigger::AvailableNow) {
                     break;

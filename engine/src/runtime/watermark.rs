@@ -88,6 +88,12 @@ impl WatermarkTracker {
         Ok(())
     }
 
+    /// Declares the end of the input (`flush_on_end`): the watermark moves to the end of
+    /// time, closing every window; anything arriving later is late.
+    pub fn end_of_input(&mut self) {
+        self.current = Some(i64::MAX);
+    }
+
     /// Computes the watermark after a batch (it takes effect from the next one).
     pub fn advance(&mut self) -> Option<i64> {
         let mut candidate: Option<i64> = None;
