@@ -12,8 +12,9 @@ use weir_sql::{Statement, parse_sql};
 
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
-use super::window_functions::{Tumble, WindowInputs};
+use super::window_functions::{Hop, Tumble, WindowInputs};
 use crate::error::{Result, WeirError};
+use datafusion::catalog::TableFunctionImpl;
 
 /// Builds an [`Engine`].
 #[derive(Debug, Default)]
@@ -49,8 +50,16 @@ impl EngineBuilder {
         let tumble = Arc::new(Tumble {
             inputs: Arc::clone(&window_inputs),
         });
-        for name in ["tumble", "TUMBLE", "Tumble"] {
-            ctx.register_udtf(name, tumble.clone());
+        let hop = Arc::new(Hop {
+            inputs: Arc::clone(&window_inputs),
+        });
+        for (name, function) in [
+            ("tumble", tumble as Arc<dyn TableFunctionImpl>),
+            ("hop", hop),
+        ] {
+            for spelling in [name.to_string(), name.to_uppercase(), capitalized(name)] {
+                ctx.register_udtf(&spelling, Arc::clone(&function));
+            }
         }
         let inner = EngineInner {
             ctx,
@@ -206,4 +215,12 @@ impl Engine {
     pub fn connectors(&self) -> &ConnectorRegistry {
         &self.inner.registry
     }
+}
+
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
 }

@@ -1,6 +1,7 @@
-//! Window table functions: `TUMBLE(source, time_column, size)` in `FROM`, which adds the
-//! columns `window_start` and `window_end` (`[start, end)`, aligned to the Unix epoch) to
-//! every row, as Flink SQL and RisingWave do. `GROUP BY window_start, window_end` then
+//! Window table functions: `TUMBLE(source, time_column, size)` and `HOP(source, time_column,
+//! slide, size)` in `FROM`, which add the columns `window_start` and `window_end` (`[start,
+//! end)`, aligned to the Unix epoch) to every row (one row per window it falls in), as Flink
+//! SQL and RisingWave do. `GROUP BY window_start, window_end` then
 //! aggregates per window; when the time column is the source's watermark column, the window
 //! end closes the window for append mode.
 
@@ -42,66 +43,157 @@ impl TableFunctionImpl for Tumble {
                 args.exprs().len()
             ));
         };
-        let relation = identifier(
-            relation,
-            usage,
-            "the first argument must name a source or view",
-        )?;
-        let time = identifier(time, usage, "the second argument must name a time column")?;
         let size = interval(size, usage)?;
-        let input = self
-            .inputs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&relation)
-            .cloned()
-            .ok_or_else(|| {
-                DataFusionError::Plan(format!("{usage}: no source or view named '{relation}'"))
-            })?;
-        let scan = LogicalPlanBuilder::scan(
-            relation.as_str(),
-            provider_as_source(Arc::clone(&input.provider)),
-            None,
-        )?;
-        let schema = scan.schema().clone();
-        let (_, time_field) = schema
-            .qualified_field_with_unqualified_name(&time)
-            .map_err(|_| {
-                DataFusionError::Plan(format!("{usage}: '{relation}' has no column '{time}'"))
-            })?;
-        if !matches!(
-            time_field.data_type(),
-            datafusion::arrow::datatypes::DataType::Timestamp(..)
-        ) {
+        windowed(&self.inputs, usage, relation, time, size, 1)
+    }
+}
+
+/// `HOP(source, time_column, slide, size)`: windows of `size` starting every `slide`, so a
+/// row belongs to `size / slide` windows (Spark's sliding `window(ts, size, slide)`).
+#[derive(Debug)]
+pub(crate) struct Hop {
+    pub inputs: WindowInputs,
+}
+
+impl TableFunctionImpl for Hop {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let usage = "HOP(source, time_column, INTERVAL 'slide', INTERVAL 'size')";
+        let [relation, time, slide, size] = args.exprs() else {
             return plan_error(format!(
-                "{usage}: column '{time}' is {}, not a TIMESTAMP",
-                time_field.data_type()
+                "{usage} takes 4 arguments, got {}",
+                args.exprs().len()
+            ));
+        };
+        let (slide, size) = (interval(slide, usage)?, interval(size, usage)?);
+        let (slide_ns, size_ns) = (nanos(&slide), nanos(&size));
+        if size_ns % slide_ns != 0 {
+            return plan_error(format!(
+                "{usage}: the size must be a whole multiple of the slide"
             ));
         }
-        let time_expr = Expr::Column(Column::from_name(&time));
-        let origin = lit(ScalarValue::TimestampNanosecond(Some(0), None));
-        let start = datafusion::functions::datetime::expr_fn::date_bin(
-            lit(size.clone()),
-            time_expr.clone(),
-            origin,
-        );
-        let end = start.clone() + lit(size);
-        let watermarked = input.watermark_column.as_deref() == Some(time.as_str());
-        let marker = if watermarked {
-            "watermarked"
-        } else {
-            "unwatermarked"
-        };
-        let metadata = FieldMetadata::from(HashMap::from([(
-            WINDOW_END_METADATA.to_string(),
-            marker.to_string(),
-        )]));
-        let mut columns: Vec<Expr> = schema.columns().into_iter().map(Expr::Column).collect();
-        columns.push(start.alias("window_start"));
-        columns.push(end.alias_with_metadata("window_end", Some(metadata)));
-        let plan = scan.project(columns)?.build()?;
-        Ok(Arc::new(ViewTable::new(plan, None)))
+        let windows = size_ns / slide_ns;
+        if windows > 1000 {
+            return plan_error(format!(
+                "{usage}: each row would be in {windows} windows; at most 1000"
+            ));
+        }
+        windowed(&self.inputs, usage, relation, time, slide, windows)
     }
+}
+
+/// The relation `relation` with `window_start` and `window_end` columns: each row is in
+/// `windows` windows of `windows × slide`, starting every `slide` (one window: tumbling).
+fn windowed(
+    inputs: &WindowInputs,
+    usage: &str,
+    relation: &Expr,
+    time: &Expr,
+    slide: ScalarValue,
+    windows: i128,
+) -> Result<Arc<dyn TableProvider>> {
+    let relation = identifier(
+        relation,
+        usage,
+        "the first argument must name a source or view",
+    )?;
+    let time = identifier(time, usage, "the second argument must name a time column")?;
+    let input = inputs
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&relation)
+        .cloned()
+        .ok_or_else(|| {
+            DataFusionError::Plan(format!("{usage}: no source or view named '{relation}'"))
+        })?;
+    let scan = LogicalPlanBuilder::scan(
+        relation.as_str(),
+        provider_as_source(Arc::clone(&input.provider)),
+        None,
+    )?;
+    let schema = scan.schema().clone();
+    let (_, time_field) = schema
+        .qualified_field_with_unqualified_name(&time)
+        .map_err(|_| {
+            DataFusionError::Plan(format!("{usage}: '{relation}' has no column '{time}'"))
+        })?;
+    if !matches!(
+        time_field.data_type(),
+        datafusion::arrow::datatypes::DataType::Timestamp(..)
+    ) {
+        return plan_error(format!(
+            "{usage}: column '{time}' is {}, not a TIMESTAMP",
+            time_field.data_type()
+        ));
+    }
+    let columns: Vec<Expr> = schema.columns().into_iter().map(Expr::Column).collect();
+    let time_expr = Expr::Column(Column::from_name(&time));
+    let origin = lit(ScalarValue::TimestampNanosecond(Some(0), None));
+    // The latest window holding the row starts at the row's time rounded down to the slide.
+    let latest =
+        datafusion::functions::datetime::expr_fn::date_bin(lit(slide.clone()), time_expr, origin);
+    let size = scaled(&slide, windows);
+    let watermarked = input.watermark_column.as_deref() == Some(time.as_str());
+    let marker = if watermarked {
+        "watermarked"
+    } else {
+        "unwatermarked"
+    };
+    let metadata = FieldMetadata::from(HashMap::from([(
+        WINDOW_END_METADATA.to_string(),
+        marker.to_string(),
+    )]));
+    let builder = if windows == 1 {
+        scan.project(
+            columns
+                .iter()
+                .cloned()
+                .chain([latest.alias("window_start")]),
+        )?
+    } else {
+        let starts = (0..windows)
+            .map(|k| latest.clone() - lit(scaled(&slide, k)))
+            .collect();
+        let array = datafusion::functions_nested::expr_fn::make_array(starts).alias(STARTS);
+        scan.project(columns.iter().cloned().chain([array]))?
+            .unnest_column(STARTS)?
+            .project(
+                columns
+                    .iter()
+                    .cloned()
+                    .chain([Expr::Column(Column::from_name(STARTS)).alias("window_start")]),
+            )?
+    };
+    let window_start = Expr::Column(Column::from_name("window_start"));
+    let outputs = columns.into_iter().chain([
+        window_start.clone(),
+        (window_start + lit(size)).alias_with_metadata("window_end", Some(metadata)),
+    ]);
+    let plan = builder.project(outputs)?.build()?;
+    Ok(Arc::new(ViewTable::new(plan, None)))
+}
+
+/// The temporary column holding a row's window starts before they are unnested.
+const STARTS: &str = "__weir_window_starts";
+
+fn nanos(interval: &ScalarValue) -> i128 {
+    match interval {
+        ScalarValue::IntervalMonthDayNano(Some(v)) => {
+            v.days as i128 * 86_400_000_000_000 + v.nanoseconds as i128
+        }
+        _ => 0,
+    }
+}
+
+/// `interval × k`, as nanoseconds (no days, which vary with time zones).
+fn scaled(interval: &ScalarValue, k: i128) -> ScalarValue {
+    let total = nanos(interval) * k;
+    ScalarValue::IntervalMonthDayNano(Some(
+        datafusion::arrow::datatypes::IntervalMonthDayNano::new(
+            0,
+            0,
+            i64::try_from(total).unwrap_or(i64::MAX),
+        ),
+    ))
 }
 
 fn identifier(expr: &Expr, usage: &str, what: &str) -> Result<String> {
