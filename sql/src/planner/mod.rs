@@ -3,6 +3,7 @@
 //! micro-batch at a time ([`check_incremental`]).
 
 mod incremental;
+mod spark_window;
 mod streaming_table;
 
 use datafusion::execution::SessionState;
@@ -10,6 +11,7 @@ use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
 pub use incremental::{check_incremental, incrementalize, streaming_aggregate};
+pub use spark_window::rewrite_spark_windows;
 pub use streaming_table::StreamingTable;
 
 use crate::error::{Result, SqlError};
@@ -32,8 +34,10 @@ pub struct StreamingPlan {
 /// Fails when the query is not valid SQL for the catalog, reads no streaming source, or uses
 /// an operator that cannot run incrementally (the error names the operator and why).
 pub async fn plan_streaming_query(state: &SessionState, query: &Query) -> Result<StreamingPlan> {
+    let mut query = query.clone();
+    rewrite_spark_windows(&mut query)?;
     let statement = datafusion::sql::parser::Statement::Statement(Box::new(ast::Statement::Query(
-        Box::new(query.clone()),
+        Box::new(query),
     )));
     let plan = incrementalize(state.statement_to_plan(statement).await?)?;
     let sources = check_incremental(&plan)?;
