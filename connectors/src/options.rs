@@ -142,6 +142,7 @@ pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

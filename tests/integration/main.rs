@@ -9,6 +9,8 @@
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 
+#![allow(clippy::unwrap_used)]
+
 mod aggregate;
 mod cli;
 mod crash;

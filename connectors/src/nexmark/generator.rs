@@ -369,6 +369,7 @@ fn auctions(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::compute::concat_batches;

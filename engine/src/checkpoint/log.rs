@@ -207,6 +207,7 @@ async fn write_json<T: Serialize>(dir: &StoreLocation, name: &str, value: &T) ->
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

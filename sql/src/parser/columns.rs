@@ -161,6 +161,7 @@ impl ContextProvider for TypeOnlyContext {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use sqlparser::dialect::GenericDialect;

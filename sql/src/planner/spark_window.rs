@@ -184,6 +184,7 @@ fn expression(sql: &str) -> Result<Expr> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
