@@ -127,11 +127,11 @@ fn sigint_stops_gracefully_after_the_batch_in_flight() {
 }
 
 /// A query's directories, its script and the log of its runs, in a temp dir.
-struct Job {
-    root: TempDir,
-    input: PathBuf,
-    out: PathBuf,
-    ckpt: PathBuf,
+pub(crate) struct Job {
+    pub(crate) root: TempDir,
+    pub(crate) input: PathBuf,
+    pub(crate) out: PathBuf,
+    pub(crate) ckpt: PathBuf,
 }
 
 impl Job {
@@ -157,7 +157,7 @@ impl Job {
 
     /// Starts `weir run job.sql`, appending its output to a log file (a pipe nobody reads
     /// could fill up and block it).
-    fn spawn(&self) -> Child {
+    pub(crate) fn spawn(&self) -> Child {
         let log = File::options()
             .create(true)
             .append(true)
@@ -205,7 +205,7 @@ impl Job {
         }
     }
 
-    fn expect_clean_exit(&self, mut child: Child, timeout: Duration, after: &str) {
+    pub(crate) fn expect_clean_exit(&self, mut child: Child, timeout: Duration, after: &str) {
         let status = self.poll(&mut child, timeout, &format!("exit after {after}"), || {
             false
         });
@@ -217,7 +217,7 @@ impl Job {
         );
     }
 
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let log = fs::read_to_string(self.root.path().join("weir.log")).unwrap_or_default();
         let start = log.char_indices().rev().nth(4000).map_or(0, |(i, _)| i);
         format!("--- weir output (tail) ---\n{}", &log[start..])
@@ -232,12 +232,12 @@ impl Job {
             .collect()
     }
 
-    fn newest(&self, log: &str) -> Option<u64> {
+    pub(crate) fn newest(&self, log: &str) -> Option<u64> {
         self.entries(log).last().copied()
     }
 
     /// Every `offsets/N` has its `commits/N` (commits of purged offsets may outlive them).
-    fn assert_every_planned_batch_committed(&self) {
+    pub(crate) fn assert_every_planned_batch_committed(&self) {
         let (offsets, commits) = (self.entries("offsets"), self.entries("commits"));
         let pending: Vec<_> = offsets.difference(&commits).collect();
         assert!(
@@ -299,7 +299,7 @@ fn assert_sink_matches_oracle(job: &Job) {
 
 /// Every batch of every `*.parquet` file below `dir`, read with the `parquet` crate as an
 /// outside reader would, skipping entries whose names start with `_` or `.`.
-fn sink_batches(dir: &Path) -> Vec<RecordBatch> {
+pub(crate) fn sink_batches(dir: &Path) -> Vec<RecordBatch> {
     let mut batches = Vec::new();
     for name in file_names(dir)
         .iter()
@@ -342,7 +342,7 @@ fn oracle_rows(input: &Path) -> Vec<String> {
 }
 
 /// Each row as `column=value, ...`, so rows compare across physical types (Utf8/Utf8View).
-fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut rows = Vec::new();
     for batch in batches {
@@ -358,7 +358,7 @@ fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
     rows
 }
 
-fn file_names(dir: &Path) -> Vec<String> {
+pub(crate) fn file_names(dir: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -381,17 +381,17 @@ fn send_signal(child: &Child, signal: &str) {
 
 /// SplitMix64: a tiny seeded generator, so a failing run replays with the same inputs and
 /// kill delays.
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn from_env() -> Self {
+    pub(crate) fn from_env() -> Self {
         let seed = std::env::var("WEIR_CRASH_SEED").ok();
         let seed = seed.map_or(0x5eed, |s| s.parse().expect("WEIR_CRASH_SEED is a u64"));
         eprintln!("WEIR_CRASH_SEED={seed}");
         Self(seed)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

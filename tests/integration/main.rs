@@ -8,12 +8,14 @@
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
+//! - `crash_windowed`: the same for a tumbling-window aggregation: every window exactly once.
 
 #![allow(clippy::unwrap_used)]
 
 mod aggregate;
 mod cli;
 mod crash;
+mod crash_windowed;
 mod files_source;
 mod property;
 mod slt;

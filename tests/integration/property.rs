@@ -235,6 +235,20 @@ async fn windowed_streamed(
     rows: &[(i64, Option<String>, i64)],
     max_per_batch: usize,
 ) -> Vec<String> {
+    windowed_streamed_query(rows, max_per_batch, TUMBLING).await
+}
+
+const TUMBLING: &str = "SELECT window_start, name, count(*) AS n, sum(amount) AS total \
+    FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
+
+const SESSIONS: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total \
+    FROM SESSION(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
+
+async fn windowed_streamed_query(
+    rows: &[(i64, Option<String>, i64)],
+    max_per_batch: usize,
+    query: &str,
+) -> Vec<String> {
     let engine = Engine::builder().build().expect("engine");
     engine
         .execute(&format!(
@@ -274,9 +288,9 @@ async fn windowed_streamed(
     }
     let query = engine
         .start(
-            "CREATE SINK out WITH (connector = 'memory', trigger = 'available-now', flush_on_end = 'true') AS \
-             SELECT window_start, name, count(*) AS n, sum(amount) AS total \
-             FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name",
+            &format!(
+                "CREATE SINK out WITH (connector = 'memory', trigger = 'available-now', flush_on_end = 'true') AS {query}"
+            ),
         )
         .await
         .expect("start");
@@ -338,6 +352,71 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let (expected, actual) = runtime.block_on(async {
             (windowed_oracle(&rows).await, windowed_streamed(&rows, max_per_batch).await)
+        });
+        prop_assert_eq!(actual, expected);
+    }
+}
+
+/// Sessions by gaps and islands: a row starts a new session when it comes 10 s or more after
+/// the previous row of its name.
+async fn sessions_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
+    let ctx = SessionContext::new();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "ts",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
+            false,
+        ),
+        Field::new("name", DataType::Utf8View, true),
+        Field::new("amount", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![
+            Arc::new(arrow::array::TimestampNanosecondArray::from_iter_values(
+                rows.iter().map(|r| r.0 * 1_000_000_000),
+            )),
+            Arc::new(arrow::array::StringViewArray::from_iter(
+                rows.iter().map(|r| r.1.clone()),
+            )),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ],
+    )
+    .expect("batch");
+    ctx.register_table(
+        "e",
+        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
+    )
+    .expect("register");
+    let sql = "WITH marked AS ( \
+          SELECT ts, name, amount, CASE WHEN ts - lag(ts) OVER (PARTITION BY name ORDER BY ts) < INTERVAL '10' SECOND \
+                                        THEN 0 ELSE 1 END AS starts \
+          FROM e), \
+        numbered AS (SELECT *, sum(starts) OVER (PARTITION BY name ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session FROM marked) \
+        SELECT min(ts) AS window_start, max(ts) + INTERVAL '10' SECOND AS window_end, name, count(*) AS n, sum(amount) AS total \
+        FROM numbered GROUP BY name, session";
+    sorted_lines(
+        &ctx.sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run"),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn session_windows_match_the_batch_oracle_for_any_batch_split(
+        mut rows in proptest::collection::vec((0i64..200, proptest::option::of("[ab]"), -100i64..100), 0..60),
+        max_per_batch in 1usize..30,
+    ) {
+        rows.sort_by_key(|r| r.0);
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let (expected, actual) = runtime.block_on(async {
+            (sessions_oracle(&rows).await, windowed_streamed_query(&rows, max_per_batch, SESSIONS).await)
         });
         prop_assert_eq!(actual, expected);
     }

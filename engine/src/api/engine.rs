@@ -12,7 +12,7 @@ use weir_sql::{Statement, parse_sql};
 
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
-use super::window_functions::{Hop, Tumble, WindowInputs};
+use super::window_functions::{Hop, Session, Tumble, WindowInputs};
 use crate::error::{Result, WeirError};
 use datafusion::catalog::TableFunctionImpl;
 
@@ -53,10 +53,15 @@ impl EngineBuilder {
         let hop = Arc::new(Hop {
             inputs: Arc::clone(&window_inputs),
         });
-        for (name, function) in [
+        let session = Arc::new(Session {
+            inputs: Arc::clone(&window_inputs),
+        });
+        let functions = [
             ("tumble", tumble as Arc<dyn TableFunctionImpl>),
             ("hop", hop),
-        ] {
+            ("session", session),
+        ];
+        for (name, function) in functions {
             for spelling in [name.to_string(), name.to_uppercase(), capitalized(name)] {
                 ctx.register_udtf(&spelling, Arc::clone(&function));
             }

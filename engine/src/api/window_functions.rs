@@ -15,7 +15,7 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
-use weir_sql::logical::WINDOW_END_METADATA;
+use weir_sql::logical::{SESSION_START_METADATA, WINDOW_END_METADATA};
 
 /// What a window function needs to know about a relation named in its first argument.
 #[derive(Debug, Clone)]
@@ -81,8 +81,31 @@ impl TableFunctionImpl for Hop {
     }
 }
 
+/// `SESSION(source, time_column, gap)`: per group, a session spans rows less than `gap`
+/// apart: `[first row, last row + gap)`. Each row starts as its own session; the aggregation
+/// merges overlapping sessions of the same group keys.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub inputs: WindowInputs,
+}
+
+impl TableFunctionImpl for Session {
+    fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
+        let usage = "SESSION(source, time_column, INTERVAL 'gap')";
+        let [relation, time, gap] = args.exprs() else {
+            return plan_error(format!(
+                "{usage} takes 3 arguments, got {}",
+                args.exprs().len()
+            ));
+        };
+        let gap = interval(gap, usage)?;
+        windowed(&self.inputs, usage, relation, time, gap, 0)
+    }
+}
+
 /// The relation `relation` with `window_start` and `window_end` columns: each row is in
-/// `windows` windows of `windows × slide`, starting every `slide` (one window: tumbling).
+/// `windows` windows of `windows × slide`, starting every `slide` (one window: tumbling;
+/// zero: a session window starting at the row and lasting `slide`, the gap).
 fn windowed(
     inputs: &WindowInputs,
     usage: &str,
@@ -131,7 +154,7 @@ fn windowed(
     // The latest window holding the row starts at the row's time rounded down to the slide.
     let latest =
         datafusion::functions::datetime::expr_fn::date_bin(lit(slide.clone()), time_expr, origin);
-    let size = scaled(&slide, windows);
+    let size = scaled(&slide, windows.max(1));
     let watermarked = input.watermark_column.as_deref() == Some(time.as_str());
     let marker = if watermarked {
         "watermarked"
@@ -142,7 +165,19 @@ fn windowed(
         WINDOW_END_METADATA.to_string(),
         marker.to_string(),
     )]));
-    let builder = if windows == 1 {
+    let builder = if windows == 0 {
+        let session = FieldMetadata::from(HashMap::from([(
+            SESSION_START_METADATA.to_string(),
+            "true".to_string(),
+        )]));
+        scan.project(
+            columns
+                .iter()
+                .cloned()
+                .chain([Expr::Column(Column::from_name(&time))
+                    .alias_with_metadata("window_start", Some(session))]),
+        )?
+    } else if windows == 1 {
         scan.project(
             columns
                 .iter()

@@ -2,6 +2,7 @@
 //! logical extension nodes of `weir_sql::logical` to them ([`planner`]).
 
 pub mod planner;
+mod session_merge;
 mod streaming_aggregate;
 
 pub use streaming_aggregate::{AggregateMetrics, StreamingAggregateExec};

@@ -127,6 +127,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggr_expr,
             filter_expr,
             aggregate.window_end,
+            aggregate.session_start,
             self.context.mode,
             self.context.watermark_ms,
             self.context.state.operator(&aggregate.operator_id),

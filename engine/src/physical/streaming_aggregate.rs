@@ -44,6 +44,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
+use super::session_merge::merge_sessions;
 use crate::runtime::OutputMode;
 use crate::state::OperatorState;
 
@@ -70,6 +71,8 @@ pub struct StreamingAggregateExec {
     filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
     /// Position of the window end among the group keys.
     window_end: Option<usize>,
+    /// Position of a session window's start among the group keys (session windows merge).
+    session_start: Option<usize>,
     mode: OutputMode,
     /// The watermark in force for this batch, in ms since the epoch.
     watermark_ms: Option<i64>,
@@ -90,6 +93,7 @@ impl StreamingAggregateExec {
         aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
         filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
         window_end: Option<usize>,
+        session_start: Option<usize>,
         mode: OutputMode,
         watermark_ms: Option<i64>,
         state: Arc<OperatorState>,
@@ -126,6 +130,7 @@ impl StreamingAggregateExec {
             aggr_expr: partial.aggr_expr().to_vec(),
             filter_expr,
             window_end,
+            session_start,
             mode,
             watermark_ms,
             state,
@@ -156,6 +161,14 @@ impl StreamingAggregateExec {
 
         let mut merge_input = self.state.committed();
         merge_input.extend(new_partial.iter().cloned());
+        if let (Some(start), Some(end)) = (self.session_start, self.window_end) {
+            // Overlapping sessions of a group get one label, so the merge below combines them.
+            let all = concat_batches(&state_schema, &merge_input)?;
+            let keys: Vec<usize> = (0..self.group_by.expr().len())
+                .filter(|i| *i != start && *i != end)
+                .collect();
+            merge_input = vec![merge_sessions(&all, &keys, start, end)?];
+        }
         let merged = self
             .stage(
                 AggregateMode::PartialReduce,
@@ -218,10 +231,16 @@ impl StreamingAggregateExec {
         collect(Arc::new(stage), Arc::clone(context)).await
     }
 
-    /// Drops input rows whose window ended at or before the watermark in force.
+    /// Drops input rows whose window ended at or before the watermark in force. For session
+    /// windows, a row starting before the watermark is late: it could otherwise reopen a
+    /// session already emitted.
     fn drop_late_rows(&self, rows: Vec<RecordBatch>) -> Result<(Vec<RecordBatch>, u64)> {
-        let (Some(index), Some(watermark)) = (self.window_end, self.watermark_ms) else {
+        let (Some(end), Some(watermark)) = (self.window_end, self.watermark_ms) else {
             return Ok((rows, 0));
+        };
+        let (index, watermark) = match self.session_start {
+            Some(start) => (start, watermark.saturating_sub(1)),
+            None => (end, watermark),
         };
         let window_end = &self.group_by.expr()[index].0;
         let mut kept = Vec::with_capacity(rows.len());

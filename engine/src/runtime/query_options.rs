@@ -106,6 +106,19 @@ impl QueryOptions {
         aggregate: Option<&StreamingAggregateNode>,
     ) -> Result<()> {
         if let Some(aggregate) = aggregate {
+            if aggregate.session_start.is_some() {
+                if aggregate.window_end.is_none() {
+                    return Err(WeirError::Plan(format!(
+                        "sink '{sink}': a session window must be grouped by both window_start and window_end"
+                    )));
+                }
+                if self.output_mode == OutputMode::Update {
+                    return Err(WeirError::Plan(format!(
+                        "sink '{sink}': session windows support output_mode 'append' and 'complete', not \
+                         'update' (a session's start and end change as it grows and merges)"
+                    )));
+                }
+            }
             if self.output_mode == OutputMode::Append
                 && !(aggregate.window_end.is_some() && aggregate.watermarked)
             {

@@ -3,4 +3,6 @@
 
 mod streaming_aggregate;
 
-pub use streaming_aggregate::{StreamingAggregateNode, WINDOW_END_METADATA};
+pub use streaming_aggregate::{
+    SESSION_START_METADATA, StreamingAggregateNode, WINDOW_END_METADATA,
+};

@@ -14,6 +14,10 @@ use datafusion::logical_expr::{
 /// otherwise.
 pub const WINDOW_END_METADATA: &str = "weir.window_end";
 
+/// Field metadata key marking the start column of a session window (set by `SESSION`): rows'
+/// sessions with the same other keys merge when they overlap.
+pub const SESSION_START_METADATA: &str = "weir.session_start";
+
 /// A grouped aggregation over a stream. Its state is, per group, the aggregate functions'
 /// intermediate state (`Accumulator::state`); each batch merges the new rows into it.
 ///
@@ -33,6 +37,8 @@ pub struct StreamingAggregateNode {
     pub window_end: Option<usize>,
     /// Whether that window is over a watermarked event-time column (append mode needs it).
     pub watermarked: bool,
+    /// The position in `group_expr` of a session window's start key, for session windows.
+    pub session_start: Option<usize>,
     /// Stable id of the operator within its query, naming its state in the checkpoint.
     pub operator_id: String,
 }
@@ -44,11 +50,15 @@ impl StreamingAggregateNode {
         let input_schema = aggregate.input.schema();
         let mut window_end = None;
         let mut watermarked = false;
+        let mut session_start = None;
         for (index, expr) in aggregate.group_expr.iter().enumerate() {
             let (_, field) = expr.to_field(input_schema)?;
             if let Some(kind) = field.metadata().get(WINDOW_END_METADATA) {
                 window_end = Some(index);
                 watermarked = kind == "watermarked";
+            }
+            if field.metadata().contains_key(SESSION_START_METADATA) {
+                session_start = Some(index);
             }
         }
         Ok(Self {
@@ -58,6 +68,7 @@ impl StreamingAggregateNode {
             schema: Arc::clone(&aggregate.schema),
             window_end,
             watermarked,
+            session_start,
             operator_id,
         })
     }
@@ -134,6 +145,7 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
         let mut node = Self::try_new(&aggregate, self.operator_id.clone())?;
         node.window_end = self.window_end;
         node.watermarked = self.watermarked;
+        node.session_start = self.session_start;
         Ok(node)
     }
 }

@@ -31,12 +31,9 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
     let GroupByExpr::Expressions(groups, _) = &mut select.group_by else {
         return Ok(());
     };
-    if groups.iter().any(|g| is_call(g, "session_window")) {
-        return Err(SqlError::NotIncremental(
-            "session_window is not supported yet; use window(ts, size) or TUMBLE / HOP".to_string(),
-        ));
-    }
-    let Some(position) = groups.iter().position(|g| is_call(g, "window")) else {
+    let session = groups.iter().any(|g| is_call(g, "session_window"));
+    let struct_name = if session { "session_window" } else { "window" };
+    let Some(position) = groups.iter().position(|g| is_call(g, struct_name)) else {
         return Ok(());
     };
     let call = groups.remove(position);
@@ -44,6 +41,12 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
     groups.insert(position, Expr::Identifier(Ident::new("window_start")));
     let args = arguments(&call)?;
     let (time, size, slide) = match args.as_slice() {
+        [time, gap] if session => (time, gap, None),
+        _ if session => {
+            return Err(SqlError::Invalid(
+                "session_window(time_column, gap) takes 2 arguments".to_string(),
+            ));
+        }
         [time, size] => (time, size, None),
         [time, size, slide] => (time, size, Some(slide)),
         [_, _, _, _] => {
@@ -92,6 +95,7 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
         None => name.0.last().map(ToString::to_string).unwrap_or_default(),
     };
     let function = match &slide {
+        None if session => format!("SESSION({name}, {time}, {size})"),
         None => format!("TUMBLE({name}, {time}, {size})"),
         Some(slide) => format!("HOP({name}, {time}, {slide}, {size})"),
     };
@@ -99,19 +103,19 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
 
     for item in &mut select.projection {
         if let SelectItem::UnnamedExpr(Expr::Identifier(id)) = item
-            && id.value.eq_ignore_ascii_case("window")
+            && id.value.eq_ignore_ascii_case(struct_name)
         {
             let window = expression("named_struct('start', window_start, 'end', window_end)")?;
             *item = SelectItem::ExprWithAlias {
                 expr: window,
-                alias: Ident::new("window"),
+                alias: Ident::new(struct_name),
             };
         }
     }
     let _ = visit_expressions_mut(query, |expr| {
         if let Expr::CompoundIdentifier(parts) = expr
             && let [first, field] = parts.as_slice()
-            && first.value.eq_ignore_ascii_case("window")
+            && first.value.eq_ignore_ascii_case(struct_name)
         {
             match field.value.to_ascii_lowercase().as_str() {
                 "start" => *expr = Expr::Identifier(Ident::new("window_start")),
@@ -213,14 +217,15 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_forms_are_refused() {
-        let err = rewritten("SELECT count(*) FROM s GROUP BY session_window(ts, '5 minutes')")
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("session_window is not supported yet"),
-            "{err}"
+    fn session_windows_become_the_session_table_function() {
+        assert_eq!(
+            rewritten("SELECT user, session_window.end, count(*) FROM s GROUP BY user, session_window(ts, '5 minutes')").unwrap(),
+            "SELECT user, window_end, count(*) FROM SESSION(s, ts, INTERVAL '5 minutes') AS s GROUP BY user, window_start, window_end"
         );
+    }
+
+    #[test]
+    fn unsupported_forms_are_refused() {
         let err = rewritten(
             "SELECT count(*) FROM s JOIN t ON s.a = t.a GROUP BY window(ts, '5 minutes')",
         )
