@@ -101,7 +101,13 @@ async fn aggregation_state_survives_an_engine_restart_from_the_checkpoint() {
     assert!(
         checkpoint
             .path()
-            .join("state/aggregate-0/0/2.snapshot")
+            .join("state/aggregate-0/0/2.delta")
+            .exists()
+    );
+    assert!(
+        checkpoint
+            .path()
+            .join("state/aggregate-0/0/0.snapshot")
             .exists()
     );
 }

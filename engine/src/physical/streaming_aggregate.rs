@@ -200,7 +200,7 @@ impl StreamingAggregateExec {
                 &context,
             )
             .await?;
-        self.state.stage(state_schema, vec![keep]);
+        self.state.stage(state_schema, groups, vec![keep]);
 
         let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics.late_rows += late_rows;

@@ -7,6 +7,7 @@
 //! ([`QueryState::promote`]). On restart the state of the last committed batch is loaded, so
 //! a re-run batch starts from exactly the state the interrupted attempt started from.
 
+mod delta;
 mod store;
 
 pub use store::{OperatorState, QueryState};

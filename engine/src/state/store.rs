@@ -1,28 +1,46 @@
-//! [`QueryState`] and [`OperatorState`], and their snapshot files.
+//! [`QueryState`] and [`OperatorState`], and their files.
 //!
 //! ```text
-//! state/<operator id>/<partition>/<N>.snapshot    Arrow IPC file: the state after batch N
+//! state/<operator id>/<partition>/<N>.delta      Arrow IPC: what batch N changed (written
+//!                                                before commits/N)
+//! state/<operator id>/<partition>/<N>.snapshot   Arrow IPC: the whole state after batch N,
+//!                                                every 10th batch, written in the background
 //! ```
-//! One partition (`0`) per operator for now. Snapshots of the last 10 batches are kept.
+//! One partition (`0`) per operator for now. The number of key columns is kept in the files'
+//! schema metadata. Loading version N reads the newest snapshot at or before N and replays the
+//! deltas after it. A snapshot is only an optimization: when its background write is lost in
+//! a crash, the previous snapshot and the deltas since rebuild the same state. The two newest
+//! snapshots and the deltas after the older of them are kept.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
+use super::delta::{delta_schema, diff, replay};
 use crate::error::{Result, WeirError};
 
-/// Snapshots kept per operator.
-const RETAINED_VERSIONS: u64 = 10;
+/// A snapshot every this many batches.
+const SNAPSHOT_INTERVAL: u64 = 10;
+/// Schema metadata key: how many leading columns identify a group.
+const KEYS_METADATA: &str = "weir.state_keys";
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// State computed by the batch in flight.
+#[derive(Debug, Clone)]
+struct Staged {
+    schema: SchemaRef,
+    keys: usize,
+    batches: Vec<RecordBatch>,
 }
 
 /// The state of one operator.
@@ -30,8 +48,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct OperatorState {
     /// The state after the last committed batch.
     committed: Mutex<Vec<RecordBatch>>,
-    /// The state computed by the batch in flight, with its schema.
-    staged: Mutex<Option<(SchemaRef, Vec<RecordBatch>)>>,
+    /// The state computed by the batch in flight.
+    staged: Mutex<Option<Staged>>,
 }
 
 impl OperatorState {
@@ -40,9 +58,14 @@ impl OperatorState {
         lock(&self.committed).clone()
     }
 
-    /// Records the state computed by the batch in flight.
-    pub fn stage(&self, schema: SchemaRef, state: Vec<RecordBatch>) {
-        *lock(&self.staged) = Some((schema, state));
+    /// Records the state computed by the batch in flight; its first `keys` columns identify
+    /// a group.
+    pub fn stage(&self, schema: SchemaRef, keys: usize, batches: Vec<RecordBatch>) {
+        *lock(&self.staged) = Some(Staged {
+            schema,
+            keys,
+            batches,
+        });
     }
 
     /// Rows and bytes of the committed state.
@@ -78,56 +101,100 @@ impl QueryState {
         Arc::clone(lock(&self.operators).entry(id.to_string()).or_default())
     }
 
-    fn snapshot_dir(&self, id: &str) -> StoreLocation {
+    fn operator_dir(&self, id: &str) -> StoreLocation {
         self.dir.child(id).child("0")
     }
 
     /// Loads the committed state of each operator in `ids` as of `version` (nothing to load
     /// before the first commit).
     pub async fn load(&self, ids: &[String], version: Option<BatchId>) -> Result<()> {
+        let Some(version) = version else {
+            for id in ids {
+                self.operator(id);
+            }
+            return Ok(());
+        };
         for id in ids {
-            let operator = self.operator(id);
-            let Some(version) = version else { continue };
-            let dir = self.snapshot_dir(id);
+            let dir = self.operator_dir(id);
             dir.remove_interrupted_writes().await?;
-            let name = format!("{}.snapshot", version.0);
-            let bytes = dir.get(&name).await?.ok_or_else(|| {
-                WeirError::Checkpoint(format!(
-                    "{} is missing: the state of operator '{id}' after committed batch {version} \
-                     is gone (was the query changed to add a stateful operator? then use a new \
-                     checkpoint)",
-                    dir.describe(&name)
-                ))
-            })?;
-            let damaged = |e: &dyn std::fmt::Display| {
-                WeirError::Checkpoint(format!("{} is damaged: {e}", dir.describe(&name)))
+            let mut snapshots = Vec::new();
+            let mut deltas = Vec::new();
+            for file in dir.list().await? {
+                if let Some(v) = file
+                    .name
+                    .strip_suffix(".snapshot")
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    snapshots.push(v);
+                } else if let Some(v) = file
+                    .name
+                    .strip_suffix(".delta")
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    deltas.push(v);
+                }
+            }
+            let base = snapshots.into_iter().filter(|v| *v <= version.0).max();
+            let first_delta = base.map_or(0, |b| b + 1);
+            if base.is_none() && !deltas.contains(&0) {
+                return Err(WeirError::Checkpoint(format!(
+                    "{} holds no state for operator '{id}' as of committed batch {version} (was the \
+                     query changed to add a stateful operator? then use a new checkpoint)",
+                    dir.describe("")
+                )));
+            }
+            let mut schema = None;
+            let mut keys = 0;
+            let base_rows = match base {
+                Some(v) => {
+                    let (s, k, rows) = read(&dir, &format!("{v}.snapshot")).await?;
+                    (schema, keys) = (Some(s), k);
+                    rows
+                }
+                None => Vec::new(),
             };
-            let reader = FileReader::try_new(Cursor::new(bytes), None).map_err(|e| damaged(&e))?;
-            let batches = reader
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(|e| damaged(&e))?;
-            *lock(&operator.committed) = batches;
+            let mut replayed = Vec::new();
+            for v in first_delta..=version.0 {
+                let (s, k, rows) = read(&dir, &format!("{v}.delta")).await?;
+                if schema.is_none() {
+                    let fields = s.fields()[..s.fields().len() - 1].to_vec();
+                    schema = Some(Arc::new(Schema::new(fields)));
+                    keys = k;
+                }
+                replayed.extend(rows);
+            }
+            let state = match schema {
+                Some(schema) => replay(&schema, keys, base_rows, replayed)?,
+                None => Vec::new(),
+            };
+            *lock(&self.operator(id).committed) = state;
         }
         Ok(())
     }
 
-    /// Writes each operator's staged state durably as version `batch`.
+    /// Writes what each operator's staged state changed, durably, as version `batch`; every
+    /// 10th batch also starts writing a snapshot in the background.
     pub async fn persist(&self, batch: BatchId) -> Result<()> {
         let operators: Vec<(String, Arc<OperatorState>)> = lock(&self.operators)
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
         for (id, operator) in operators {
-            let Some((schema, state)) = lock(&operator.staged).clone() else {
+            let Some(staged) = lock(&operator.staged).clone() else {
                 continue;
             };
-            let bytes = tokio::task::spawn_blocking(move || encode(&schema, &state))
-                .await
-                .map_err(|e| WeirError::Internal(format!("state encoding task failed: {e}")))??;
-            let dir = self.snapshot_dir(&id);
-            dir.put(&format!("{}.snapshot", batch.0), bytes).await?;
-            if let Some(old) = batch.0.checked_sub(RETAINED_VERSIONS) {
-                dir.delete(&format!("{old}.snapshot")).await?;
+            let old = operator.committed();
+            let dir = self.operator_dir(&id);
+            let for_delta = staged.clone();
+            let delta = tokio::task::spawn_blocking(move || {
+                let delta = diff(&for_delta.schema, for_delta.keys, &old, &for_delta.batches)?;
+                encode(&delta_schema(&for_delta.schema), for_delta.keys, &[delta])
+            })
+            .await
+            .map_err(|e| WeirError::Internal(format!("state delta task failed: {e}")))??;
+            dir.put(&format!("{}.delta", batch.0), delta).await?;
+            if batch.0 % SNAPSHOT_INTERVAL == 0 {
+                tokio::spawn(write_snapshot(dir, batch, staged));
             }
         }
         Ok(())
@@ -136,21 +203,102 @@ impl QueryState {
     /// Makes each operator's staged state the committed one (after `commits/N` is written).
     pub fn promote(&self) {
         for operator in lock(&self.operators).values() {
-            if let Some((_, state)) = lock(&operator.staged).take() {
-                *lock(&operator.committed) = state;
+            if let Some(staged) = lock(&operator.staged).take() {
+                *lock(&operator.committed) = staged.batches;
             }
         }
     }
 }
 
-fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
-    let failed = |e: arrow::error::ArrowError| {
-        WeirError::Internal(format!("encoding a state snapshot: {e}"))
+/// Writes the snapshot of `batch`, then drops files no load can need any more. Failures are
+/// logged: the deltas still hold everything.
+async fn write_snapshot(dir: StoreLocation, batch: BatchId, staged: Staged) {
+    let result = async {
+        let bytes = tokio::task::spawn_blocking(move || {
+            encode(&staged.schema, staged.keys, &staged.batches)
+        })
+        .await
+        .map_err(|e| WeirError::Internal(format!("state snapshot task failed: {e}")))??;
+        dir.put(&format!("{}.snapshot", batch.0), bytes).await?;
+        let mut snapshots: Vec<u64> = dir
+            .list()
+            .await?
+            .iter()
+            .filter_map(|f| f.name.strip_suffix(".snapshot")?.parse().ok())
+            .collect();
+        snapshots.sort_unstable();
+        if snapshots.len() > 2 {
+            let oldest_kept = snapshots[snapshots.len() - 2];
+            for file in dir.list().await? {
+                let (version, snapshot) = match (
+                    file.name.strip_suffix(".snapshot"),
+                    file.name.strip_suffix(".delta"),
+                ) {
+                    (Some(v), _) => (v.parse::<u64>().ok(), true),
+                    (_, Some(v)) => (v.parse::<u64>().ok(), false),
+                    _ => (None, false),
+                };
+                let stale = version.is_some_and(|v| {
+                    if snapshot {
+                        v < oldest_kept
+                    } else {
+                        v <= oldest_kept
+                    }
+                });
+                if stale {
+                    dir.delete(&file.name).await?;
+                }
+            }
+        }
+        Ok::<_, WeirError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(batch = %batch, error = %e, "writing a state snapshot failed; restarts replay deltas instead");
+    }
+}
+
+async fn read(dir: &StoreLocation, name: &str) -> Result<(SchemaRef, usize, Vec<RecordBatch>)> {
+    let bytes = dir.get(name).await?.ok_or_else(|| {
+        WeirError::Checkpoint(format!(
+            "{} is missing: the operator's state cannot be rebuilt",
+            dir.describe(name)
+        ))
+    })?;
+    let damaged = |e: &dyn std::fmt::Display| {
+        WeirError::Checkpoint(format!("{} is damaged: {e}", dir.describe(name)))
     };
+    let reader = FileReader::try_new(Cursor::new(bytes), None).map_err(|e| damaged(&e))?;
+    let schema = reader.schema();
+    let keys = schema
+        .metadata()
+        .get(KEYS_METADATA)
+        .and_then(|k| k.parse().ok())
+        .ok_or_else(|| damaged(&"no key count"))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| damaged(&e))?;
+    let plain = Arc::new(Schema::new(schema.fields().clone()));
+    let batches = batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(Arc::clone(&plain), b.columns().to_vec()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| damaged(&e))?;
+    Ok((plain, keys, batches))
+}
+
+fn encode(schema: &SchemaRef, keys: usize, batches: &[RecordBatch]) -> Result<Bytes> {
+    let failed = |e: arrow::error::ArrowError| WeirError::Internal(format!("encoding state: {e}"));
+    let metadata = HashMap::from([(KEYS_METADATA.to_string(), keys.to_string())]);
+    let schema = Arc::new(Schema::new(schema.fields().clone()).with_metadata(metadata));
     let mut buffer = Vec::new();
-    let mut writer = FileWriter::try_new(&mut buffer, schema).map_err(failed)?;
+    let mut writer = FileWriter::try_new(&mut buffer, &schema).map_err(failed)?;
     for batch in batches {
-        writer.write(batch).map_err(failed)?;
+        let batch = batch
+            .clone()
+            .with_schema(Arc::clone(&schema))
+            .map_err(failed)?;
+        writer.write(&batch).map_err(failed)?;
     }
     writer.finish().map_err(failed)?;
     drop(writer);
