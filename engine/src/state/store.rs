@@ -193,7 +193,7 @@ impl QueryState {
             .await
             .map_err(|e| WeirError::Internal(format!("state delta task failed: {e}")))??;
             dir.put(&format!("{}.delta", batch.0), delta).await?;
-            if batch.0 % SNAPSHOT_INTERVAL == 0 {
+            if batch.0.is_multiple_of(SNAPSHOT_INTERVAL) {
                 tokio::spawn(write_snapshot(dir, batch, staged));
             }
         }
