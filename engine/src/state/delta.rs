@@ -157,7 +157,7 @@ pub(crate) fn replay(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
 mod tests {
     use arrow::array::{Int64Array, StringArray};
     use arrow::util::pretty::pretty_format_batches;
