@@ -325,17 +325,23 @@ fn oracle_rows(input: &Path) -> Vec<String> {
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Float64, true),
     ]);
+    oracle_over_json(input, &schema, SELECT)
+}
+
+/// `sql` run by DataFusion as one batch query over the JSON files in `input`, read with
+/// `schema` as table `events`.
+pub(crate) fn oracle_over_json(input: &Path, schema: &Schema, sql: &str) -> Vec<String> {
     let runtime = tokio::runtime::Builder::new_current_thread().build();
     let batches = runtime.expect("a runtime").block_on(async {
         let ctx = SessionContext::new();
         let options = JsonReadOptions::default()
-            .schema(&schema)
+            .schema(schema)
             .file_extension(".json");
         let dir = input.to_str().expect("a UTF-8 input path");
         ctx.register_json("events", dir, options)
             .await
             .expect("registering the input");
-        let frame = ctx.sql(SELECT).await.expect("planning the oracle");
+        let frame = ctx.sql(sql).await.expect("planning the oracle");
         frame.collect().await.expect("running the oracle")
     });
     rows_of(&batches)

@@ -22,9 +22,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use datafusion::prelude::{JsonReadOptions, SessionContext};
 
-use crate::crash::{Job, Rng, file_names, rows_of, sink_batches};
+use crate::crash::{Job, Rng, file_names, oracle_over_json, rows_of, sink_batches};
 
 /// The query under test.
 const SELECT: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS \
@@ -296,20 +295,7 @@ fn oracle_rows(input: &Path) -> Vec<String> {
         Field::new("amount", DataType::Int64, true),
         Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
     ]);
-    let runtime = tokio::runtime::Builder::new_current_thread().build();
-    let batches = runtime.expect("a runtime").block_on(async {
-        let ctx = SessionContext::new();
-        let options = JsonReadOptions::default()
-            .schema(&schema)
-            .file_extension(".json");
-        let dir = input.to_str().expect("a UTF-8 input path");
-        ctx.register_json("events", dir, options)
-            .await
-            .expect("registering the input");
-        let frame = ctx.sql(ORACLE).await.expect("planning the oracle");
-        frame.collect().await.expect("running the oracle")
-    });
-    rows_of(&batches)
+    oracle_over_json(input, &schema, ORACLE)
 }
 
 /// The `n` of a row as [`rows_of`] formats it.

@@ -298,7 +298,9 @@ async fn windowed_streamed_query(
     sorted_lines(&engine.sql("SELECT * FROM out").await.expect("read sink"))
 }
 
-async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
+/// A session with table `e` holding `rows` as (ts seconds, name, amount), typed as the
+/// streaming source `e` of the windowed tests.
+fn event_context(rows: &[(i64, Option<String>, i64)]) -> SessionContext {
     let ctx = SessionContext::new();
     let schema = Arc::new(Schema::new(vec![
         Field::new(
@@ -327,6 +329,11 @@ async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
         Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
     )
     .expect("register");
+    ctx
+}
+
+async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
+    let ctx = event_context(rows);
     let sql = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') AS window_start, name, \
                count(*) AS n, sum(amount) AS total FROM e GROUP BY 1, 2";
     sorted_lines(
@@ -360,34 +367,7 @@ proptest! {
 /// Sessions by gaps and islands: a row starts a new session when it comes 10 s or more after
 /// the previous row of its name.
 async fn sessions_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
-    let ctx = SessionContext::new();
-    let schema = Arc::new(Schema::new(vec![
-        Field::new(
-            "ts",
-            DataType::Timestamp(arrow::datatypes::TimeUnit::Nanosecond, None),
-            false,
-        ),
-        Field::new("name", DataType::Utf8View, true),
-        Field::new("amount", DataType::Int64, false),
-    ]));
-    let batch = RecordBatch::try_new(
-        Arc::clone(&schema),
-        vec![
-            Arc::new(arrow::array::TimestampNanosecondArray::from_iter_values(
-                rows.iter().map(|r| r.0 * 1_000_000_000),
-            )),
-            Arc::new(arrow::array::StringViewArray::from_iter(
-                rows.iter().map(|r| r.1.clone()),
-            )),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
-        ],
-    )
-    .expect("batch");
-    ctx.register_table(
-        "e",
-        Arc::new(MemTable::try_new(schema, vec![vec![batch]]).expect("table")),
-    )
-    .expect("register");
+    let ctx = event_context(rows);
     let sql = "WITH marked AS ( \
           SELECT ts, name, amount, CASE WHEN ts - lag(ts) OVER (PARTITION BY name ORDER BY ts) < INTERVAL '10' SECOND \
                                         THEN 0 ELSE 1 END AS starts \
