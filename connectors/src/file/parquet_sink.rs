@@ -37,9 +37,13 @@ pub const PARQUET_SINK_OPTIONS: &[OptionSpec] = &[
     },
     OptionSpec {
         key: "max_rows_per_file",
-        help: "split a batch's output into files of at most this many rows (default: one file per batch)",
+        help: "split a batch's output into files of at most this many rows (default: one file per core for batches over 65536 rows, else one)",
     },
 ];
+
+/// Above this many rows, a batch's output is split into one file per core, encoded in
+/// parallel (unless `max_rows_per_file` says otherwise).
+const PARALLEL_ROWS: usize = 65_536;
 
 /// Writes each batch's output as Parquet files named after the batch id.
 #[derive(Debug)]
@@ -80,10 +84,16 @@ impl ParquetSink {
         batch.parse().ok().map(BatchId)
     }
 
-    /// Splits the batch's rows into the files to write.
+    /// Splits the batch's rows into the files to write: files of `max_rows_per_file` rows,
+    /// or by default, for a batch of more than [`PARALLEL_ROWS`] rows, one file per core so
+    /// they are encoded in parallel.
     fn split(&self, batches: Vec<RecordBatch>) -> Vec<Vec<RecordBatch>> {
-        let Some(limit) = self.max_rows_per_file else {
-            return vec![batches];
+        let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let limit = match self.max_rows_per_file {
+            Some(limit) => limit,
+            None if total > PARALLEL_ROWS && cores > 1 => total.div_ceil(cores),
+            None => return vec![batches],
         };
         let mut files = vec![Vec::new()];
         let mut rows_in_file = 0;
@@ -150,15 +160,15 @@ impl Sink for ParquetSink {
         if batches.is_empty() {
             return Ok(());
         }
-        for (k, file) in self.split(batches).into_iter().enumerate() {
-            let bytes = {
-                let (schema, compression) = (Arc::clone(&schema), self.compression);
-                tokio::task::spawn_blocking(move || encode(schema, &file, compression))
-                    .await
-                    .map_err(|e| {
-                        ConnectorError::Internal(format!("parquet encoding task failed: {e}"))
-                    })??
-            };
+        let encodings = self.split(batches).into_iter().map(|file| {
+            let (schema, compression) = (Arc::clone(&schema), self.compression);
+            tokio::task::spawn_blocking(move || encode(schema, &file, compression))
+        });
+        let encoded = futures::future::try_join_all(encodings)
+            .await
+            .map_err(|e| ConnectorError::Internal(format!("parquet encoding task failed: {e}")))?;
+        for (k, bytes) in encoded.into_iter().enumerate() {
+            let bytes = bytes?;
             let name = Self::file_name(batch_id, k);
             let hidden = format!(".{name}.inprogress");
             self.dir.put(&hidden, bytes).await?;
