@@ -11,14 +11,19 @@
 //!                                                                  │   runtime, checkpoint,
 //!                                                                  │   Engine API, CLI
 //!
-//!  per batch N:  source.latest_offset ─▶ offsets/N ─▶ source.read ─▶ DataFusion plan
-//!                ─▶ sink.write(N) ─▶ commits/N ─▶ source.commit
-//!  on restart:   newest offsets/N without commits/N is re-run with the same offsets
+//!  per batch N:  source.latest_offset ─▶ offsets/N (with the watermark in force)
+//!                ─▶ source.read ─▶ DataFusion plan (streaming operators read state N-1)
+//!                ─▶ sink.write(N) ─▶ state deltas N ─▶ commits/N (new watermark) ─▶ source.commit
+//!  on restart:   state of the last commit is loaded; the newest offsets/N without
+//!                commits/N is re-run with the same offsets and watermark
 //! ```
 //!
-//! - [`api`]: [`Engine`] (statements, ad hoc queries, starting queries) and
-//!   [`StreamingQuery`] (progress, stop).
-//! - [`runtime`]: the trigger loop and progress reporting.
+//! - [`api`]: [`Engine`] (statements, ad hoc queries, starting queries, window table
+//!   functions) and [`StreamingQuery`] (progress, stop, `process_all_available`).
+//! - [`runtime`]: the trigger loop, watermarks and progress reporting.
+//! - [`physical`]: streaming operators as DataFusion `ExecutionPlan`s (streaming aggregation,
+//!   session merging) and the planner that maps `weir_sql::logical` nodes to them.
+//! - [`state`]: operator state between batches: deltas and snapshots in the checkpoint.
 //! - [`checkpoint`]: the metadata, offsets and commits logs and their ordering rule.
 
 pub mod api;
