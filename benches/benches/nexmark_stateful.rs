@@ -1,0 +1,96 @@
+//! Stateful Nexmark benchmarks: windowed aggregations over the seeded `nexmark` bid stream
+//! into the `blackhole` sink, in append mode with a 5-second watermark and `flush_on_end`, so
+//! every window is emitted once. Queries are `benches/queries/stateful/*.sql`.
+//!
+//! Reports events/s (all Nexmark events, as in `nexmark.rs`), per-batch latency p50/p99, the
+//! peak state (groups and bytes) and the rows emitted.
+//!
+//! `cargo bench -p weir-benches --bench nexmark_stateful [-- q5 q7 ...]`; environment:
+//! `WEIR_BENCH_EVENTS` (default 10 000 000), `WEIR_BENCH_EVENTS_PER_BATCH` (default 1 000 000).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use weir::Engine;
+
+type Error = Box<dyn std::error::Error>;
+
+fn env_number(name: &str, default: u64) -> Result<u64, Error> {
+    match std::env::var(name) {
+        Ok(value) => Ok(value.trim().parse().map_err(|_| format!("{name}={value} is not a number"))?),
+        Err(_) => Ok(default),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn main() -> Result<(), Error> {
+    let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
+    let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/stateful");
+    let mut queries: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    queries.sort();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    println!("# Stateful Nexmark run\n");
+    println!("- events: {events} ({} bids), {per_batch} events per batch", events / 50 * 46);
+    println!("- sink: blackhole, append mode, watermark 5 s, flush_on_end\n");
+    println!("| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows |");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for path in queries {
+        let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        if !wanted.is_empty() && !wanted.contains(&name) {
+            continue;
+        }
+        let select = std::fs::read_to_string(&path)?;
+        runtime.block_on(async {
+            let engine = Engine::builder().build()?;
+            engine
+                .execute(&format!(
+                    "CREATE SOURCE bids (WATERMARK FOR date_time AS date_time - INTERVAL '5' SECOND) \
+                     WITH (connector = 'nexmark', table = 'bid', max_events = '{events}', \
+                     max_records_per_trigger = '{per_batch}')"
+                ))
+                .await?;
+            let started = Instant::now();
+            let query = engine
+                .start(&format!(
+                    "CREATE SINK {name} WITH (connector = 'blackhole', trigger = 'available-now', \
+                     flush_on_end = 'true') AS\n{select}"
+                ))
+                .await?;
+            query.await_termination().await?;
+            let wall = started.elapsed();
+            let batches = query.recent_progress();
+            let mut latencies: Vec<Duration> = batches.iter().map(|b| b.durations.total).collect();
+            latencies.sort();
+            let output: u64 = batches.iter().map(|b| b.output_rows).sum();
+            let ops = batches.iter().flat_map(|b| b.operators.iter());
+            let peak_groups = ops.clone().map(|o| o.state_rows).max().unwrap_or(0);
+            let peak_bytes = ops.clone().map(|o| o.state_bytes).max().unwrap_or(0);
+            let late: u64 = ops.map(|o| o.late_rows).sum();
+            let rate = events as f64 / wall.as_secs_f64();
+            println!(
+                "| {name} | {output} | {:.2} | {:.2} M | {:.2} M | {} | {} | {peak_groups} | {:.1} | {late} |",
+                wall.as_secs_f64(),
+                rate / 1e6,
+                rate / 2e6,
+                percentile(&latencies, 50.0).as_millis(),
+                percentile(&latencies, 99.0).as_millis(),
+                peak_bytes as f64 / (1024.0 * 1024.0),
+            );
+            Ok::<(), Error>(())
+        })?;
+    }
+    Ok(())
+}
