@@ -151,7 +151,12 @@ fn load_queries(names: &[String]) -> Result<Vec<Query>> {
             return Err(format!("no query {name}.sql in {}", dir.display()).into());
         }
     }
-    let number = |q: &Query| q.name.trim_start_matches('q').parse::<u32>().unwrap_or(u32::MAX);
+    let number = |q: &Query| {
+        q.name
+            .trim_start_matches('q')
+            .parse::<u32>()
+            .unwrap_or(u32::MAX)
+    };
     queries.sort_by(|a, b| number(a).cmp(&number(b)).then(a.name.cmp(&b.name)));
     Ok(queries)
 }
@@ -173,7 +178,10 @@ fn print_header(settings: &Settings) {
                 .find(|l| l.starts_with("MemTotal:"))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
-        .map_or_else(|| "unknown".to_string(), |kb| format!("{:.1} GiB", kb as f64 / 1048576.0));
+        .map_or_else(
+            || "unknown".to_string(),
+            |kb| format!("{:.1} GiB", kb as f64 / 1048576.0),
+        );
     let git = |args: &[&str]| {
         std::process::Command::new("git")
             .args(args)
@@ -183,8 +191,16 @@ fn print_header(settings: &Settings) {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
-    let mut commit = git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
-    let engine_dirs = ["status", "--porcelain", "--", "../engine", "../connectors", "../sql"];
+    let mut commit =
+        git(&["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".to_string());
+    let engine_dirs = [
+        "status",
+        "--porcelain",
+        "--",
+        "../engine",
+        "../connectors",
+        "../sql",
+    ];
     if git(&engine_dirs).is_some_and(|changes| !changes.is_empty()) {
         commit.push_str(" with uncommitted changes in engine/, connectors/ or sql/");
     }
@@ -282,7 +298,12 @@ where
 }
 
 /// Starts `CREATE SINK <name> WITH (<sink options>) AS <select>` and waits for it to end.
-async fn run_streaming(engine: &Engine, name: &str, sink_options: &str, select: &str) -> Result<Run> {
+async fn run_streaming(
+    engine: &Engine,
+    name: &str,
+    sink_options: &str,
+    select: &str,
+) -> Result<Run> {
     let cpu_before = process_cpu_time()?;
     let started = Instant::now();
     let query = engine
@@ -308,13 +329,24 @@ async fn generator_run(settings: &Settings, events: u64, query: &Query) -> Resul
             settings.events_per_batch
         ))
         .await?;
-    run_streaming(&engine, &query.name, "connector = 'blackhole'", &query.select).await
+    run_streaming(
+        &engine,
+        &query.name,
+        "connector = 'blackhole'",
+        &query.select,
+    )
+    .await
 }
 
 async fn generator_part(settings: &Settings) -> Result<()> {
     // Warm up the allocator, the thread pools and the page cache of the binary.
     if let Some(first) = settings.queries.first() {
-        generator_run(settings, settings.events_per_batch.min(settings.events), first).await?;
+        generator_run(
+            settings,
+            settings.events_per_batch.min(settings.events),
+            first,
+        )
+        .await?;
     }
     println!("## Generator → blackhole\n");
     println!(
@@ -325,7 +357,10 @@ async fn generator_part(settings: &Settings) -> Result<()> {
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for query in &settings.queries {
-        let run = median_of(settings.runs, || generator_run(settings, settings.events, query)).await?;
+        let run = median_of(settings.runs, || {
+            generator_run(settings, settings.events, query)
+        })
+        .await?;
         let seconds = run.wall.as_secs_f64();
         let events_per_second = settings.events as f64 / seconds;
         let [read, execute, sink, other] = run.phase_shares();
@@ -439,9 +474,17 @@ fn write_input_files(settings: &Settings, dir: &Path) -> Result<u64> {
     })
 }
 
-async fn files_run(settings: &Settings, input: &Path, scratch: &Path, query: &Query) -> Result<Run> {
+async fn files_run(
+    settings: &Settings,
+    input: &Path,
+    scratch: &Path,
+    query: &Query,
+) -> Result<Run> {
     let run_dir = tempfile::tempdir_in(scratch)?;
-    let (out, checkpoint) = (run_dir.path().join("out"), run_dir.path().join("checkpoint"));
+    let (out, checkpoint) = (
+        run_dir.path().join("out"),
+        run_dir.path().join("checkpoint"),
+    );
     let engine = Engine::builder().build()?;
     engine
         .execute(&format!(
@@ -471,9 +514,15 @@ async fn datafusion_run(
     let out: PathBuf = run_dir.path().join("out");
     let cpu_before = process_cpu_time()?;
     let started = Instant::now();
-    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(settings.cores));
-    ctx.register_parquet("bids", &input.display().to_string(), ParquetReadOptions::default())
-        .await?;
+    let ctx = SessionContext::new_with_config(
+        SessionConfig::new().with_target_partitions(settings.cores),
+    );
+    ctx.register_parquet(
+        "bids",
+        &input.display().to_string(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
     let mut options = TableParquetOptions::default();
     options.global.compression = Some("snappy".to_string());
     let written = ctx

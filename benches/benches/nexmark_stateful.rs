@@ -17,7 +17,10 @@ type Error = Box<dyn std::error::Error>;
 
 fn env_number(name: &str, default: u64) -> Result<u64, Error> {
     match std::env::var(name) {
-        Ok(value) => Ok(value.trim().parse().map_err(|_| format!("{name}={value} is not a number"))?),
+        Ok(value) => Ok(value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={value} is not a number"))?),
         Err(_) => Ok(default),
     }
 }
@@ -33,7 +36,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn main() -> Result<(), Error> {
     let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
-    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/stateful");
     let mut queries: Vec<_> = std::fs::read_dir(&dir)?
         .flatten()
@@ -41,14 +47,24 @@ fn main() -> Result<(), Error> {
         .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
     queries.sort();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     println!("# Stateful Nexmark run\n");
-    println!("- events: {events} ({} bids), {per_batch} events per batch", events / 50 * 46);
+    println!(
+        "- events: {events} ({} bids), {per_batch} events per batch",
+        events / 50 * 46
+    );
     println!("- sink: blackhole, append mode, watermark 5 s, flush_on_end\n");
-    println!("| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows |");
+    println!(
+        "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows |"
+    );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for path in queries {
-        let name = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
         if !wanted.is_empty() && !wanted.contains(&name) {
             continue;
         }
