@@ -468,3 +468,35 @@ async fn a_new_query_refuses_a_parquet_directory_holding_another_querys_output()
     assert!(out.path().join("part-000000000000-0000.parquet").exists());
     assert!(!checkpoint.path().join("q/metadata.json").exists());
 }
+
+#[tokio::test]
+async fn the_blackhole_sink_discards_rows_and_counts_them() {
+    let engine = Engine::builder().build().unwrap();
+    // start() refuses other statements without running them.
+    let refused = engine
+        .start("CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid')")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        refused,
+        "this call does not take CREATE SOURCE; use execute()"
+    );
+    engine
+        .execute("CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid', max_events = '1000', max_records_per_trigger = '300')")
+        .await
+        .unwrap();
+    let query = engine
+        .start("CREATE SINK b WITH (connector = 'blackhole', trigger = 'available-now') AS SELECT * FROM bids")
+        .await
+        .unwrap();
+    query.await_termination().await.unwrap();
+    let written: Vec<u64> = query
+        .recent_progress()
+        .iter()
+        .map(|p| p.output_rows)
+        .collect();
+    // 1000 events in batches of 300: bids are 46 of every 50 events.
+    assert_eq!(written.iter().sum::<u64>(), 920);
+    assert_eq!(written.len(), 4);
+}

@@ -154,7 +154,13 @@ impl Engine {
     /// Runs one `CREATE SINK ... AS SELECT` or `INSERT INTO <sink> SELECT` statement and
     /// returns the handle of the query it started.
     pub async fn start(&self, sql: &str) -> Result<StreamingQuery> {
-        match self.single(sql).await? {
+        let starts = |s: &Statement| {
+            matches!(
+                s,
+                Statement::CreateSink { query: Some(_), .. } | Statement::Insert { .. }
+            )
+        };
+        match self.single(sql, starts).await? {
             Outcome::Started(query) => Ok(query),
             _ => Err(WeirError::Plan(
                 "start() takes CREATE SINK ... AS SELECT or INSERT INTO <sink> SELECT".to_string(),
@@ -164,7 +170,16 @@ impl Engine {
 
     /// Runs one ad hoc query (or SHOW / DESCRIBE / EXPLAIN) and returns its rows.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        match self.single(sql).await? {
+        let reads = |s: &Statement| {
+            matches!(
+                s,
+                Statement::Query(_)
+                    | Statement::Explain(_)
+                    | Statement::Show(_)
+                    | Statement::Describe(_)
+            )
+        };
+        match self.single(sql, reads).await? {
             Outcome::Rows(rows) => Ok(rows),
             _ => Err(WeirError::Plan(
                 "sql() takes a query; use execute() for other statements".to_string(),
@@ -172,7 +187,9 @@ impl Engine {
         }
     }
 
-    async fn single(&self, sql: &str) -> Result<Outcome> {
+    /// Runs `sql`, which must be one statement that `accepted` allows; anything else is
+    /// refused before it runs, so a refused call changes nothing.
+    async fn single(&self, sql: &str, accepted: impl Fn(&Statement) -> bool) -> Result<Outcome> {
         let mut statements = parse_sql(sql)?;
         if statements.len() != 1 {
             return Err(WeirError::Plan(format!(
@@ -180,7 +197,14 @@ impl Engine {
                 statements.len()
             )));
         }
-        self.run_statement(statements.remove(0)).await
+        let statement = statements.remove(0);
+        if !accepted(&statement) {
+            return Err(WeirError::Plan(format!(
+                "this call does not take {}; use execute()",
+                statement_kind(&statement)
+            )));
+        }
+        self.run_statement(statement).await
     }
 
     /// A running or ended query by name.
@@ -228,4 +252,20 @@ fn capitalized(name: &str) -> String {
         .next()
         .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
         .unwrap_or_default()
+}
+
+fn statement_kind(statement: &Statement) -> &'static str {
+    match statement {
+        Statement::CreateSource { .. } => "CREATE SOURCE",
+        Statement::CreateTable { .. } => "CREATE TABLE",
+        Statement::CreateView { .. } => "CREATE VIEW",
+        Statement::CreateSink { .. } => "CREATE SINK",
+        Statement::Insert { .. } => "INSERT",
+        Statement::Query(_) => "a query",
+        Statement::Explain(_) => "EXPLAIN",
+        Statement::Show(_) => "SHOW",
+        Statement::Describe(_) => "DESCRIBE",
+        Statement::StopQuery(_) => "STOP QUERY",
+        Statement::Drop { .. } => "DROP",
+    }
 }
