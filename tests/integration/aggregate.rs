@@ -83,7 +83,8 @@ async fn aggregation_state_survives_an_engine_restart_from_the_checkpoint() {
         "3.json",
         "{\"k\": \"a\", \"v\": 3}\n{\"k\": \"c\", \"v\": 4}\n",
     );
-    let second = Engine::builder().build().unwrap();
+    // A different setting does not change a checkpoint's partition count.
+    let second = Engine::builder().state_partitions(7).build().unwrap();
     second.execute(&script).await.unwrap();
     let query = second.query("out").await.unwrap();
     query.await_termination().await.unwrap();
@@ -104,6 +105,19 @@ async fn aggregation_state_survives_an_engine_restart_from_the_checkpoint() {
             .join("state/aggregate-0/0/2.delta")
             .exists()
     );
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(checkpoint.path().join("metadata.json")).unwrap())
+            .unwrap();
+    assert_eq!(metadata["state_partitions"], 4);
+    for partition in 0..4 {
+        assert!(
+            checkpoint
+                .path()
+                .join(format!("state/aggregate-0/{partition}/2.delta"))
+                .exists()
+        );
+    }
+    assert!(!checkpoint.path().join("state/aggregate-0/4").exists());
     assert!(
         checkpoint
             .path()

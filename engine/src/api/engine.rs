@@ -16,11 +16,15 @@ use super::window_functions::{Hop, Session, Tumble, WindowInputs};
 use crate::error::{Result, WeirError};
 use datafusion::catalog::TableFunctionImpl;
 
+/// State partitions of a new query unless the builder says otherwise.
+const DEFAULT_STATE_PARTITIONS: usize = 4;
+
 /// Builds an [`Engine`].
 #[derive(Debug, Default)]
 pub struct EngineBuilder {
     checkpoint_root: Option<PathBuf>,
     target_partitions: Option<usize>,
+    state_partitions: Option<usize>,
 }
 
 impl EngineBuilder {
@@ -35,6 +39,13 @@ impl EngineBuilder {
     /// How many partitions DataFusion splits each micro-batch into (default: the cores).
     pub fn target_partitions(mut self, partitions: usize) -> Self {
         self.target_partitions = Some(partitions.max(1));
+        self
+    }
+
+    /// How many partitions a new query splits its operators' state into, by key hash (default
+    /// 4). A query keeps the count its checkpoint was created with.
+    pub fn state_partitions(mut self, partitions: usize) -> Self {
+        self.state_partitions = Some(partitions.max(1));
         self
     }
 
@@ -71,6 +82,7 @@ impl EngineBuilder {
             registry: Arc::new(ConnectorRegistry::new()),
             catalog: Mutex::new(Catalog::default()),
             checkpoint_root: self.checkpoint_root,
+            state_partitions: self.state_partitions.unwrap_or(DEFAULT_STATE_PARTITIONS),
             window_inputs,
         };
         Ok(Engine {
@@ -119,6 +131,8 @@ pub(super) struct EngineInner {
     pub registry: Arc<ConnectorRegistry>,
     pub catalog: Mutex<Catalog>,
     pub checkpoint_root: Option<PathBuf>,
+    /// State partitions of new queries.
+    pub state_partitions: usize,
     /// What window table functions can read.
     pub window_inputs: WindowInputs,
 }

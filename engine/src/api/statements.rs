@@ -313,6 +313,7 @@ impl Engine {
             sink: Arc::clone(&entry.sink),
             output_mode: entry.options.output_mode,
             flush_on_end: entry.options.flush_on_end,
+            state_partitions: self.inner.state_partitions,
             stateful_operators: aggregate.iter().map(|a| a.operator_id.clone()).collect(),
             checkpoint,
             trigger: entry.options.trigger,

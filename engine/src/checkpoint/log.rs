@@ -20,6 +20,14 @@ pub struct QueryMetadata {
     pub sources: Vec<String>,
     /// Output columns as `name: type`.
     pub output_columns: Vec<String>,
+    /// How many partitions stateful operators split their state into, by key hash; fixed
+    /// when the checkpoint is created.
+    #[serde(default = "one_partition")]
+    pub state_partitions: usize,
+}
+
+fn one_partition() -> usize {
+    1
 }
 
 /// The range one source contributes to a batch.

@@ -50,6 +50,8 @@ pub(crate) struct RunnerParts {
     pub flush_on_end: bool,
     /// Ids of the plan's stateful operators.
     pub stateful_operators: Vec<String>,
+    /// State partitions for a new checkpoint (an existing one keeps its own).
+    pub state_partitions: usize,
     pub registry: Arc<ConnectorRegistry>,
 }
 
@@ -103,6 +105,7 @@ impl QueryRunner {
                 .iter()
                 .map(|f| format!("{}: {}", f.name(), f.data_type()))
                 .collect(),
+            state_partitions: parts.state_partitions.max(1),
         };
         parts.checkpoint.remove_interrupted_writes().await?;
         let existing = parts.checkpoint.metadata().await?;
@@ -118,7 +121,7 @@ impl QueryRunner {
             output_mode: parts.output_mode,
         };
         parts.sink.open(open).await?;
-        match existing {
+        match &existing {
             None => parts.checkpoint.write_metadata(&metadata).await?,
             Some(existing) if existing.sources != metadata.sources => {
                 return Err(WeirError::Checkpoint(format!(
@@ -135,7 +138,10 @@ impl QueryRunner {
             }
             Some(_) => {}
         }
-        let state = Arc::new(QueryState::new(parts.checkpoint.state_dir()));
+        let partitions = existing
+            .as_ref()
+            .map_or(metadata.state_partitions, |m| m.state_partitions);
+        let state = Arc::new(QueryState::new(parts.checkpoint.state_dir(), partitions));
         state
             .load(&parts.stateful_operators, last_committed)
             .await?;

@@ -156,6 +156,39 @@ pub(crate) fn replay(
     ])
 }
 
+/// Splits `batch` into `partitions` parts by a hash of each row's key (its first `keys`
+/// columns). The hash (FNV-1a over the key's row encoding) is stable across processes and
+/// releases, so a key stays in its partition for the life of a checkpoint.
+pub(crate) fn split_by_key(
+    batch: &RecordBatch,
+    keys: usize,
+    partitions: usize,
+) -> Result<Vec<RecordBatch>> {
+    if partitions <= 1 {
+        return Ok(vec![batch.clone()]);
+    }
+    let by_key = converter(&batch.schema(), keys)?;
+    let rows = by_key
+        .convert_columns(&batch.columns()[..keys])
+        .map_err(arrow_error)?;
+    let owners: Vec<usize> = rows
+        .iter()
+        .map(|row| (fnv1a(row.data()) % partitions as u64) as usize)
+        .collect();
+    (0..partitions)
+        .map(|p| {
+            let mask: BooleanArray = owners.iter().map(|o| Some(*o == p)).collect();
+            filter_record_batch(batch, &mask).map_err(arrow_error)
+        })
+        .collect()
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::cloned_ref_to_slice_refs)]
 mod tests {

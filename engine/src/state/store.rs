@@ -6,8 +6,9 @@
 //! state/<operator id>/<partition>/<N>.snapshot   Arrow IPC: the whole state after batch N,
 //!                                                every 10th batch, written in the background
 //! ```
-//! One partition (`0`) per operator for now. The number of key columns is kept in the files'
-//! schema metadata. Loading version N reads the newest snapshot at or before N and replays the
+//! An operator's state is split into the query's state partitions by a hash of the group key;
+//! each partition has its own files, so a worker could own a partition. The number of key
+//! columns is kept in the files' schema metadata. Loading version N reads the newest snapshot at or before N and replays the
 //! deltas after it. A snapshot is only an optimization: when its background write is lost in
 //! a crash, the previous snapshot and the deltas since rebuild the same state. The two newest
 //! snapshots and the deltas after the older of them are kept.
@@ -17,13 +18,14 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
-use super::delta::{delta_schema, diff, replay};
+use super::delta::{delta_schema, diff, replay, split_by_key};
 use crate::error::{Result, WeirError};
 
 /// A snapshot every this many batches.
@@ -84,14 +86,16 @@ impl OperatorState {
 #[derive(Debug)]
 pub struct QueryState {
     dir: StoreLocation,
+    partitions: usize,
     operators: Mutex<BTreeMap<String, Arc<OperatorState>>>,
 }
 
 impl QueryState {
-    /// The state of a query whose checkpoint keeps state under `dir`.
-    pub fn new(dir: StoreLocation) -> Self {
+    /// The state of a query whose checkpoint keeps state under `dir`, in `partitions` parts.
+    pub fn new(dir: StoreLocation, partitions: usize) -> Self {
         Self {
             dir,
+            partitions: partitions.max(1),
             operators: Mutex::new(BTreeMap::new()),
         }
     }
@@ -101,73 +105,22 @@ impl QueryState {
         Arc::clone(lock(&self.operators).entry(id.to_string()).or_default())
     }
 
-    fn operator_dir(&self, id: &str) -> StoreLocation {
-        self.dir.child(id).child("0")
+    fn partition_dir(&self, id: &str, partition: usize) -> StoreLocation {
+        self.dir.child(id).child(&partition.to_string())
     }
 
     /// Loads the committed state of each operator in `ids` as of `version` (nothing to load
     /// before the first commit).
     pub async fn load(&self, ids: &[String], version: Option<BatchId>) -> Result<()> {
-        let Some(version) = version else {
-            for id in ids {
-                self.operator(id);
-            }
-            return Ok(());
-        };
         for id in ids {
-            let dir = self.operator_dir(id);
-            dir.remove_interrupted_writes().await?;
-            let mut snapshots = Vec::new();
-            let mut deltas = Vec::new();
-            for file in dir.list().await? {
-                if let Some(v) = file
-                    .name
-                    .strip_suffix(".snapshot")
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    snapshots.push(v);
-                } else if let Some(v) = file
-                    .name
-                    .strip_suffix(".delta")
-                    .and_then(|v| v.parse::<u64>().ok())
-                {
-                    deltas.push(v);
-                }
+            let operator = self.operator(id);
+            let Some(version) = version else { continue };
+            let mut state = Vec::new();
+            for partition in 0..self.partitions {
+                state
+                    .extend(load_partition(&self.partition_dir(id, partition), id, version).await?);
             }
-            let base = snapshots.into_iter().filter(|v| *v <= version.0).max();
-            let first_delta = base.map_or(0, |b| b + 1);
-            if base.is_none() && !deltas.contains(&0) {
-                return Err(WeirError::Checkpoint(format!(
-                    "{} holds no state for operator '{id}' as of committed batch {version} (was the \
-                     query changed to add a stateful operator? then use a new checkpoint)",
-                    dir.describe("")
-                )));
-            }
-            let mut schema = None;
-            let mut keys = 0;
-            let base_rows = match base {
-                Some(v) => {
-                    let (s, k, rows) = read(&dir, &format!("{v}.snapshot")).await?;
-                    (schema, keys) = (Some(s), k);
-                    rows
-                }
-                None => Vec::new(),
-            };
-            let mut replayed = Vec::new();
-            for v in first_delta..=version.0 {
-                let (s, k, rows) = read(&dir, &format!("{v}.delta")).await?;
-                if schema.is_none() {
-                    let fields = s.fields()[..s.fields().len() - 1].to_vec();
-                    schema = Some(Arc::new(Schema::new(fields)));
-                    keys = k;
-                }
-                replayed.extend(rows);
-            }
-            let state = match schema {
-                Some(schema) => replay(&schema, keys, base_rows, replayed)?,
-                None => Vec::new(),
-            };
-            *lock(&self.operator(id).committed) = state;
+            *lock(&operator.committed) = state;
         }
         Ok(())
     }
@@ -184,17 +137,41 @@ impl QueryState {
                 continue;
             };
             let old = operator.committed();
-            let dir = self.operator_dir(&id);
             let for_delta = staged.clone();
-            let delta = tokio::task::spawn_blocking(move || {
+            let partitions = self.partitions;
+            // Every partition gets a delta for every batch (maybe empty), so replay never
+            // mistakes a quiet partition for a missing file.
+            let deltas = tokio::task::spawn_blocking(move || {
                 let delta = diff(&for_delta.schema, for_delta.keys, &old, &for_delta.batches)?;
-                encode(&delta_schema(&for_delta.schema), for_delta.keys, &[delta])
+                let schema = delta_schema(&for_delta.schema);
+                split_by_key(&delta, for_delta.keys, partitions)?
+                    .iter()
+                    .map(|part| encode(&schema, for_delta.keys, std::slice::from_ref(part)))
+                    .collect::<Result<Vec<_>>>()
             })
             .await
             .map_err(|e| WeirError::Internal(format!("state delta task failed: {e}")))??;
-            dir.put(&format!("{}.delta", batch.0), delta).await?;
+            for (partition, delta) in deltas.into_iter().enumerate() {
+                self.partition_dir(&id, partition)
+                    .put(&format!("{}.delta", batch.0), delta)
+                    .await?;
+            }
             if batch.0.is_multiple_of(SNAPSHOT_INTERVAL) {
-                tokio::spawn(write_snapshot(dir, batch, staged));
+                let whole = concat_batches(&staged.schema, &staged.batches)
+                    .map_err(|e| WeirError::Internal(format!("preparing a state snapshot: {e}")))?;
+                let parts = split_by_key(&whole, staged.keys, self.partitions)?;
+                for (partition, part) in parts.into_iter().enumerate() {
+                    let part = Staged {
+                        schema: Arc::clone(&staged.schema),
+                        keys: staged.keys,
+                        batches: vec![part],
+                    };
+                    tokio::spawn(write_snapshot(
+                        self.partition_dir(&id, partition),
+                        batch,
+                        part,
+                    ));
+                }
             }
         }
         Ok(())
@@ -207,6 +184,63 @@ impl QueryState {
                 *lock(&operator.committed) = staged.batches;
             }
         }
+    }
+}
+
+/// The state of one partition of operator `id` as of `version`: the newest snapshot at or
+/// before it, with the deltas after it replayed.
+async fn load_partition(
+    dir: &StoreLocation,
+    id: &str,
+    version: BatchId,
+) -> Result<Vec<RecordBatch>> {
+    dir.remove_interrupted_writes().await?;
+    let mut snapshots = Vec::new();
+    let mut deltas = Vec::new();
+    for file in dir.list().await? {
+        if let Some(v) = file
+            .name
+            .strip_suffix(".snapshot")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            snapshots.push(v);
+        } else if let Some(v) = file
+            .name
+            .strip_suffix(".delta")
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            deltas.push(v);
+        }
+    }
+    let base = snapshots.into_iter().filter(|v| *v <= version.0).max();
+    if base.is_none() && !deltas.contains(&0) {
+        return Err(WeirError::Checkpoint(format!(
+            "{} holds no state for operator '{id}' as of committed batch {version} (was the query \
+             changed to add a stateful operator, or its state partitions? then use a new checkpoint)",
+            dir.describe("")
+        )));
+    }
+    let (mut schema, mut keys, base_rows) = match base {
+        Some(v) => {
+            let (s, k, rows) = read(dir, &format!("{v}.snapshot")).await?;
+            (Some(s), k, rows)
+        }
+        None => (None, 0, Vec::new()),
+    };
+    let mut replayed = Vec::new();
+    for v in base.map_or(0, |b| b + 1)..=version.0 {
+        let (s, k, rows) = read(dir, &format!("{v}.delta")).await?;
+        if schema.is_none() {
+            schema = Some(Arc::new(Schema::new(
+                s.fields()[..s.fields().len() - 1].to_vec(),
+            )));
+            keys = k;
+        }
+        replayed.extend(rows);
+    }
+    match schema {
+        Some(schema) => replay(&schema, keys, base_rows, replayed),
+        None => Ok(Vec::new()),
     }
 }
 
