@@ -36,15 +36,20 @@ pub(crate) struct Tumble {
 
 impl TableFunctionImpl for Tumble {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let usage = "TUMBLE(source, time_column, INTERVAL 'size')";
-        let [relation, time, size] = args.exprs() else {
-            return plan_error(format!(
-                "{usage} takes 3 arguments, got {}",
-                args.exprs().len()
-            ));
+        let usage = "TUMBLE(source, time_column, INTERVAL 'size' [, INTERVAL 'offset'])";
+        let (relation, time, size, offset) = match args.exprs() {
+            [relation, time, size] => (relation, time, size, None),
+            [relation, time, size, offset] => (relation, time, size, Some(offset)),
+            other => {
+                return plan_error(format!(
+                    "{usage} takes 3 or 4 arguments, got {}",
+                    other.len()
+                ));
+            }
         };
         let size = interval(size, usage)?;
-        windowed(&self.inputs, usage, relation, time, size, 1)
+        let origin = window_offset(offset, &size, usage)?;
+        windowed(&self.inputs, usage, relation, time, size, 1, origin)
     }
 }
 
@@ -57,12 +62,17 @@ pub(crate) struct Hop {
 
 impl TableFunctionImpl for Hop {
     fn call_with_args(&self, args: TableFunctionArgs) -> Result<Arc<dyn TableProvider>> {
-        let usage = "HOP(source, time_column, INTERVAL 'slide', INTERVAL 'size')";
-        let [relation, time, slide, size] = args.exprs() else {
-            return plan_error(format!(
-                "{usage} takes 4 arguments, got {}",
-                args.exprs().len()
-            ));
+        let usage =
+            "HOP(source, time_column, INTERVAL 'slide', INTERVAL 'size' [, INTERVAL 'offset'])";
+        let (relation, time, slide, size, offset) = match args.exprs() {
+            [relation, time, slide, size] => (relation, time, slide, size, None),
+            [relation, time, slide, size, offset] => (relation, time, slide, size, Some(offset)),
+            other => {
+                return plan_error(format!(
+                    "{usage} takes 4 or 5 arguments, got {}",
+                    other.len()
+                ));
+            }
         };
         let (slide, size) = (interval(slide, usage)?, interval(size, usage)?);
         let (slide_ns, size_ns) = (nanos(&slide), nanos(&size));
@@ -77,7 +87,8 @@ impl TableFunctionImpl for Hop {
                 "{usage}: each row would be in {windows} windows; at most 1000"
             ));
         }
-        windowed(&self.inputs, usage, relation, time, slide, windows)
+        let origin = window_offset(offset, &slide, usage)?;
+        windowed(&self.inputs, usage, relation, time, slide, windows, origin)
     }
 }
 
@@ -99,13 +110,14 @@ impl TableFunctionImpl for Session {
             ));
         };
         let gap = interval(gap, usage)?;
-        windowed(&self.inputs, usage, relation, time, gap, 0)
+        windowed(&self.inputs, usage, relation, time, gap, 0, 0)
     }
 }
 
 /// The relation `relation` with `window_start` and `window_end` columns: each row is in
 /// `windows` windows of `windows × slide`, starting every `slide` (one window: tumbling;
-/// zero: a session window starting at the row and lasting `slide`, the gap).
+/// zero: a session window starting at the row and lasting `slide`, the gap). Windows start at
+/// the Unix epoch plus `origin_ns`, plus multiples of `slide`.
 fn windowed(
     inputs: &WindowInputs,
     usage: &str,
@@ -113,6 +125,7 @@ fn windowed(
     time: &Expr,
     slide: ScalarValue,
     windows: i128,
+    origin_ns: i64,
 ) -> Result<Arc<dyn TableProvider>> {
     let relation = identifier(
         relation,
@@ -150,7 +163,7 @@ fn windowed(
     }
     let columns: Vec<Expr> = schema.columns().into_iter().map(Expr::Column).collect();
     let time_expr = Expr::Column(Column::from_name(&time));
-    let origin = lit(ScalarValue::TimestampNanosecond(Some(0), None));
+    let origin = lit(ScalarValue::TimestampNanosecond(Some(origin_ns), None));
     // The latest window holding the row starts at the row's time rounded down to the slide.
     let latest =
         datafusion::functions::datetime::expr_fn::date_bin(lit(slide.clone()), time_expr, origin);
@@ -229,6 +242,27 @@ fn scaled(interval: &ScalarValue, k: i128) -> ScalarValue {
             i64::try_from(total).unwrap_or(i64::MAX),
         ),
     ))
+}
+
+/// The start offset of windows (Spark's `startTime`): at least zero and less than `step`.
+fn window_offset(offset: Option<&Expr>, step: &ScalarValue, usage: &str) -> Result<i64> {
+    let Some(offset) = offset else { return Ok(0) };
+    let nanoseconds = match offset {
+        Expr::Literal(value @ ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+            nanos(value)
+        }
+        other => {
+            return plan_error(format!(
+                "{usage}: the offset must be an INTERVAL literal in days or less, found {other}"
+            ));
+        }
+    };
+    if nanoseconds < 0 || nanoseconds >= nanos(step) {
+        return plan_error(format!(
+            "{usage}: the offset must be at least 0 and less than the slide"
+        ));
+    }
+    Ok(i64::try_from(nanoseconds).unwrap_or(0))
 }
 
 fn identifier(expr: &Expr, usage: &str, what: &str) -> Result<String> {

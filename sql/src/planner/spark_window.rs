@@ -20,7 +20,7 @@ use sqlparser::parser::Parser;
 
 use crate::error::{Result, SqlError};
 
-const USAGE: &str = "window(time_column, size [, slide])";
+const USAGE: &str = "window(time_column, size [, slide [, start]])";
 
 /// Rewrites a `GROUP BY window(...)` query into its table-function form; other queries are
 /// left alone.
@@ -40,21 +40,17 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
     groups.insert(position, Expr::Identifier(Ident::new("window_end")));
     groups.insert(position, Expr::Identifier(Ident::new("window_start")));
     let args = arguments(&call)?;
-    let (time, size, slide) = match args.as_slice() {
-        [time, gap] if session => (time, gap, None),
+    let (time, size, slide, start) = match args.as_slice() {
+        [time, gap] if session => (time, gap, None, None),
         _ if session => {
             return Err(SqlError::Invalid(
                 "session_window(time_column, gap) takes 2 arguments".to_string(),
             ));
         }
-        [time, size] => (time, size, None),
-        [time, size, slide] => (time, size, Some(slide)),
-        [_, _, _, _] => {
-            return Err(SqlError::Invalid(format!(
-                "{USAGE}: a start offset is not supported yet; windows are aligned to the epoch"
-            )));
-        }
-        _ => return Err(SqlError::Invalid(format!("{USAGE} takes 2 or 3 arguments"))),
+        [time, size] => (time, size, None, None),
+        [time, size, slide] => (time, size, Some(slide), None),
+        [time, size, slide, start] => (time, size, Some(slide), Some(start)),
+        _ => return Err(SqlError::Invalid(format!("{USAGE} takes 2 to 4 arguments"))),
     };
     let time = match time {
         Expr::Identifier(id) => id.to_string(),
@@ -68,6 +64,10 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
         }
     };
     let (size, slide) = (interval(size)?, slide.map(interval).transpose()?);
+    let start = start
+        .map(interval)
+        .transpose()?
+        .map_or(String::new(), |s| format!(", {s}"));
 
     let [from] = select.from.as_mut_slice() else {
         return Err(SqlError::Invalid(format!(
@@ -97,7 +97,7 @@ pub fn rewrite_spark_windows(query: &mut Query) -> Result<()> {
     let function = match &slide {
         None if session => format!("SESSION({name}, {time}, {size})"),
         None => format!("TUMBLE({name}, {time}, {size})"),
-        Some(slide) => format!("HOP({name}, {time}, {slide}, {size})"),
+        Some(slide) => format!("HOP({name}, {time}, {slide}, {size}{start})"),
     };
     from.relation = relation(&format!("SELECT * FROM {function} AS {alias}"))?;
 
