@@ -57,9 +57,9 @@ fn main() -> Result<(), Error> {
     );
     println!("- sink: blackhole, append mode, watermark 5 s, flush_on_end\n");
     println!(
-        "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows |"
+        "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows | read % | execute % | state+log % |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for path in queries {
         let name = path
             .file_stem()
@@ -96,8 +96,15 @@ fn main() -> Result<(), Error> {
             let peak_bytes = ops.clone().map(|o| o.state_bytes).max().unwrap_or(0);
             let late: u64 = ops.map(|o| o.late_rows).sum();
             let rate = events as f64 / wall.as_secs_f64();
+            let total: f64 = batches.iter().map(|b| b.durations.total.as_secs_f64()).sum::<f64>().max(f64::EPSILON);
+            let share = |f: &dyn Fn(&weir::BatchProgress) -> Duration| {
+                100.0 * batches.iter().map(|b| f(b).as_secs_f64()).sum::<f64>() / total
+            };
+            let read = share(&|b| b.durations.read);
+            let execute = share(&|b| b.durations.execute);
+            let log = share(&|b| b.durations.write_offsets + b.durations.commit);
             println!(
-                "| {name} | {output} | {:.2} | {:.2} M | {:.2} M | {} | {} | {peak_groups} | {:.1} | {late} |",
+                "| {name} | {output} | {:.2} | {:.2} M | {:.2} M | {} | {} | {peak_groups} | {:.1} | {late} | {read:.0} | {execute:.0} | {log:.0} |",
                 wall.as_secs_f64(),
                 rate / 1e6,
                 rate / 2e6,
