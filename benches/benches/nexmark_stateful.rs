@@ -44,7 +44,10 @@ fn main() -> Result<(), Error> {
     let mut queries: Vec<_> = std::fs::read_dir(&dir)?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "sql")
+                && !p.to_string_lossy().ends_with(".batch.sql")
+        })
         .collect();
     queries.sort();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -57,9 +60,9 @@ fn main() -> Result<(), Error> {
     );
     println!("- sink: blackhole, append mode, watermark 5 s, flush_on_end\n");
     println!(
-        "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows | read % | execute % | state+log % |"
+        "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows | read % | execute % | state+log % | Weir without generation (s) | DataFusion batch (s) | ratio |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for path in queries {
         let name = path
             .file_stem()
@@ -103,17 +106,54 @@ fn main() -> Result<(), Error> {
             let read = share(&|b| b.durations.read);
             let execute = share(&|b| b.durations.execute);
             let log = share(&|b| b.durations.write_offsets + b.durations.commit);
+            // Weir's own work: the batches minus generating the input.
+            let weir_work: f64 = batches.iter().map(|b| (b.durations.total - b.durations.read).as_secs_f64()).sum();
+            let batch_sql = std::fs::read_to_string(path.with_extension("batch.sql")).ok();
+            let datafusion = match batch_sql {
+                Some(sql) => Some(datafusion_batch(events, &sql).await?),
+                None => None,
+            };
             println!(
-                "| {name} | {output} | {:.2} | {:.2} M | {:.2} M | {} | {} | {peak_groups} | {:.1} | {late} | {read:.0} | {execute:.0} | {log:.0} |",
+                "| {name} | {output} | {:.2} | {:.2} M | {:.2} M | {} | {} | {peak_groups} | {:.1} | {late} | {read:.0} | {execute:.0} | {log:.0} | {weir_work:.2} | {} | {} |",
                 wall.as_secs_f64(),
                 rate / 1e6,
                 rate / 2e6,
                 percentile(&latencies, 50.0).as_millis(),
                 percentile(&latencies, 99.0).as_millis(),
                 peak_bytes as f64 / (1024.0 * 1024.0),
+                datafusion.map_or("-".to_string(), |d| format!("{d:.2}")),
+                datafusion.map_or("-".to_string(), |d| format!("{:.2}×", weir_work / d)),
             );
             Ok::<(), Error>(())
         })?;
     }
     Ok(())
+}
+
+/// DataFusion running `sql` once over the same bids, generated into memory beforehand (two
+/// partitions, as Weir uses); returns the seconds the query took.
+async fn datafusion_batch(events: u64, sql: &str) -> Result<f64, Error> {
+    use weir_connectors::nexmark::{EventKind, GeneratorConfig, generate, schema};
+    let config = GeneratorConfig::default();
+    let chunk = 65_536;
+    let mut partitions = vec![Vec::new(), Vec::new()];
+    for (i, first) in (0..events).step_by(chunk as usize).enumerate() {
+        partitions[i % 2].push(generate(
+            EventKind::Bid,
+            &config,
+            first,
+            (first + chunk).min(events),
+        ));
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_table(
+        "bids",
+        std::sync::Arc::new(datafusion::datasource::MemTable::try_new(
+            schema(EventKind::Bid),
+            partitions,
+        )?),
+    )?;
+    let started = Instant::now();
+    ctx.sql(sql).await?.collect().await?;
+    Ok(started.elapsed().as_secs_f64())
 }

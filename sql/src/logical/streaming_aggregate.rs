@@ -133,6 +133,22 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
         Ok(())
     }
 
+    /// The input columns the group keys and aggregates read (whatever the parent needs, all
+    /// aggregates are kept in state), so the optimizer prunes the rest below the node.
+    fn necessary_children_exprs(&self, _output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
+        let schema = self.input.schema();
+        let mut needed: Vec<usize> = self
+            .group_expr
+            .iter()
+            .chain(&self.aggr_expr)
+            .flat_map(|expr| expr.column_refs())
+            .filter_map(|column| schema.index_of_column(column).ok())
+            .collect();
+        needed.sort_unstable();
+        needed.dedup();
+        Some(vec![needed])
+    }
+
     fn with_exprs_and_inputs(
         &self,
         exprs: Vec<Expr>,
