@@ -5,9 +5,12 @@
 //! schema of DataFusion's `Partial` aggregation. So every aggregate function with mergeable
 //! state works, built-in or user-defined, with no special code.
 //!
-//! **Per batch**: the new rows are aggregated to partial state (`AggregateMode::Partial`),
-//! merged with the committed state (`AggregateMode::PartialReduce`, i.e. `merge_batch`), and
-//! the groups to emit are finalized (`AggregateMode::Final`, i.e. `evaluate`):
+//! **Per batch**: the new rows are aggregated to partial state (`AggregateMode::Partial`, in
+//! parallel over the input's partitions); that partial state is split by key hash into the
+//! query's state partitions, and each state partition, in parallel, merges it with its
+//! committed state (`AggregateMode::PartialReduce`, i.e. `merge_batch`), finalizes the groups
+//! to emit (`AggregateMode::Final`, i.e. `evaluate`) and works out its state delta (the
+//! groups the batch touched and the groups evicted) without comparing whole states:
 //! - `complete`: every group, every batch;
 //! - `update`: the groups the batch's rows touched;
 //! - `append` (windowed, with a watermark): the windows whose end is at or before the
@@ -17,8 +20,8 @@
 //! watermark in force are late: they are dropped before aggregation and counted. In `update`
 //! mode, closed windows are evicted after the batch; `complete` mode keeps every group.
 //!
-//! **Checkpoint**: the merged state is staged in the operator's [`OperatorState`]; the runner
-//! persists it as version N before writing `commits/N`.
+//! **Checkpoint**: each partition's merged state and delta are staged in the operator's
+//! [`OperatorState`]; the runner persists the deltas as version N before writing `commits/N`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -26,9 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::kernels::boolean::{and, not};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::{Row, RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
@@ -40,13 +44,13 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-    SendableRecordBatchStream, collect,
+    SendableRecordBatchStream, collect, collect_partitioned,
 };
 use futures::StreamExt;
 
 use super::session_merge::merge_sessions;
 use crate::runtime::OutputMode;
-use crate::state::OperatorState;
+use crate::state::{OperatorState, StagedPartition, delta_of, diff, split_by_key};
 
 /// What the operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -143,30 +147,118 @@ impl StreamingAggregateExec {
     /// Runs the whole batch: see the module docs.
     async fn run(self, context: Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
         let input_schema = self.input.schema();
-        let rows = collect(Arc::clone(&self.input), Arc::clone(&context)).await?;
+        let input = collect_partitioned(Arc::clone(&self.input), Arc::clone(&context)).await?;
         let started = Instant::now();
-        let (rows, late_rows) = self.drop_late_rows(rows)?;
+        let mut late_rows = 0;
+        let mut rows = Vec::with_capacity(input.len());
+        for part in input {
+            let (kept, late) = self.drop_late_rows(part)?;
+            late_rows += late;
+            rows.push(kept);
+        }
 
+        // The new rows' partial state, computed in parallel over the input's partitions.
         let partial = AggregateExec::try_new(
             AggregateMode::Partial,
             Arc::clone(&self.group_by),
             self.aggr_expr.clone(),
             self.filter_expr.clone(),
-            MemorySourceConfig::try_new_exec(&[rows], Arc::clone(&input_schema), None)?,
+            MemorySourceConfig::try_new_exec(&rows, Arc::clone(&input_schema), None)?,
             Arc::clone(&input_schema),
         )?;
         let state_schema = partial.schema();
         let final_group_by = Arc::new(partial.group_expr().as_final());
-        let new_partial = collect(Arc::new(partial), Arc::clone(&context)).await?;
+        let new_partial: Vec<RecordBatch> =
+            collect_partitioned(Arc::new(partial), Arc::clone(&context))
+                .await?
+                .into_iter()
+                .flatten()
+                .collect();
+        let new_partial = concat_batches(&state_schema, &new_partial)?;
 
-        let mut merge_input = self.state.committed();
-        merge_input.extend(new_partial.iter().cloned());
+        // Each state partition merges its own groups, in parallel.
+        let committed = self.state.committed();
+        let new_parts = split_by_key(&new_partial, &self.partition_columns(), committed.len())
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let tasks =
+            committed
+                .into_iter()
+                .zip(new_parts)
+                .enumerate()
+                .map(|(partition, (old, new))| {
+                    let this = self.clone();
+                    let (group_by, schema) =
+                        (Arc::clone(&final_group_by), Arc::clone(&state_schema));
+                    let context = Arc::clone(&context);
+                    tokio::spawn(async move {
+                        this.merge_partition(partition, old, new, group_by, schema, context)
+                            .await
+                    })
+                });
+        let mut output = Vec::new();
+        let mut staged = Vec::new();
+        let mut evicted = 0;
+        for task in futures::future::try_join_all(tasks)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+        {
+            let merged = task?;
+            output.extend(merged.output);
+            evicted += merged.evicted;
+            staged.push(merged.staged);
+        }
+        self.state
+            .stage(state_schema, self.group_by.expr().len(), staged);
+
+        let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        metrics.late_rows += late_rows;
+        metrics.rows_evicted += evicted;
+        metrics.rows_emitted += output.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        metrics.elapsed += started.elapsed();
+        Ok(output)
+    }
+
+    /// The key columns that choose a group's state partition: all of them, except for
+    /// session windows, whose sessions of one group must meet in one partition to merge.
+    fn partition_columns(&self) -> Vec<usize> {
+        let groups = self.group_by.expr().len();
+        (0..groups)
+            .filter(|i| self.session_start.is_none() || Some(*i) != self.session_start)
+            .filter(|i| self.session_start.is_none() || Some(*i) != self.window_end)
+            .collect()
+    }
+
+    /// Merges one state partition's committed state `old` with the batch's partial state for
+    /// its groups (`new`), and finalizes what the output mode emits.
+    async fn merge_partition(
+        &self,
+        partition: usize,
+        old: Vec<RecordBatch>,
+        new: RecordBatch,
+        final_group_by: Arc<PhysicalGroupBy>,
+        state_schema: SchemaRef,
+        context: Arc<TaskContext>,
+    ) -> Result<MergedPartition> {
+        let groups = self.group_by.expr().len();
+        // A global aggregate's one group lives in partition 0, and exists before any row.
+        let idle = old.iter().all(|b| b.num_rows() == 0) && new.num_rows() == 0;
+        if idle && (groups > 0 || partition > 0) {
+            return Ok(MergedPartition {
+                output: Vec::new(),
+                evicted: 0,
+                staged: StagedPartition {
+                    state: Vec::new(),
+                    delta: delta_of(&state_schema, new.clone(), new)
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                },
+            });
+        }
+        let mut merge_input = old.clone();
+        merge_input.push(new.clone());
         if let (Some(start), Some(end)) = (self.session_start, self.window_end) {
             // Overlapping sessions of a group get one label, so the merge below combines them.
             let all = concat_batches(&state_schema, &merge_input)?;
-            let keys: Vec<usize> = (0..self.group_by.expr().len())
-                .filter(|i| *i != start && *i != end)
-                .collect();
+            let keys: Vec<usize> = (0..groups).filter(|i| *i != start && *i != end).collect();
             merge_input = vec![merge_sessions(&all, &keys, start, end)?];
         }
         let merged = self
@@ -180,34 +272,55 @@ impl StreamingAggregateExec {
             .await?;
         let merged = concat_batches(&state_schema, &merged)?;
 
-        let groups = self.group_by.expr().len();
-        let (emit, keep, evicted) = match self.mode {
-            OutputMode::Complete => (merged.clone(), merged, 0),
-            OutputMode::Update => {
-                let touched = touched_mask(&merged, &new_partial, groups)?;
-                let emit = filter_record_batch(&merged, &touched)?;
-                let (_, keep, evicted) = self.split_closed(&merged)?;
-                (emit, keep, evicted)
-            }
-            OutputMode::Append => self.split_closed(&merged)?,
+        let open = match self.mode {
+            OutputMode::Complete => BooleanArray::from(vec![true; merged.num_rows()]),
+            OutputMode::Update | OutputMode::Append => self.open_mask(&merged)?,
         };
-        let output = self
-            .stage(
+        let closed = filter_record_batch(&merged, &not(&open)?)?;
+        let keep = filter_record_batch(&merged, &open)?;
+        // Which groups this batch changed: sessions compare whole states instead.
+        let touched = if self.session_start.is_none() || self.mode == OutputMode::Update {
+            Some(touched_mask(&merged, &new, groups)?)
+        } else {
+            None
+        };
+        let emit = match (self.mode, &touched) {
+            (OutputMode::Complete, _) => merged.clone(),
+            (OutputMode::Update, Some(touched)) => filter_record_batch(&merged, touched)?,
+            _ => closed.clone(),
+        };
+        let delta = match (&touched, self.session_start) {
+            (Some(touched), None) => {
+                let upserts = filter_record_batch(&merged, &and(touched, &open)?)?;
+                delta_of(&state_schema, upserts, closed.clone())
+            }
+            _ => diff(&state_schema, groups, &old, std::slice::from_ref(&keep)),
+        }
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let output = if emit.num_rows() == 0 {
+            Vec::new()
+        } else {
+            self.stage(
                 AggregateMode::Final,
                 &final_group_by,
                 vec![emit],
                 &state_schema,
                 &context,
             )
-            .await?;
-        self.state.stage(state_schema, groups, vec![keep]);
-
-        let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
-        metrics.late_rows += late_rows;
-        metrics.rows_evicted += evicted;
-        metrics.rows_emitted += output.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-        metrics.elapsed += started.elapsed();
-        Ok(output)
+            .await?
+        };
+        Ok(MergedPartition {
+            output,
+            evicted: if self.mode == OutputMode::Complete {
+                0
+            } else {
+                closed.num_rows() as u64
+            },
+            staged: StagedPartition {
+                state: vec![keep],
+                delta,
+            },
+        })
     }
 
     /// Runs one aggregation stage over `batches` of partial state.
@@ -260,21 +373,23 @@ impl StreamingAggregateExec {
         Ok((kept, late))
     }
 
-    /// Splits state into (closed windows, open windows, number closed): a window is closed
-    /// when its end is at or before the watermark in force.
-    fn split_closed(&self, merged: &RecordBatch) -> Result<(RecordBatch, RecordBatch, u64)> {
-        let (Some(index), Some(watermark)) = (self.window_end, self.watermark_ms) else {
-            return Ok((merged.slice(0, 0), merged.clone(), 0));
-        };
-        let open = after(merged.column(index), watermark)?;
-        let closed = arrow::compute::not(&open)?;
-        let evicted = closed.true_count() as u64;
-        Ok((
-            filter_record_batch(merged, &closed)?,
-            filter_record_batch(merged, &open)?,
-            evicted,
-        ))
+    /// Which groups of `merged` stay open: a window is closed when its end is at or before
+    /// the watermark in force; without a window or a watermark, every group stays.
+    fn open_mask(&self, merged: &RecordBatch) -> Result<BooleanArray> {
+        match (self.window_end, self.watermark_ms) {
+            (Some(index), Some(watermark)) => after(merged.column(index), watermark),
+            _ => Ok(BooleanArray::from(vec![true; merged.num_rows()])),
+        }
     }
+}
+
+/// What merging one state partition gave.
+struct MergedPartition {
+    /// The finalized rows to emit.
+    output: Vec<RecordBatch>,
+    /// Groups removed because their window closed.
+    evicted: u64,
+    staged: StagedPartition,
 }
 
 /// `ends > watermark` for a timestamp column (nulls count as open).
@@ -293,7 +408,7 @@ fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<BooleanArray> {
 /// Which rows of `merged` have a group key that appears in `new_partial`.
 fn touched_mask(
     merged: &RecordBatch,
-    new_partial: &[RecordBatch],
+    new_partial: &RecordBatch,
     groups: usize,
 ) -> Result<BooleanArray> {
     if groups == 0 {
@@ -305,16 +420,10 @@ fn touched_mask(
         .map(|f| SortField::new(f.data_type().clone()))
         .collect();
     let converter = RowConverter::new(fields)?;
-    let mut touched = HashSet::new();
-    for batch in new_partial {
-        let rows = converter.convert_columns(&batch.columns()[..groups])?;
-        touched.extend(rows.iter().map(|r| r.as_ref().to_vec()));
-    }
+    let new_rows = converter.convert_columns(&new_partial.columns()[..groups])?;
+    let touched: HashSet<Row<'_>> = new_rows.iter().collect();
     let rows = converter.convert_columns(&merged.columns()[..groups])?;
-    Ok(rows
-        .iter()
-        .map(|r| Some(touched.contains(r.as_ref())))
-        .collect())
+    Ok(rows.iter().map(|r| Some(touched.contains(&r))).collect())
 }
 
 impl DisplayAs for StreamingAggregateExec {

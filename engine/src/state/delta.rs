@@ -8,8 +8,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, RecordBatch};
-use arrow::compute::{concat_batches, filter_record_batch, interleave};
+use arrow::array::{ArrayRef, BooleanArray, RecordBatch, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, interleave, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 
@@ -36,7 +36,8 @@ pub(crate) fn delta_schema(state: &SchemaRef) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The delta turning `old` into `new`.
+/// The delta turning `old` into `new`, comparing whole rows: for state whose keys change
+/// (merged sessions); other operators know what they changed and use [`delta_of`].
 pub(crate) fn diff(
     schema: &SchemaRef,
     keys: usize,
@@ -65,24 +66,11 @@ pub(crate) fn diff(
         .iter()
         .map(|r| Some(!live.contains(r.data())))
         .collect();
-
-    let with_flag = |batch: RecordBatch, deleted: bool| -> Result<RecordBatch> {
-        let mut columns = batch.columns().to_vec();
-        columns.push(Arc::new(BooleanArray::from(vec![
-            deleted;
-            batch.num_rows()
-        ])));
-        RecordBatch::try_new(delta_schema(schema), columns).map_err(arrow_error)
-    };
-    let upserts = with_flag(
+    delta_of(
+        schema,
         filter_record_batch(&new, &upsert).map_err(arrow_error)?,
-        false,
-    )?;
-    let deletes = with_flag(
         filter_record_batch(&old, &delete).map_err(arrow_error)?,
-        true,
-    )?;
-    concat_batches(&delta_schema(schema), &[upserts, deletes]).map_err(arrow_error)
+    )
 }
 
 /// Applies `deltas`, oldest first, to `base`; returns the resulting state.
@@ -156,29 +144,65 @@ pub(crate) fn replay(
     ])
 }
 
-/// Splits `batch` into `partitions` parts by a hash of each row's key (its first `keys`
-/// columns). The hash (FNV-1a over the key's row encoding) is stable across processes and
-/// releases, so a key stays in its partition for the life of a checkpoint.
+/// The delta made of `upserts` (rows of state) and the groups of `deletes` (rows of state
+/// whose keys are removed).
+pub(crate) fn delta_of(
+    schema: &SchemaRef,
+    upserts: RecordBatch,
+    deletes: RecordBatch,
+) -> Result<RecordBatch> {
+    let with_flag = |batch: RecordBatch, deleted: bool| -> Result<RecordBatch> {
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(BooleanArray::from(vec![
+            deleted;
+            batch.num_rows()
+        ])));
+        RecordBatch::try_new(delta_schema(schema), columns).map_err(arrow_error)
+    };
+    concat_batches(
+        &delta_schema(schema),
+        &[with_flag(upserts, false)?, with_flag(deletes, true)?],
+    )
+    .map_err(arrow_error)
+}
+
+/// Splits `batch` into `partitions` parts by a hash of each row's `key_columns`. The hash
+/// (FNV-1a over the key's row encoding) is stable across processes and releases, so a key
+/// stays in its partition for the life of a checkpoint. Without key columns every row goes to
+/// the first part.
 pub(crate) fn split_by_key(
     batch: &RecordBatch,
-    keys: usize,
+    key_columns: &[usize],
     partitions: usize,
 ) -> Result<Vec<RecordBatch>> {
-    if partitions <= 1 {
-        return Ok(vec![batch.clone()]);
+    let empty = || batch.slice(0, 0);
+    if partitions <= 1 || key_columns.is_empty() {
+        let mut parts = vec![batch.clone()];
+        parts.resize_with(partitions.max(1), empty);
+        return Ok(parts);
     }
-    let by_key = converter(&batch.schema(), keys)?;
-    let rows = by_key
-        .convert_columns(&batch.columns()[..keys])
-        .map_err(arrow_error)?;
-    let owners: Vec<usize> = rows
+    let fields = key_columns
         .iter()
-        .map(|row| (fnv1a(row.data()) % partitions as u64) as usize)
+        .map(|c| SortField::new(batch.schema().field(*c).data_type().clone()))
         .collect();
-    (0..partitions)
-        .map(|p| {
-            let mask: BooleanArray = owners.iter().map(|o| Some(*o == p)).collect();
-            filter_record_batch(batch, &mask).map_err(arrow_error)
+    let by_key = RowConverter::new(fields).map_err(arrow_error)?;
+    let columns: Vec<ArrayRef> = key_columns
+        .iter()
+        .map(|c| Arc::clone(batch.column(*c)))
+        .collect();
+    let rows = by_key.convert_columns(&columns).map_err(arrow_error)?;
+    let mut owned: Vec<Vec<u32>> = vec![Vec::new(); partitions];
+    for (i, row) in rows.iter().enumerate() {
+        let part = (fnv1a(row.data()) % partitions as u64) as usize;
+        owned[part].push(i as u32);
+    }
+    owned
+        .into_iter()
+        .map(|indices| {
+            if indices.len() == batch.num_rows() {
+                return Ok(batch.clone());
+            }
+            take_record_batch(batch, &UInt32Array::from(indices)).map_err(arrow_error)
         })
         .collect()
 }

@@ -10,4 +10,5 @@
 mod delta;
 mod store;
 
-pub use store::{OperatorState, QueryState};
+pub(crate) use delta::{delta_of, diff, split_by_key};
+pub use store::{OperatorState, QueryState, StagedPartition};

@@ -6,10 +6,12 @@
 //! state/<operator id>/<partition>/<N>.snapshot   Arrow IPC: the whole state after batch N,
 //!                                                every 10th batch, written in the background
 //! ```
-//! An operator's state is split into the query's state partitions by a hash of the group key;
-//! each partition has its own files, so a worker could own a partition. The number of key
-//! columns is kept in the files' schema metadata. Loading version N reads the newest snapshot at or before N and replays the
-//! deltas after it. A snapshot is only an optimization: when its background write is lost in
+//! An operator's state is split into the query's state partitions by a hash of the group key
+//! (the operator decides which key columns; see `StreamingAggregateExec`), and each batch
+//! works on the partitions in parallel; each partition has its own files. A delta has the
+//! state's columns plus a boolean `__weir_delete` (upsert or remove the row's group). The
+//! number of key columns is kept in the files' schema metadata. Loading version N reads the
+//! newest snapshot at or before N and replays the deltas after it. A snapshot is only an optimization: when its background write is lost in
 //! a crash, the previous snapshot and the deltas since rebuild the same state. The two newest
 //! snapshots and the deltas after the older of them are kept.
 
@@ -18,14 +20,13 @@ use std::io::Cursor;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::RecordBatch;
-use arrow::compute::concat_batches;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
-use super::delta::{delta_schema, diff, replay, split_by_key};
+use super::delta::{delta_schema, replay};
 use crate::error::{Result, WeirError};
 
 /// A snapshot every this many batches.
@@ -37,47 +38,66 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// What a batch in flight computed for one state partition.
+#[derive(Debug, Clone)]
+pub struct StagedPartition {
+    /// The partition's whole state after the batch.
+    pub state: Vec<RecordBatch>,
+    /// What the batch changed (maybe nothing): the state's columns plus `__weir_delete`.
+    pub delta: RecordBatch,
+}
+
 /// State computed by the batch in flight.
 #[derive(Debug, Clone)]
 struct Staged {
     schema: SchemaRef,
     keys: usize,
-    batches: Vec<RecordBatch>,
+    partitions: Vec<StagedPartition>,
 }
 
-/// The state of one operator.
-#[derive(Debug, Default)]
+/// The state of one operator, split into the query's state partitions by key hash.
+#[derive(Debug)]
 pub struct OperatorState {
-    /// The state after the last committed batch.
-    committed: Mutex<Vec<RecordBatch>>,
+    /// The state after the last committed batch, per partition.
+    committed: Mutex<Vec<Vec<RecordBatch>>>,
     /// The state computed by the batch in flight.
     staged: Mutex<Option<Staged>>,
 }
 
 impl OperatorState {
-    /// The state after the last committed batch.
-    pub fn committed(&self) -> Vec<RecordBatch> {
+    fn new(partitions: usize) -> Self {
+        Self {
+            committed: Mutex::new(vec![Vec::new(); partitions]),
+            staged: Mutex::new(None),
+        }
+    }
+
+    /// The number of state partitions.
+    pub fn partitions(&self) -> usize {
+        lock(&self.committed).len()
+    }
+
+    /// The state of each partition after the last committed batch.
+    pub fn committed(&self) -> Vec<Vec<RecordBatch>> {
         lock(&self.committed).clone()
     }
 
-    /// Records the state computed by the batch in flight; its first `keys` columns identify
-    /// a group.
-    pub fn stage(&self, schema: SchemaRef, keys: usize, batches: Vec<RecordBatch>) {
+    /// Records what the batch in flight computed for each partition; the state's first
+    /// `keys` columns identify a group.
+    pub fn stage(&self, schema: SchemaRef, keys: usize, partitions: Vec<StagedPartition>) {
         *lock(&self.staged) = Some(Staged {
             schema,
             keys,
-            batches,
+            partitions,
         });
     }
 
     /// Rows and bytes of the committed state.
     pub fn size(&self) -> (u64, u64) {
         let committed = lock(&self.committed);
-        let rows = committed.iter().map(|b| b.num_rows() as u64).sum();
-        let bytes = committed
-            .iter()
-            .map(|b| b.get_array_memory_size() as u64)
-            .sum();
+        let batches = || committed.iter().flatten();
+        let rows = batches().map(|b| b.num_rows() as u64).sum();
+        let bytes = batches().map(|b| b.get_array_memory_size() as u64).sum();
         (rows, bytes)
     }
 }
@@ -102,7 +122,11 @@ impl QueryState {
 
     /// The state of operator `id`, created empty on first use.
     pub fn operator(&self, id: &str) -> Arc<OperatorState> {
-        Arc::clone(lock(&self.operators).entry(id.to_string()).or_default())
+        Arc::clone(
+            lock(&self.operators)
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(OperatorState::new(self.partitions))),
+        )
     }
 
     fn partition_dir(&self, id: &str, partition: usize) -> StoreLocation {
@@ -115,18 +139,17 @@ impl QueryState {
         for id in ids {
             let operator = self.operator(id);
             let Some(version) = version else { continue };
-            let mut state = Vec::new();
+            let mut state = Vec::with_capacity(self.partitions);
             for partition in 0..self.partitions {
-                state
-                    .extend(load_partition(&self.partition_dir(id, partition), id, version).await?);
+                state.push(load_partition(&self.partition_dir(id, partition), id, version).await?);
             }
             *lock(&operator.committed) = state;
         }
         Ok(())
     }
 
-    /// Writes what each operator's staged state changed, durably, as version `batch`; every
-    /// 10th batch also starts writing a snapshot in the background.
+    /// Writes each operator's staged deltas, durably, as version `batch`; every 10th batch
+    /// also starts writing a snapshot in the background.
     pub async fn persist(&self, batch: BatchId) -> Result<()> {
         let operators: Vec<(String, Arc<OperatorState>)> = lock(&self.operators)
             .iter()
@@ -136,40 +159,39 @@ impl QueryState {
             let Some(staged) = lock(&operator.staged).clone() else {
                 continue;
             };
-            let old = operator.committed();
-            let for_delta = staged.clone();
-            let partitions = self.partitions;
+            if staged.partitions.len() != self.partitions {
+                return Err(WeirError::Internal(format!(
+                    "operator '{id}' staged {} state partitions, the query has {}",
+                    staged.partitions.len(),
+                    self.partitions
+                )));
+            }
             // Every partition gets a delta for every batch (maybe empty), so replay never
             // mistakes a quiet partition for a missing file.
+            let for_delta = staged.clone();
             let deltas = tokio::task::spawn_blocking(move || {
-                let delta = diff(&for_delta.schema, for_delta.keys, &old, &for_delta.batches)?;
                 let schema = delta_schema(&for_delta.schema);
-                split_by_key(&delta, for_delta.keys, partitions)?
+                for_delta
+                    .partitions
                     .iter()
-                    .map(|part| encode(&schema, for_delta.keys, std::slice::from_ref(part)))
+                    .map(|part| encode(&schema, for_delta.keys, std::slice::from_ref(&part.delta)))
                     .collect::<Result<Vec<_>>>()
             })
             .await
             .map_err(|e| WeirError::Internal(format!("state delta task failed: {e}")))??;
-            for (partition, delta) in deltas.into_iter().enumerate() {
-                self.partition_dir(&id, partition)
-                    .put(&format!("{}.delta", batch.0), delta)
-                    .await?;
-            }
+            let puts = deltas.into_iter().enumerate().map(|(partition, delta)| {
+                let dir = self.partition_dir(&id, partition);
+                async move { dir.put(&format!("{}.delta", batch.0), delta).await }
+            });
+            futures::future::try_join_all(puts).await?;
             if batch.0.is_multiple_of(SNAPSHOT_INTERVAL) {
-                let whole = concat_batches(&staged.schema, &staged.batches)
-                    .map_err(|e| WeirError::Internal(format!("preparing a state snapshot: {e}")))?;
-                let parts = split_by_key(&whole, staged.keys, self.partitions)?;
-                for (partition, part) in parts.into_iter().enumerate() {
-                    let part = Staged {
-                        schema: Arc::clone(&staged.schema),
-                        keys: staged.keys,
-                        batches: vec![part],
-                    };
+                for (partition, part) in staged.partitions.into_iter().enumerate() {
                     tokio::spawn(write_snapshot(
                         self.partition_dir(&id, partition),
                         batch,
-                        part,
+                        Arc::clone(&staged.schema),
+                        staged.keys,
+                        part.state,
                     ));
                 }
             }
@@ -181,7 +203,8 @@ impl QueryState {
     pub fn promote(&self) {
         for operator in lock(&self.operators).values() {
             if let Some(staged) = lock(&operator.staged).take() {
-                *lock(&operator.committed) = staged.batches;
+                *lock(&operator.committed) =
+                    staged.partitions.into_iter().map(|p| p.state).collect();
             }
         }
     }
@@ -246,13 +269,17 @@ async fn load_partition(
 
 /// Writes the snapshot of `batch`, then drops files no load can need any more. Failures are
 /// logged: the deltas still hold everything.
-async fn write_snapshot(dir: StoreLocation, batch: BatchId, staged: Staged) {
+async fn write_snapshot(
+    dir: StoreLocation,
+    batch: BatchId,
+    schema: SchemaRef,
+    keys: usize,
+    state: Vec<RecordBatch>,
+) {
     let result = async {
-        let bytes = tokio::task::spawn_blocking(move || {
-            encode(&staged.schema, staged.keys, &staged.batches)
-        })
-        .await
-        .map_err(|e| WeirError::Internal(format!("state snapshot task failed: {e}")))??;
+        let bytes = tokio::task::spawn_blocking(move || encode(&schema, keys, &state))
+            .await
+            .map_err(|e| WeirError::Internal(format!("state snapshot task failed: {e}")))??;
         dir.put(&format!("{}.snapshot", batch.0), bytes).await?;
         let mut snapshots: Vec<u64> = dir
             .list()
