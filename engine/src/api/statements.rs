@@ -19,7 +19,7 @@ use super::catalog::{Catalog, SinkEntry, SourceEntry, TableEntry};
 use super::engine::{Engine, Outcome};
 use super::memory_table::MemoryOutputTable;
 use super::streaming_query::StreamingQuery;
-use super::window_functions::WindowInput;
+use super::window_functions::{WindowInput, watermark_columns};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, WeirError};
 use crate::runtime::{
@@ -57,7 +57,7 @@ impl Engine {
                     .await?;
                 let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
                 let provider = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
-                self.register(&table.name, Arc::new(provider), None)?;
+                self.register(&table.name, Arc::new(provider), Vec::new())?;
                 let name = table.name.clone();
                 catalog.tables.insert(
                     name.clone(),
@@ -79,8 +79,9 @@ impl Engine {
                     )));
                 };
                 let plan = self.plan_query(query).await?;
+                let watermarked = watermark_columns(&plan, &self.inner.window_inputs);
                 let provider = ViewTable::new(plan, Some(view.query.clone()));
-                self.register(&view.name, Arc::new(provider), None)?;
+                self.register(&view.name, Arc::new(provider), watermarked)?;
                 let name = view.name.clone();
                 catalog.views.insert(name.clone(), view);
                 Ok(Outcome::Done(format!("created view {name}")))
@@ -199,7 +200,7 @@ impl Engine {
             }
         }
         let table = StreamingTable::new(source.name.clone(), Arc::clone(&schema));
-        let watermark = source.watermark.as_ref().map(|w| w.column.clone());
+        let watermark = source.watermark.iter().map(|w| w.column.clone()).collect();
         self.register(&source.name, table.into_provider(), watermark)?;
         let name = source.name.clone();
         catalog.sources.insert(
@@ -388,22 +389,26 @@ impl Engine {
         plan: &LogicalPlan,
     ) -> Result<()> {
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        self.register(name, Arc::new(MemoryOutputTable { output, schema }), None)
+        self.register(
+            name,
+            Arc::new(MemoryOutputTable { output, schema }),
+            Vec::new(),
+        )
     }
 
-    /// Makes `provider` the table `name` for queries and window functions; `watermark` is
-    /// the watermark column of a source.
+    /// Makes `provider` the table `name` for queries and window functions; `watermarked`
+    /// are its columns that carry a source's watermarked event time.
     fn register(
         &self,
         name: &str,
         provider: Arc<dyn TableProvider>,
-        watermark: Option<String>,
+        watermarked: Vec<String>,
     ) -> Result<()> {
         self.inner.ctx.deregister_table(name)?;
         self.inner.ctx.register_table(name, Arc::clone(&provider))?;
         let input = WindowInput {
             provider,
-            watermark_column: watermark,
+            watermark_columns: watermarked,
         };
         self.inner
             .window_inputs

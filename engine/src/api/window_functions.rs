@@ -21,8 +21,60 @@ use weir_sql::logical::{SESSION_START_METADATA, WINDOW_END_METADATA};
 #[derive(Debug, Clone)]
 pub(crate) struct WindowInput {
     pub provider: Arc<dyn TableProvider>,
-    /// The source's watermark column, if it declares one.
-    pub watermark_column: Option<String>,
+    /// The columns holding a source's watermarked event time: the source's watermark column,
+    /// or, for a view, the columns that pass one through unchanged.
+    pub watermark_columns: Vec<String>,
+}
+
+/// The output columns of `plan` that carry a watermark column of a relation it reads
+/// unchanged (as Spark keeps an event-time column's watermark through projections and
+/// filters): through projections (plain or renamed column references), filters, aliases,
+/// sorts, limits and distincts. A computed column is not watermarked.
+pub(crate) fn watermark_columns(
+    plan: &datafusion::logical_expr::LogicalPlan,
+    inputs: &WindowInputs,
+) -> Vec<String> {
+    use datafusion::logical_expr::LogicalPlan;
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            let inputs = inputs.read().unwrap_or_else(|p| p.into_inner());
+            let Some(input) = inputs.get(scan.table_name.table()) else {
+                return Vec::new();
+            };
+            input
+                .watermark_columns
+                .iter()
+                .filter(|c| scan.projected_schema.has_column_with_unqualified_name(c))
+                .cloned()
+                .collect()
+        }
+        LogicalPlan::Projection(projection) => {
+            let below = watermark_columns(&projection.input, inputs);
+            projection
+                .expr
+                .iter()
+                .zip(projection.schema.fields())
+                .filter(|(expr, _)| {
+                    let mut expr = *expr;
+                    while let Expr::Alias(alias) = expr {
+                        expr = &alias.expr;
+                    }
+                    matches!(expr, Expr::Column(c) if below.contains(&c.name))
+                })
+                .map(|(_, field)| field.name().clone())
+                .collect()
+        }
+        LogicalPlan::Filter(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Distinct(_) => plan
+            .inputs()
+            .first()
+            .map(|input| watermark_columns(input, inputs))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
 }
 
 /// The relations window functions can read, kept up to date by the engine's DDL.
@@ -168,7 +220,7 @@ fn windowed(
     let latest =
         datafusion::functions::datetime::expr_fn::date_bin(lit(slide.clone()), time_expr, origin);
     let size = scaled(&slide, windows.max(1));
-    let watermarked = input.watermark_column.as_deref() == Some(time.as_str());
+    let watermarked = input.watermark_columns.contains(&time);
     let marker = if watermarked {
         "watermarked"
     } else {
