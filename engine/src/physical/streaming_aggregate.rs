@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
-use arrow::compute::kernels::boolean::{and, not};
+use arrow::compute::kernels::boolean::not;
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::row::{Row, RowConverter, SortField};
@@ -253,50 +253,19 @@ impl StreamingAggregateExec {
                 },
             });
         }
-        let mut merge_input = old.clone();
-        merge_input.push(new.clone());
-        if let (Some(start), Some(end)) = (self.session_start, self.window_end) {
-            // Overlapping sessions of a group get one label, so the merge below combines them.
-            let all = concat_batches(&state_schema, &merge_input)?;
-            let keys: Vec<usize> = (0..groups).filter(|i| *i != start && *i != end).collect();
-            merge_input = vec![merge_sessions(&all, &keys, start, end)?];
-        }
-        let merged = self
-            .stage(
-                AggregateMode::PartialReduce,
-                &final_group_by,
-                merge_input,
-                &state_schema,
-                &context,
-            )
-            .await?;
-        let merged = concat_batches(&state_schema, &merged)?;
-
-        let open = match self.mode {
-            OutputMode::Complete => BooleanArray::from(vec![true; merged.num_rows()]),
-            OutputMode::Update | OutputMode::Append => self.open_mask(&merged)?,
-        };
-        let closed = filter_record_batch(&merged, &not(&open)?)?;
-        let keep = filter_record_batch(&merged, &open)?;
-        // Which groups this batch changed: sessions compare whole states instead.
-        let touched = if self.session_start.is_none() || self.mode == OutputMode::Update {
-            Some(touched_mask(&merged, &new, groups)?)
+        let groups_state = if self.session_start.is_some() {
+            self.merge_sessions(old, new, &final_group_by, &state_schema, &context)
+                .await?
         } else {
-            None
+            self.merge_groups(old, new, &final_group_by, &state_schema, &context)
+                .await?
         };
-        let emit = match (self.mode, &touched) {
-            (OutputMode::Complete, _) => merged.clone(),
-            (OutputMode::Update, Some(touched)) => filter_record_batch(&merged, touched)?,
-            _ => closed.clone(),
-        };
-        let delta = match (&touched, self.session_start) {
-            (Some(touched), None) => {
-                let upserts = filter_record_batch(&merged, &and(touched, &open)?)?;
-                delta_of(&state_schema, upserts, closed.clone())
-            }
-            _ => diff(&state_schema, groups, &old, std::slice::from_ref(&keep)),
-        }
-        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let GroupsState {
+            emit,
+            keep,
+            closed,
+            delta,
+        } = groups_state;
         let output = if emit.num_rows() == 0 {
             Vec::new()
         } else {
@@ -311,16 +280,146 @@ impl StreamingAggregateExec {
         };
         Ok(MergedPartition {
             output,
-            evicted: if self.mode == OutputMode::Complete {
-                0
-            } else {
-                closed.num_rows() as u64
-            },
-            staged: StagedPartition {
-                state: vec![keep],
-                delta,
-            },
+            evicted: closed as u64,
+            staged: StagedPartition { state: keep, delta },
         })
+    }
+
+    /// Merges plain groups (tumbling and hopping windows, or none): only the committed groups
+    /// the batch touched go through the merge; the others are kept as they are.
+    async fn merge_groups(
+        &self,
+        old: Vec<RecordBatch>,
+        new: RecordBatch,
+        final_group_by: &Arc<PhysicalGroupBy>,
+        state_schema: &SchemaRef,
+        context: &Arc<TaskContext>,
+    ) -> Result<GroupsState> {
+        let groups = self.group_by.expr().len();
+        let mut merge_input = Vec::with_capacity(old.len() + 1);
+        let mut untouched = Vec::with_capacity(old.len());
+        if groups == 0 {
+            // A global aggregate has one group, touched by every batch.
+            merge_input.extend(old);
+        } else {
+            let converter = key_converter(&new, groups)?;
+            let new_keys = converter.convert_columns(&new.columns()[..groups])?;
+            let touched: HashSet<Row<'_>> = new_keys.iter().collect();
+            for batch in old {
+                let keys = converter.convert_columns(&batch.columns()[..groups])?;
+                let mask: BooleanArray = keys.iter().map(|k| Some(touched.contains(&k))).collect();
+                match mask.true_count() {
+                    0 => untouched.push(batch),
+                    n if n == batch.num_rows() => merge_input.push(batch),
+                    _ => {
+                        merge_input.push(filter_record_batch(&batch, &mask)?);
+                        untouched.push(filter_record_batch(&batch, &not(&mask)?)?);
+                    }
+                }
+            }
+        }
+        merge_input.push(new);
+        let reduced = if groups > 0 && merge_input.iter().all(|b| b.num_rows() == 0) {
+            Vec::new()
+        } else {
+            self.stage(
+                AggregateMode::PartialReduce,
+                final_group_by,
+                merge_input,
+                state_schema,
+                context,
+            )
+            .await?
+        };
+        let reduced = concat_batches(state_schema, &reduced)?;
+        let untouched = concat_batches(state_schema, &untouched)?;
+
+        let (reduced_open, reduced_closed) = self.split_open(&reduced)?;
+        let (untouched_open, untouched_closed) = self.split_open(&untouched)?;
+        let closed = concat_batches(state_schema, [&untouched_closed, &reduced_closed])?;
+        let emit = match self.mode {
+            OutputMode::Complete => concat_batches(state_schema, [&untouched, &reduced])?,
+            OutputMode::Update => reduced,
+            OutputMode::Append => closed.clone(),
+        };
+        let delta = delta_of(state_schema, reduced_open.clone(), closed.clone())
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(GroupsState {
+            emit,
+            keep: [untouched_open, reduced_open]
+                .into_iter()
+                .filter(|b| b.num_rows() > 0)
+                .collect(),
+            closed: closed.num_rows(),
+            delta,
+        })
+    }
+
+    /// Merges session windows: overlapping sessions of a group are relabelled to one session
+    /// and merged; as merging changes sessions' keys, the delta compares whole states.
+    async fn merge_sessions(
+        &self,
+        old: Vec<RecordBatch>,
+        new: RecordBatch,
+        final_group_by: &Arc<PhysicalGroupBy>,
+        state_schema: &SchemaRef,
+        context: &Arc<TaskContext>,
+    ) -> Result<GroupsState> {
+        let (Some(start), Some(end)) = (self.session_start, self.window_end) else {
+            return Err(DataFusionError::Internal(
+                "a session window without its start and end".to_string(),
+            ));
+        };
+        let groups = self.group_by.expr().len();
+        let mut all = old.clone();
+        all.push(new);
+        let all = concat_batches(state_schema, &all)?;
+        let keys: Vec<usize> = (0..groups).filter(|i| *i != start && *i != end).collect();
+        let merged = self
+            .stage(
+                AggregateMode::PartialReduce,
+                final_group_by,
+                vec![merge_sessions(&all, &keys, start, end)?],
+                state_schema,
+                context,
+            )
+            .await?;
+        let merged = concat_batches(state_schema, &merged)?;
+        let (keep, closed) = self.split_open(&merged)?;
+        let delta = diff(state_schema, groups, &old, std::slice::from_ref(&keep))
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(GroupsState {
+            emit: match self.mode {
+                OutputMode::Complete => merged,
+                // Update mode is refused for sessions at planning (as in Spark).
+                OutputMode::Update | OutputMode::Append => closed.clone(),
+            },
+            keep: vec![keep],
+            closed: closed.num_rows(),
+            delta,
+        })
+    }
+
+    /// Splits state into (open, closed) groups: in `update` and `append` mode, a window is
+    /// closed when its end is at or before the watermark in force; `complete` mode and
+    /// aggregations without a window or a watermark close nothing.
+    fn split_open(&self, state: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
+        let (Some(index), Some(watermark), false) = (
+            self.window_end,
+            self.watermark_ms,
+            self.mode == OutputMode::Complete,
+        ) else {
+            return Ok((state.clone(), state.slice(0, 0)));
+        };
+        let open = after(state.column(index), watermark)?;
+        match open.true_count() {
+            n if n == state.num_rows() => Ok((state.clone(), state.slice(0, 0))),
+            0 => Ok((state.slice(0, 0), state.clone())),
+            _ => Ok((
+                filter_record_batch(state, &open)?,
+                filter_record_batch(state, &not(&open)?)?,
+            )),
+        }
     }
 
     /// Runs one aggregation stage over `batches` of partial state.
@@ -372,15 +471,17 @@ impl StreamingAggregateExec {
         }
         Ok((kept, late))
     }
+}
 
-    /// Which groups of `merged` stay open: a window is closed when its end is at or before
-    /// the watermark in force; without a window or a watermark, every group stays.
-    fn open_mask(&self, merged: &RecordBatch) -> Result<BooleanArray> {
-        match (self.window_end, self.watermark_ms) {
-            (Some(index), Some(watermark)) => after(merged.column(index), watermark),
-            _ => Ok(BooleanArray::from(vec![true; merged.num_rows()])),
-        }
-    }
+/// One partition's merged state, before finalizing.
+struct GroupsState {
+    /// The groups (partial state) to finalize and emit.
+    emit: RecordBatch,
+    /// The state to keep.
+    keep: Vec<RecordBatch>,
+    /// How many groups were evicted because their window closed.
+    closed: usize,
+    delta: RecordBatch,
 }
 
 /// What merging one state partition gave.
@@ -405,25 +506,13 @@ fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<BooleanArray> {
         .collect())
 }
 
-/// Which rows of `merged` have a group key that appears in `new_partial`.
-fn touched_mask(
-    merged: &RecordBatch,
-    new_partial: &RecordBatch,
-    groups: usize,
-) -> Result<BooleanArray> {
-    if groups == 0 {
-        // A global aggregate has one group, touched by every batch.
-        return Ok(BooleanArray::from(vec![true; merged.num_rows()]));
-    }
-    let fields = merged.schema().fields()[..groups]
+/// A row converter for the first `groups` (key) columns of `batch`.
+fn key_converter(batch: &RecordBatch, groups: usize) -> Result<RowConverter> {
+    let fields = batch.schema().fields()[..groups]
         .iter()
         .map(|f| SortField::new(f.data_type().clone()))
         .collect();
-    let converter = RowConverter::new(fields)?;
-    let new_rows = converter.convert_columns(&new_partial.columns()[..groups])?;
-    let touched: HashSet<Row<'_>> = new_rows.iter().collect();
-    let rows = converter.convert_columns(&merged.columns()[..groups])?;
-    Ok(rows.iter().map(|r| Some(touched.contains(&r))).collect())
+    Ok(RowConverter::new(fields)?)
 }
 
 impl DisplayAs for StreamingAggregateExec {
