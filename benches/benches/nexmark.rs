@@ -22,6 +22,10 @@
 //! Every number printed is measured here; the output is a Markdown report for `RESULTS.md`.
 
 use std::path::{Path, PathBuf};
+
+/// The allocator of the `weir` binary, so the figures are what users get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 

@@ -9,6 +9,10 @@
 //! `WEIR_BENCH_EVENTS` (default 10 000 000), `WEIR_BENCH_EVENTS_PER_BATCH` (default 1 000 000).
 
 use std::path::Path;
+
+/// The allocator of the `weir` binary, so the figures are what users get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::{Duration, Instant};
 
 use weir::Engine;

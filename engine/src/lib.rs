@@ -37,4 +37,7 @@ pub mod state;
 
 pub use api::{Engine, EngineBuilder, Outcome, StreamingQuery};
 pub use error::{Result, WeirError};
-pub use runtime::{BatchProgress, QueryState};
+pub use runtime::{
+    BatchProgress, OutputMode, QueryListener, QueryOutput, QueryStarted, QueryState,
+    QueryTerminated,
+};

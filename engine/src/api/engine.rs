@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::sync::atomic::AtomicU64;
+
 use arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::Mutex;
 use weir_connectors::ConnectorRegistry;
@@ -14,6 +18,7 @@ use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
 use super::window_functions::{Hop, Session, Tumble, WindowInputs};
 use crate::error::{Result, WeirError};
+use crate::runtime::QueryListener;
 use datafusion::catalog::TableFunctionImpl;
 
 /// State partitions of a new query unless the builder says otherwise.
@@ -25,6 +30,8 @@ pub struct EngineBuilder {
     checkpoint_root: Option<PathBuf>,
     target_partitions: Option<usize>,
     state_partitions: Option<usize>,
+    memory_limit: Option<usize>,
+    listeners: Vec<Arc<dyn QueryListener>>,
 }
 
 impl EngineBuilder {
@@ -49,13 +56,31 @@ impl EngineBuilder {
         self
     }
 
+    /// The most memory DataFusion's operators may hold for execution (sorts, joins, the
+    /// aggregation's hash tables), in bytes; past it, a batch fails with a resources error
+    /// naming the operator, instead of the process running out of memory. Default: no limit.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Adds a listener told when queries start, commit a batch and end.
+    pub fn listener(mut self, listener: Arc<dyn QueryListener>) -> Self {
+        self.listeners.push(listener);
+        self
+    }
+
     /// Builds the engine.
     pub fn build(self) -> Result<Engine> {
         let mut config = SessionConfig::new().with_information_schema(false);
         if let Some(partitions) = self.target_partitions {
             config = config.with_target_partitions(partitions);
         }
-        let ctx = SessionContext::new_with_config(config);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(bytes) = self.memory_limit {
+            runtime = runtime.with_memory_limit(bytes, 1.0);
+        }
+        let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         let window_inputs = WindowInputs::default();
         // DataFusion looks table functions up by their exact spelling.
         let tumble = Arc::new(Tumble {
@@ -84,6 +109,8 @@ impl EngineBuilder {
             checkpoint_root: self.checkpoint_root,
             state_partitions: self.state_partitions.unwrap_or(DEFAULT_STATE_PARTITIONS),
             window_inputs,
+            listeners: self.listeners,
+            watches: AtomicU64::new(0),
         };
         Ok(Engine {
             inner: Arc::new(inner),
@@ -135,6 +162,10 @@ pub(super) struct EngineInner {
     pub state_partitions: usize,
     /// What window table functions can read.
     pub window_inputs: WindowInputs,
+    /// Told about every query's life.
+    pub listeners: Vec<Arc<dyn QueryListener>>,
+    /// Watches started, for their names.
+    pub watches: AtomicU64,
 }
 
 impl std::fmt::Debug for EngineInner {
@@ -189,7 +220,9 @@ impl Engine {
                 s,
                 Statement::Query(_)
                     | Statement::Explain(_)
+                    | Statement::ExplainAnalyze(_)
                     | Statement::Show(_)
+                    | Statement::ShowProgress(_)
                     | Statement::Describe(_)
             )
         };
@@ -221,6 +254,14 @@ impl Engine {
         self.run_statement(statement).await
     }
 
+    /// Starts `select` as a continuous query whose rows go only to
+    /// [`StreamingQuery::subscribe`]: nothing is written and its checkpoint is temporary. In
+    /// append mode, or update mode for an aggregation that append mode cannot take. Its name
+    /// is `watch_<n>`; stop it when done. What the shell's `WATCH SELECT …` runs.
+    pub async fn watch(&self, select: &str) -> Result<StreamingQuery> {
+        self.start_watch(select).await
+    }
+
     /// A running or ended query by name.
     pub async fn query(&self, name: &str) -> Option<StreamingQuery> {
         self.inner.catalog.lock().await.queries.get(name).cloned()
@@ -249,7 +290,21 @@ impl Engine {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// The DataFusion session, for registering functions (UDFs, UDAFs).
+    /// Registers a scalar function (a DataFusion UDF) for every statement and query run
+    /// after it.
+    pub fn register_udf(&self, function: ScalarUDF) {
+        self.inner.ctx.register_udf(function);
+    }
+
+    /// Registers an aggregate function (a DataFusion UDAF). A streaming aggregation keeps its
+    /// `Accumulator::state` between batches and combines it with `merge_batch`, so the UDAF
+    /// needs mergeable state, as for DataFusion's own multi-stage aggregation.
+    pub fn register_udaf(&self, function: AggregateUDF) {
+        self.inner.ctx.register_udaf(function);
+    }
+
+    /// The DataFusion session underneath, for anything else DataFusion offers (window UDFs,
+    /// table functions, configuration).
     pub fn session_context(&self) -> &SessionContext {
         &self.inner.ctx
     }
@@ -278,6 +333,8 @@ fn statement_kind(statement: &Statement) -> &'static str {
         Statement::Query(_) => "a query",
         Statement::Explain(_) => "EXPLAIN",
         Statement::Show(_) => "SHOW",
+        Statement::ShowProgress(_) => "SHOW PROGRESS",
+        Statement::ExplainAnalyze(_) => "EXPLAIN ANALYZE",
         Statement::Describe(_) => "DESCRIBE",
         Statement::StopQuery(_) => "STOP QUERY",
         Statement::Drop { .. } => "DROP",

@@ -1,4 +1,4 @@
-//! Rows for `SHOW`, `DESCRIBE` and `EXPLAIN`.
+//! Rows for `SHOW`, `SHOW PROGRESS`, `DESCRIBE`, `EXPLAIN` and `EXPLAIN ANALYZE`.
 
 use std::sync::Arc;
 
@@ -6,9 +6,12 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_sql::{ShowKind, StreamingPlan};
 
+use weir_sql::planner::streaming_aggregate;
+
 use super::catalog::Catalog;
+use super::streaming_query::StreamingQuery;
 use crate::error::{Result, WeirError};
-use crate::runtime::QueryState;
+use crate::runtime::{OperatorProgress, QueryState};
 
 /// A table of text columns.
 fn text_table(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Vec<RecordBatch>> {
@@ -94,6 +97,7 @@ pub(super) fn show(catalog: &Catalog, kind: ShowKind) -> Result<Vec<RecordBatch>
                 "last_batch",
                 "input_rows",
                 "rows_per_second",
+                "watermark",
                 "sources",
             ],
             catalog
@@ -111,12 +115,72 @@ pub(super) fn show(catalog: &Catalog, kind: ShowKind) -> Result<Vec<RecordBatch>
                         last.map_or(String::new(), |p| {
                             format!("{:.0}", p.processed_rows_per_second)
                         }),
+                        last.map_or(String::new(), |p| timestamp_text(p.watermark_ms)),
                         q.sources().join(", "),
                     ]
                 })
                 .collect(),
         ),
     }
+}
+
+/// `SHOW PROGRESS name`: the query's recent batches, oldest first.
+pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
+    let rows = query
+        .recent_progress()
+        .iter()
+        .map(|p| {
+            let operators = |f: fn(&OperatorProgress) -> u64| {
+                p.operators.iter().map(f).sum::<u64>().to_string()
+            };
+            vec![
+                p.batch_id.to_string(),
+                p.input_rows.to_string(),
+                p.output_rows.to_string(),
+                format!("{:.0}", p.processed_rows_per_second),
+                p.durations.total.as_millis().to_string(),
+                timestamp_text(p.watermark_ms),
+                operators(|o| o.late_rows),
+                operators(|o| o.state_rows),
+            ]
+        })
+        .collect();
+    text_table(
+        &[
+            "batch",
+            "input_rows",
+            "output_rows",
+            "rows_per_second",
+            "duration_ms",
+            "watermark",
+            "late_rows",
+            "state_rows",
+        ],
+        rows,
+    )
+}
+
+/// A watermark for people: RFC 3339 in UTC, empty when there is none.
+fn timestamp_text(ms: Option<i64>) -> String {
+    ms.and_then(chrono::DateTime::from_timestamp_millis)
+        .map_or(String::new(), |t| {
+            t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+        })
+}
+
+/// `EXPLAIN ANALYZE name`: the last batch's physical plan with each operator's rows and time.
+pub(super) fn explain_analyze(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
+    let plan = query.last_plan().ok_or_else(|| {
+        WeirError::Plan(format!(
+            "query '{}' has not run a batch yet; try again once SHOW PROGRESS {} lists one",
+            query.name(),
+            query.name()
+        ))
+    })?;
+    let batch = query
+        .progress()
+        .map_or(String::new(), |p| p.batch_id.to_string());
+    text_table(&["batch", "plan_with_metrics"], vec![vec![batch, plan]])
 }
 
 fn state_text(state: &QueryState) -> String {
@@ -164,10 +228,66 @@ pub(super) fn describe(catalog: &Catalog, name: &str) -> Result<Vec<RecordBatch>
     text_table(&["column_name", "data_type", "is_nullable", "notes"], rows)
 }
 
-/// `EXPLAIN query`: the plan each micro-batch runs, and the streams it reads.
-pub(super) fn explain(plan: &StreamingPlan) -> Result<Vec<RecordBatch>> {
+/// `EXPLAIN query`: the streams it reads and their watermarks, its stateful operators with
+/// their keys, the output modes it can run in, and the plan each micro-batch runs.
+pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<RecordBatch>> {
+    let watermarks: Vec<String> = plan
+        .sources
+        .iter()
+        .filter_map(|name| {
+            let watermark = catalog.sources.get(name)?.desc.watermark.as_ref()?;
+            Some(format!(
+                "{name}: {} - {}",
+                watermark.column,
+                humantime::format_duration(watermark.delay)
+            ))
+        })
+        .collect();
+    let aggregate = streaming_aggregate(&plan.logical_plan);
+    let operators = match &aggregate {
+        None => "none: each batch's rows are independent".to_string(),
+        Some(a) => {
+            let keys: Vec<String> = a.group_expr.iter().map(|e| e.to_string()).collect();
+            let aggregates: Vec<String> = a.aggr_expr.iter().map(|e| e.to_string()).collect();
+            let window = match (a.window_end, a.session_start, a.watermarked) {
+                (None, _, _) => "no window: state grows with the keys".to_string(),
+                (Some(_), Some(_), true) => "session window, closed by the watermark".to_string(),
+                (Some(_), None, true) => "window, closed by the watermark".to_string(),
+                (Some(_), _, false) => {
+                    "window over a column without a watermark: never closed".to_string()
+                }
+            };
+            format!(
+                "{}: aggregation keyed by [{}] computing [{}]; {window}",
+                a.operator_id,
+                keys.join(", "),
+                aggregates.join(", ")
+            )
+        }
+    };
+    let modes = match &aggregate {
+        None => "append, update (the same for a query without aggregation)",
+        Some(a) if a.window_end.is_some() && a.watermarked && a.session_start.is_some() => {
+            "append (each session once, when the watermark passes its end), complete"
+        }
+        Some(a) if a.window_end.is_some() && a.watermarked => {
+            "append (each window once, when the watermark passes its end), update, complete"
+        }
+        Some(a) if a.session_start.is_some() => "complete",
+        Some(_) => "update, complete (append needs a window closed by a watermark)",
+    };
     let rows = vec![
         vec!["streaming sources".to_string(), plan.sources.join(", ")],
+        vec![
+            "watermarks".to_string(),
+            if watermarks.is_empty() {
+                "none".to_string()
+            } else {
+                watermarks.join("; ")
+            },
+        ],
+        vec!["stateful operators".to_string(), operators],
+        vec!["output modes".to_string(), modes.to_string()],
         vec![
             "per-batch plan".to_string(),
             plan.logical_plan.display_indent().to_string(),

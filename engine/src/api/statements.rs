@@ -2,6 +2,7 @@
 //! `CREATE SINK ... AS` and `INSERT INTO <sink>` start continuous queries.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use arrow::compute::concat_batches;
 use arrow::datatypes::DataType;
@@ -136,14 +137,18 @@ impl Engine {
             }
             Statement::Explain(query) => {
                 let plan = plan_streaming_query(&self.inner.ctx.state(), &query).await?;
-                Ok(Outcome::Rows(super::show::explain(&plan)?))
+                Ok(Outcome::Rows(super::show::explain(&catalog, &plan)?))
             }
             Statement::Show(kind) => Ok(Outcome::Rows(super::show::show(&catalog, kind)?)),
+            Statement::ShowProgress(name) => Ok(Outcome::Rows(super::show::progress(
+                query_named(&catalog, &name)?,
+            )?)),
+            Statement::ExplainAnalyze(name) => Ok(Outcome::Rows(super::show::explain_analyze(
+                query_named(&catalog, &name)?,
+            )?)),
             Statement::Describe(name) => Ok(Outcome::Rows(super::show::describe(&catalog, &name)?)),
             Statement::StopQuery(name) => {
-                let query = catalog.queries.get(&name).cloned().ok_or_else(|| {
-                    WeirError::Plan(format!("no query named '{name}'; SHOW QUERIES lists them"))
-                })?;
+                let query = query_named(&catalog, &name)?.clone();
                 drop(catalog);
                 query.stop().await?;
                 Ok(Outcome::Done(format!("stopped query {name}")))
@@ -283,12 +288,66 @@ impl Engine {
             .get(sink_name)
             .cloned()
             .ok_or_else(|| unknown(catalog, sink_name))?;
+        self.launch(catalog, &entry, query, false).await
+    }
+
+    /// Starts `select` into a sink that keeps nothing, in append mode (update mode for an
+    /// aggregation append mode cannot take), with a scratch checkpoint: the rows are for
+    /// [`StreamingQuery::subscribe`].
+    pub(super) async fn start_watch(&self, select: &str) -> Result<StreamingQuery> {
+        let mut statements = weir_sql::parse_sql(select)?;
+        let (1, Some(Statement::Query(query))) = (statements.len(), statements.pop()) else {
+            return Err(WeirError::Plan(
+                "WATCH takes one SELECT, for example WATCH SELECT * FROM bids".to_string(),
+            ));
+        };
+        let plan = plan_streaming_query(&self.inner.ctx.state(), &query).await?;
+        let mode = match streaming_aggregate(&plan.logical_plan) {
+            Some(aggregate) if !(aggregate.window_end.is_some() && aggregate.watermarked) => {
+                "update"
+            }
+            _ => "append",
+        };
+        let number = self.inner.watches.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("watch_{number}");
+        let options: weir_sql::catalog::Options =
+            [("connector", "blackhole"), ("output_mode", mode)]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        let connector_options = ConnectorOptions::new(&name, options.clone());
+        let entry = SinkEntry {
+            desc: weir_sql::SinkDesc { name, options },
+            sink: self
+                .inner
+                .registry
+                .create_sink(&connector_options, QUERY_OPTIONS)?,
+            options: QueryOptions::from_options(&connector_options)?,
+        };
+        let mut catalog = self.inner.catalog.lock().await;
+        self.launch(&mut catalog, &entry, &query, true).await
+    }
+
+    /// Starts `query` into the sink of `entry` and lists it in the catalog's queries; with
+    /// `scratch`, its checkpoint is a temporary directory whatever the engine's root.
+    async fn launch(
+        &self,
+        catalog: &mut Catalog,
+        entry: &SinkEntry,
+        query: &Query,
+        scratch: bool,
+    ) -> Result<StreamingQuery> {
+        let sink_name = entry.desc.name.as_str();
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
         let aggregate = streaming_aggregate(&plan.logical_plan);
         entry
             .options
             .check_output_mode(sink_name, aggregate.as_ref())?;
-        let (checkpoint, scratch) = self.checkpoint_for(&entry)?;
+        let (checkpoint, scratch) = if scratch {
+            scratch_checkpoint()?
+        } else {
+            self.checkpoint_for(entry)?
+        };
         let mut sources = Vec::new();
         for name in &plan.sources {
             let source = catalog
@@ -320,13 +379,14 @@ impl Engine {
             trigger: entry.options.trigger,
             registry: Arc::clone(&self.inner.registry),
         };
-        let status = Arc::new(QueryStatus::default());
+        let status = Arc::new(QueryStatus::new(sink_name, self.inner.listeners.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);
         let (drain_tx, drain_rx) = mpsc::unbounded_channel();
         let runner = QueryRunner::open(parts, Arc::clone(&status), stop_rx, drain_rx).await?;
         if let Some(output) = self.inner.registry.memory_output(sink_name) {
             self.register_memory_output(sink_name, output, &plan.logical_plan)?;
         }
+        status.started(&query.to_string());
         let task_status = Arc::clone(&status);
         let query_name = sink_name.to_string();
         let task = tokio::spawn(async move {
@@ -370,16 +430,7 @@ impl Engine {
                 sink.desc.name
             )));
         }
-        let scratch = tempfile::Builder::new()
-            .prefix("weir-checkpoint-")
-            .tempdir()
-            .map_err(|e| {
-                WeirError::Checkpoint(format!("cannot create a scratch checkpoint: {e}"))
-            })?;
-        Ok((
-            Checkpoint::open(&scratch.path().to_string_lossy())?,
-            Some(scratch),
-        ))
+        scratch_checkpoint()
     }
 
     fn register_memory_output(
@@ -518,4 +569,24 @@ fn unknown(catalog: &Catalog, name: &str) -> WeirError {
         "no source, table, view or sink named '{name}' (known: {})",
         if list.is_empty() { "none" } else { &list }
     ))
+}
+
+/// A checkpoint in a temporary directory, removed when the query's last handle goes.
+fn scratch_checkpoint() -> Result<(Checkpoint, Option<tempfile::TempDir>)> {
+    let scratch = tempfile::Builder::new()
+        .prefix("weir-checkpoint-")
+        .tempdir()
+        .map_err(|e| WeirError::Checkpoint(format!("cannot create a scratch checkpoint: {e}")))?;
+    Ok((
+        Checkpoint::open(&scratch.path().to_string_lossy())?,
+        Some(scratch),
+    ))
+}
+
+/// The query named `name`, or an error saying how to list them.
+fn query_named<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a StreamingQuery> {
+    catalog
+        .queries
+        .get(name)
+        .ok_or_else(|| WeirError::Plan(format!("no query named '{name}'; SHOW QUERIES lists them")))
 }

@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::error::{Result, WeirError};
-use crate::runtime::{BatchProgress, QueryState, QueryStatus};
+use crate::runtime::{BatchProgress, QueryOutput, QueryState, QueryStatus};
 
 /// A running (or ended) continuous query. Cloning gives another handle to the same query.
 #[derive(Debug, Clone)]
@@ -79,6 +82,61 @@ impl StreamingQuery {
     /// Whether the query is still running.
     pub fn is_active(&self) -> bool {
         self.state() == QueryState::Running
+    }
+
+    /// Why the query failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        match self.state() {
+            QueryState::Failed(message) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The physical plan of the last batch, with each operator's metrics (rows, time): what
+    /// `EXPLAIN ANALYZE <query>` shows.
+    pub fn last_plan(&self) -> Option<String> {
+        self.inner.status.last_plan()
+    }
+
+    /// The rows of every batch committed from now on, as they are committed: for code that
+    /// shows live results. The stream ends when the query ends. A subscriber that falls
+    /// more than 64 batches behind misses the oldest of them (logged as a warning); the
+    /// query itself never waits for subscribers.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// use futures::StreamExt;
+    /// let engine = weir::Engine::builder().build()?;
+    /// engine.execute("CREATE SOURCE s (k INT) WITH (connector = 'memory')").await?;
+    /// let query = engine.watch("SELECT k * 10 AS k10 FROM s").await?;
+    /// let mut outputs = query.subscribe();
+    /// engine.execute("INSERT INTO s VALUES (1), (2)").await?;
+    /// let output = outputs.next().await.expect("a batch");
+    /// assert_eq!(output.rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    /// query.stop().await?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn subscribe(&self) -> BoxStream<'static, QueryOutput> {
+        let Some(receiver) = self.inner.status.subscribe() else {
+            return futures::stream::empty().boxed();
+        };
+        let name = self.inner.name.clone();
+        futures::stream::unfold(receiver, move |mut receiver| {
+            let name = name.clone();
+            async move {
+                loop {
+                    match receiver.recv().await {
+                        Ok(output) => return Some((output.as_ref().clone(), receiver)),
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::warn!(query = %name, missed, "a subscriber fell behind and missed batches");
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        })
+        .boxed()
     }
 
     /// Waits until the query has processed everything its sources hold now (Spark's

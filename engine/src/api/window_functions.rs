@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
 use datafusion::common::metadata::FieldMetadata;
@@ -204,13 +205,17 @@ fn windowed(
         .map_err(|_| {
             DataFusionError::Plan(format!("{usage}: '{relation}' has no column '{time}'"))
         })?;
-    if !matches!(
-        time_field.data_type(),
-        datafusion::arrow::datatypes::DataType::Timestamp(..)
-    ) {
+    let datafusion::arrow::datatypes::DataType::Timestamp(unit, _) = time_field.data_type() else {
         return plan_error(format!(
             "{usage}: column '{time}' is {}, not a TIMESTAMP",
             time_field.data_type()
+        ));
+    };
+    let unit = *unit;
+    if nanos(&slide) % nanos_per(unit) != 0 {
+        return plan_error(format!(
+            "{usage}: column '{time}' is in {unit:?}s, so the window's size and slide must be \
+             whole {unit:?}s"
         ));
     }
     let columns: Vec<Expr> = schema.columns().into_iter().map(Expr::Column).collect();
@@ -219,7 +224,7 @@ fn windowed(
     // The latest window holding the row starts at the row's time rounded down to the slide.
     let latest =
         datafusion::functions::datetime::expr_fn::date_bin(lit(slide.clone()), time_expr, origin);
-    let size = scaled(&slide, windows.max(1));
+    let size = scaled(&slide, windows.max(1), unit);
     let watermarked = input.watermark_columns.contains(&time);
     let marker = if watermarked {
         "watermarked"
@@ -251,7 +256,7 @@ fn windowed(
         )?
     } else {
         let starts = (0..windows)
-            .map(|k| latest.clone() - lit(scaled(&slide, k)))
+            .map(|k| latest.clone() - lit(scaled(&slide, k, unit)))
             .collect();
         let array = datafusion::functions_nested::expr_fn::make_array(starts).alias(STARTS);
         scan.project(columns.iter().cloned().chain([array]))?
@@ -284,16 +289,27 @@ fn nanos(interval: &ScalarValue) -> i128 {
     }
 }
 
-/// `interval × k`, as nanoseconds (no days, which vary with time zones).
-fn scaled(interval: &ScalarValue, k: i128) -> ScalarValue {
+fn nanos_per(unit: TimeUnit) -> i128 {
+    match unit {
+        TimeUnit::Second => 1_000_000_000,
+        TimeUnit::Millisecond => 1_000_000,
+        TimeUnit::Microsecond => 1_000,
+        TimeUnit::Nanosecond => 1,
+    }
+}
+
+/// `interval × k` as a duration in the time column's unit (a fixed length: days count as 24
+/// hours, as windows are aligned to the epoch in UTC). Adding a duration to a timestamp is a
+/// plain vectorized addition, unlike a calendar interval.
+fn scaled(interval: &ScalarValue, k: i128, unit: TimeUnit) -> ScalarValue {
     let total = nanos(interval) * k;
-    ScalarValue::IntervalMonthDayNano(Some(
-        datafusion::arrow::datatypes::IntervalMonthDayNano::new(
-            0,
-            0,
-            i64::try_from(total).unwrap_or(i64::MAX),
-        ),
-    ))
+    let value = Some(i64::try_from(total / nanos_per(unit)).unwrap_or(i64::MAX));
+    match unit {
+        TimeUnit::Second => ScalarValue::DurationSecond(value),
+        TimeUnit::Millisecond => ScalarValue::DurationMillisecond(value),
+        TimeUnit::Microsecond => ScalarValue::DurationMicrosecond(value),
+        TimeUnit::Nanosecond => ScalarValue::DurationNanosecond(value),
+    }
 }
 
 /// The start offset of windows (Spark's `startTime`): at least zero and less than `step`.

@@ -1,7 +1,9 @@
 //! The `weir` command line: `weir run job.sql` (or `-e '<sql>'`) creates the script's
 //! objects, starts its continuous queries and waits for them; SIGINT or SIGTERM stops them
-//! gracefully after the batch in flight. Behind the default `cli` feature.
+//! gracefully after the batch in flight. `weir` alone (or `weir repl`) opens the interactive
+//! shell. Behind the default `cli` feature.
 
+mod repl;
 mod run;
 
 use std::path::PathBuf;
@@ -14,7 +16,9 @@ use clap::{Args, Parser, Subcommand};
 #[command(name = "weir", version, about)]
 pub struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    repl: ReplArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -22,6 +26,43 @@ enum Command {
     /// Run a SQL script: create its sources, tables, views and sinks, start its queries and
     /// wait until they end (or until SIGINT/SIGTERM stops them gracefully).
     Run(RunArgs),
+    /// The interactive SQL shell (also what `weir` alone opens).
+    Repl(ReplArgs),
+}
+
+/// Arguments of the shell.
+#[derive(Debug, Clone, Args)]
+pub struct ReplArgs {
+    /// Checkpoint root for sinks without a `checkpoint` option: `<root>/<sink name>`, so a
+    /// query started again in a later session resumes where it stopped.
+    #[arg(long)]
+    checkpoint_root: Option<PathBuf>,
+    /// How rows are printed.
+    #[arg(long, value_enum, default_value = "table")]
+    format: repl::Format,
+    /// Longest result printed in full (0: no limit).
+    #[arg(long, default_value_t = 40)]
+    max_rows: usize,
+    /// History file [default: $WEIR_HISTORY, else ~/.weir_history].
+    #[arg(long)]
+    history: Option<PathBuf>,
+}
+
+impl ReplArgs {
+    fn settings(self) -> repl::ReplSettings {
+        let history = self
+            .history
+            .or_else(|| std::env::var_os("WEIR_HISTORY").map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".weir_history"))
+            });
+        repl::ReplSettings {
+            checkpoint_root: self.checkpoint_root,
+            format: self.format,
+            max_rows: self.max_rows,
+            history,
+        }
+    }
 }
 
 /// Arguments of `weir run`.
@@ -41,8 +82,14 @@ pub struct RunArgs {
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The shell logs warnings only, so its output stays readable.
+    let default_level = if matches!(cli.command, Some(Command::Run(_))) {
+        "info"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -58,6 +105,8 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run(args) => runtime.block_on(run::run(args)),
+        Some(Command::Run(args)) => runtime.block_on(run::run(args)),
+        Some(Command::Repl(args)) => repl::run(args.settings(), &runtime),
+        None => repl::run(cli.repl.settings(), &runtime),
     }
 }

@@ -11,7 +11,7 @@ use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{QueryPlanner, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use weir_sql::StreamingTable;
 
 /// Runs `plan` over one batch: `inputs` maps each streaming source to the rows it
@@ -23,7 +23,7 @@ pub(crate) async fn execute_batch(
     inputs: HashMap<String, Vec<RecordBatch>>,
     batch_time_ms: i64,
     planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<(Vec<RecordBatch>, Arc<dyn ExecutionPlan>)> {
     let mut state = ctx.state();
     if let Some(planner) = planner {
         state = SessionStateBuilder::new_from_existing(state)
@@ -35,7 +35,8 @@ pub(crate) async fn execute_batch(
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(batch_time_ms);
     let bound = bind_inputs(plan, inputs, partitions)?;
     let physical = state.create_physical_plan(&bound).await?;
-    collect(physical, state.task_ctx()).await
+    let rows = collect(Arc::clone(&physical), state.task_ctx()).await?;
+    Ok((rows, physical))
 }
 
 /// Replaces each [`StreamingTable`] scan with a scan of the batch's rows for that source,

@@ -12,7 +12,8 @@ mod query_runner;
 mod watermark;
 
 pub use progress::{
-    BatchProgress, OperatorProgress, PhaseDurations, QueryState, QueryStatus, SourceProgress,
+    BatchProgress, OperatorProgress, PhaseDurations, QueryListener, QueryOutput, QueryStarted,
+    QueryState, QueryStatus, QueryTerminated, SourceProgress,
 };
 pub use query_options::{OutputMode, QUERY_OPTIONS, QueryOptions, Trigger};
 pub(crate) use query_runner::{QueryRunner, RunnerParts, SourcePart};

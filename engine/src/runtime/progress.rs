@@ -1,15 +1,21 @@
-//! Progress of a running query: one [`BatchProgress`] per batch, kept in a bounded history
-//! and logged through `tracing`, and the query's [`QueryState`].
+//! Progress of a running query: one [`BatchProgress`] per batch, kept in a bounded history,
+//! logged through `tracing` and passed to the engine's [`QueryListener`]s; the query's
+//! [`QueryState`]; and the committed output of each batch for subscribers.
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arrow::array::RecordBatch;
 use serde::Serialize;
+use tokio::sync::broadcast;
 use weir_connectors::{BatchId, SourceOffset};
 
 /// Batches of progress kept per query.
 const HISTORY: usize = 100;
+/// Batches of output buffered for a subscriber that reads slower than the query runs.
+const SUBSCRIBER_BUFFER: usize = 64;
 
 /// How long each phase of a batch took.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -98,36 +104,99 @@ pub enum QueryState {
     Failed(String),
 }
 
-/// Shared status of a query: state and recent progress.
+/// The rows one committed batch of a query wrote to its sink.
+#[derive(Debug, Clone)]
+pub struct QueryOutput {
+    /// The batch.
+    pub batch_id: BatchId,
+    /// Its output rows (maybe none).
+    pub rows: Vec<RecordBatch>,
+}
+
+/// A query was started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryStarted {
+    /// The query's name (its sink's).
+    pub name: String,
+    /// Its `SELECT`.
+    pub sql: String,
+}
+
+/// A query ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryTerminated {
+    /// The query's name.
+    pub name: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Hooks called as queries run, like Spark's `StreamingQueryListener`; register one with
+/// [`EngineBuilder::listener`](crate::EngineBuilder::listener). They are called on the
+/// query's own task, between batches: keep them quick (hand slow work to a channel).
+pub trait QueryListener: Send + Sync + Debug {
+    /// A query started (before its first batch).
+    fn on_query_started(&self, _event: &QueryStarted) {}
+    /// A batch of query `name` committed.
+    fn on_query_progress(&self, _name: &str, _progress: &BatchProgress) {}
+    /// A query stopped or failed.
+    fn on_query_terminated(&self, _event: &QueryTerminated) {}
+}
+
+/// Shared status of a query: state, recent progress, output subscribers and listeners.
 #[derive(Debug)]
 pub struct QueryStatus {
+    name: String,
     inner: Mutex<StatusInner>,
+    listeners: Vec<Arc<dyn QueryListener>>,
 }
 
 #[derive(Debug)]
 struct StatusInner {
     state: QueryState,
     history: VecDeque<BatchProgress>,
-}
-
-impl Default for QueryStatus {
-    fn default() -> Self {
-        Self {
-            inner: Mutex::new(StatusInner {
-                state: QueryState::Running,
-                history: VecDeque::new(),
-            }),
-        }
-    }
+    /// Each committed batch's output goes to subscribers; dropped when the query ends, which
+    /// ends their streams.
+    outputs: Option<broadcast::Sender<Arc<QueryOutput>>>,
+    /// The last batch's physical plan with its operators' metrics.
+    last_plan: Option<String>,
 }
 
 impl QueryStatus {
+    /// The status of a starting query `name`.
+    pub fn new(name: &str, listeners: Vec<Arc<dyn QueryListener>>) -> Self {
+        Self {
+            name: name.to_string(),
+            inner: Mutex::new(StatusInner {
+                state: QueryState::Running,
+                history: VecDeque::new(),
+                outputs: Some(broadcast::channel(SUBSCRIBER_BUFFER).0),
+                last_plan: None,
+            }),
+            listeners,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, StatusInner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Tells the listeners the query started.
+    pub fn started(&self, sql: &str) {
+        let event = QueryStarted {
+            name: self.name.clone(),
+            sql: sql.to_string(),
+        };
+        for listener in &self.listeners {
+            listener.on_query_started(&event);
+        }
+    }
+
     /// Records a finished batch.
     pub fn record(&self, progress: BatchProgress) {
+        for listener in &self.listeners {
+            listener.on_query_progress(&self.name, &progress);
+        }
         let mut inner = self.lock();
         if inner.history.len() == HISTORY {
             inner.history.pop_front();
@@ -135,9 +204,65 @@ impl QueryStatus {
         inner.history.push_back(progress);
     }
 
-    /// Sets the state.
+    /// Whether anyone subscribed to the output (so a batch's rows are worth keeping).
+    pub fn has_subscribers(&self) -> bool {
+        self.lock()
+            .outputs
+            .as_ref()
+            .is_some_and(|tx| tx.receiver_count() > 0)
+    }
+
+    /// Hands a committed batch's output to the subscribers.
+    pub fn publish(&self, output: QueryOutput) {
+        if let Some(tx) = &self.lock().outputs {
+            // No receiver left is fine: nobody is watching.
+            tx.send(Arc::new(output)).ok();
+        }
+    }
+
+    /// A receiver of the output of the batches committed from now on (none once the query
+    /// ended).
+    pub fn subscribe(&self) -> Option<broadcast::Receiver<Arc<QueryOutput>>> {
+        self.lock()
+            .outputs
+            .as_ref()
+            .map(broadcast::Sender::subscribe)
+    }
+
+    /// Keeps the last batch's plan with metrics.
+    pub fn set_last_plan(&self, plan: String) {
+        self.lock().last_plan = Some(plan);
+    }
+
+    /// The last batch's physical plan with its operators' metrics.
+    pub fn last_plan(&self) -> Option<String> {
+        self.lock().last_plan.clone()
+    }
+
+    /// Sets the state; an ended query closes its subscribers' streams and tells the
+    /// listeners.
     pub fn set_state(&self, state: QueryState) {
-        self.lock().state = state;
+        let ended = match &state {
+            QueryState::Running => None,
+            QueryState::Stopped => Some(None),
+            QueryState::Failed(error) => Some(Some(error.clone())),
+        };
+        {
+            let mut inner = self.lock();
+            inner.state = state;
+            if ended.is_some() {
+                inner.outputs = None;
+            }
+        }
+        if let Some(error) = ended {
+            let event = QueryTerminated {
+                name: self.name.clone(),
+                error,
+            };
+            for listener in &self.listeners {
+                listener.on_query_terminated(&event);
+            }
+        }
     }
 
     /// The state.

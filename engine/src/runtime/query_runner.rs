@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use arrow::datatypes::SchemaRef;
 use datafusion::execution::context::{QueryPlanner, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use tokio::sync::{mpsc, oneshot, watch};
 use weir_connectors::{
     BatchId, ConnectorOptions, ConnectorRegistry, Sink, SinkOpen, Source, SourceContext,
@@ -16,7 +17,7 @@ use weir_connectors::{
 
 use super::micro_batch::execute_batch;
 use super::progress::{
-    BatchProgress, OperatorProgress, PhaseDurations, QueryStatus, SourceProgress,
+    BatchProgress, OperatorProgress, PhaseDurations, QueryOutput, QueryStatus, SourceProgress,
 };
 use super::query_options::{OutputMode, Trigger};
 use super::watermark::{WatermarkSpec, WatermarkTracker};
@@ -373,7 +374,7 @@ impl QueryRunner {
             } else {
                 Some(Arc::new(StreamingQueryPlanner::new(Arc::clone(&context))))
             };
-        let output = execute_batch(
+        let (output, physical_plan) = execute_batch(
             &self.ctx,
             &self.plan,
             inputs,
@@ -387,8 +388,14 @@ impl QueryRunner {
             source,
         })?;
         durations.execute = execute_started.elapsed();
+        self.status.set_last_plan(
+            DisplayableExecutionPlan::with_metrics(physical_plan.as_ref())
+                .indent(true)
+                .to_string(),
+        );
 
         let output_rows: u64 = output.iter().map(|b| b.num_rows() as u64).sum();
+        let published = self.status.has_subscribers().then(|| output.clone());
         let sink_started = Instant::now();
         self.sink.write(entry.batch_id, output).await?;
         durations.sink_write = sink_started.elapsed();
@@ -412,6 +419,12 @@ impl QueryRunner {
         }
         durations.commit = commit_started.elapsed();
         durations.total = started.elapsed();
+        if let Some(rows) = published {
+            self.status.publish(QueryOutput {
+                batch_id: entry.batch_id,
+                rows,
+            });
+        }
         let operators = self.operator_progress(&context);
         self.report(
             entry,

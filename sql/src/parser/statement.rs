@@ -39,8 +39,12 @@ pub enum Statement {
     Query(Box<Query>),
     /// `EXPLAIN query`
     Explain(Box<Query>),
+    /// `EXPLAIN ANALYZE query_name`: a running query's last batch, per operator.
+    ExplainAnalyze(String),
     /// `SHOW SOURCES | TABLES | VIEWS | SINKS | QUERIES`
     Show(ShowKind),
+    /// `SHOW PROGRESS query_name`: a query's recent batches.
+    ShowProgress(String),
     /// `DESCRIBE name`
     Describe(String),
     /// `STOP QUERY name`
@@ -139,9 +143,15 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
         });
     }
     if parser.parse_keyword(Keyword::EXPLAIN) {
+        if parser.parse_keyword(Keyword::ANALYZE) {
+            return Ok(Statement::ExplainAnalyze(parse_name(parser)?));
+        }
         return Ok(Statement::Explain(parser.parse_query()?));
     }
     if parser.parse_keyword(Keyword::SHOW) {
+        if parse_word(parser, "PROGRESS") {
+            return Ok(Statement::ShowProgress(parse_name(parser)?));
+        }
         return Ok(Statement::Show(parse_kind(parser, "SHOW")?));
     }
     if parser
@@ -465,7 +475,8 @@ mod tests {
     #[test]
     fn management_statements() {
         let statements = parse_sql(
-            "SHOW SOURCES; show queries; DESCRIBE bids; STOP QUERY out; DROP VIEW IF EXISTS v",
+            "SHOW SOURCES; show queries; DESCRIBE bids; STOP QUERY out; DROP VIEW IF EXISTS v; \
+             SHOW PROGRESS out; EXPLAIN ANALYZE out",
         )
         .unwrap();
         assert!(matches!(statements[0], Statement::Show(ShowKind::Sources)));
@@ -474,6 +485,8 @@ mod tests {
         assert!(matches!(&statements[3], Statement::StopQuery(n) if n == "out"));
         assert!(matches!(&statements[4],
             Statement::Drop { kind: ShowKind::Views, name, if_exists: true } if name == "v"));
+        assert!(matches!(&statements[5], Statement::ShowProgress(name) if name == "out"));
+        assert!(matches!(&statements[6], Statement::ExplainAnalyze(name) if name == "out"));
     }
 
     #[test]
