@@ -6,6 +6,7 @@
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
+//! - `repl`: the interactive shell through a pseudo-terminal.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation: every window exactly once.
@@ -18,4 +19,5 @@ mod crash;
 mod crash_windowed;
 mod files_source;
 mod property;
+mod repl;
 mod slt;

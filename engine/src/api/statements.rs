@@ -124,8 +124,10 @@ impl Engine {
                 None => Err(unknown(&catalog, &target)),
             },
             Statement::Query(query) => {
+                let sources = catalog.sources.clone();
                 drop(catalog);
                 let plan = self.plan_query(&query).await?;
+                let plan = self.bind_snapshots(plan, &sources).await?;
                 Ok(Outcome::Rows(
                     self.inner
                         .ctx
@@ -224,6 +226,48 @@ impl Engine {
             ast::Statement::Query(Box::new(query.clone())),
         ));
         Ok(self.inner.ctx.state().statement_to_plan(statement).await?)
+    }
+
+    /// Binds each streaming source an ad hoc query reads to a bounded snapshot: what the
+    /// source holds now from its beginning, at most one trigger's worth (its
+    /// `max_files_per_trigger` / `max_records_per_trigger`), so `SELECT * FROM bids LIMIT
+    /// 10` peeks into a stream. Nothing is kept: each peek reads from the beginning again.
+    async fn bind_snapshots(
+        &self,
+        plan: LogicalPlan,
+        sources: &std::collections::BTreeMap<String, SourceEntry>,
+    ) -> Result<LogicalPlan> {
+        let streams = crate::runtime::streaming_scans(&plan);
+        if streams.is_empty() {
+            return Ok(plan);
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("weir-peek-")
+            .tempdir()
+            .map_err(|e| WeirError::Internal(format!("cannot create a scratch directory: {e}")))?;
+        let mut inputs = std::collections::HashMap::new();
+        for (index, name) in streams.iter().enumerate() {
+            let entry = sources
+                .get(name)
+                .ok_or_else(|| WeirError::Internal(format!("no source named '{name}'")))?;
+            let state = scratch.path().join(index.to_string());
+            let context = weir_connectors::SourceContext {
+                state: weir_connectors::StoreLocation::parse(&state.to_string_lossy(), true)?,
+            };
+            let options = ConnectorOptions::new(name, entry.desc.options.clone());
+            let source = self
+                .inner
+                .registry
+                .open_source(Arc::clone(&entry.schema), &options, context)
+                .await?;
+            let rows = match source.latest_offset(None).await? {
+                Some(end) => source.read(None, &end).await?.batches,
+                None => Vec::new(),
+            };
+            inputs.insert(name.clone(), rows);
+        }
+        let partitions = self.inner.ctx.state().config().target_partitions();
+        Ok(crate::runtime::bind_inputs(&plan, inputs, partitions)?)
     }
 
     /// `INSERT INTO <memory source> query`: the query's rows, cast by position to the

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
@@ -39,9 +39,25 @@ pub(crate) async fn execute_batch(
     Ok((rows, physical))
 }
 
+/// The streaming sources `plan` scans, by name, each once.
+pub(crate) fn streaming_scans(plan: &LogicalPlan) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && let Ok(provider) = source_as_provider(&scan.source)
+            && let Some(table) = provider.as_ref().downcast_ref::<StreamingTable>()
+            && !names.iter().any(|n| n == table.name())
+        {
+            names.push(table.name().to_string());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
+}
+
 /// Replaces each [`StreamingTable`] scan with a scan of the batch's rows for that source,
 /// keeping the scan's projection, filters and name.
-fn bind_inputs(
+pub(crate) fn bind_inputs(
     plan: &LogicalPlan,
     inputs: HashMap<String, Vec<RecordBatch>>,
     partitions: usize,

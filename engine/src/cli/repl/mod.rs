@@ -96,16 +96,18 @@ fn run_shell(settings: ReplSettings, runtime: &Runtime) -> Result<()> {
         builder = builder.checkpoint_root(root);
     }
     let engine = builder.build()?;
-    // Ctrl-C while a statement runs arrives as SIGINT (the editor is not reading then).
-    let mut interrupt = runtime
-        .block_on(async { signal(SignalKind::interrupt()) })
-        .map_err(|e| WeirError::Internal(format!("SIGINT handler: {e}")))?;
     let config = Config::builder()
         .auto_add_history(false)
         .completion_type(CompletionType::List)
         .build();
     let mut editor: Editor<ShellHelper, FileHistory> = Editor::with_config(config)
         .map_err(|e| WeirError::Internal(format!("cannot start the line editor: {e}")))?;
+    // Ctrl-C while a statement runs arrives as SIGINT (the editor is not reading then). The
+    // editor installs its own SIGINT handler when it is created; registering after it puts
+    // ours first (the editor's still runs after it).
+    let mut interrupt = runtime
+        .block_on(async { signal(SignalKind::interrupt()) })
+        .map_err(|e| WeirError::Internal(format!("SIGINT handler: {e}")))?;
     let names = Names::default();
     editor.set_helper(Some(ShellHelper {
         names: names.clone(),
@@ -134,6 +136,11 @@ fn run_shell(settings: ReplSettings, runtime: &Runtime) -> Result<()> {
             }
         };
         let text = line.trim();
+        let command = text.trim_end_matches(';').trim();
+        let leaving = ["exit", "quit", "\\q"].contains(&command.to_ascii_lowercase().as_str());
+        if leaving {
+            break;
+        }
         if text.is_empty() {
             continue;
         }
@@ -143,9 +150,7 @@ fn run_shell(settings: ReplSettings, runtime: &Runtime) -> Result<()> {
         {
             eprintln!("warning: cannot save history to {}: {e}", path.display());
         }
-        let command = text.trim_end_matches(';').trim();
         match command.to_ascii_lowercase().as_str() {
-            "exit" | "quit" | "\\q" => break,
             "help" | "\\?" | "\\h" => {
                 println!("{HELP}");
                 continue;
@@ -264,6 +269,8 @@ async fn watch(engine: &Engine, select: &str, display: &Display, interrupt: &mut
     loop {
         tokio::select! {
             next = batches.next() => match next {
+                // Batches that only moved the watermark print nothing.
+                Some(output) if output.rows.iter().all(|b| b.num_rows() == 0) => {}
                 Some(output) => {
                     println!("-- batch {}", output.batch_id);
                     print_rows(&output.rows, display, Instant::now());

@@ -1,0 +1,150 @@
+//! The interactive shell through a pseudo-terminal: typing statements (one line and several),
+//! completion, Ctrl-C at the prompt and during `WATCH`, background queries, output formats,
+//! errors with a caret, and history kept across sessions.
+
+use std::path::Path;
+use std::process::Command;
+
+use rexpect::session::{PtySession, spawn_command};
+
+const PROMPT: &str = "weir> ";
+
+/// A shell keeping its history in `history`.
+fn shell(history: &Path) -> PtySession {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
+    command
+        .env("WEIR_HISTORY", history)
+        .env("WEIR_LOG", "warn")
+        .env("TERM", "xterm");
+    let mut session = spawn_command(command, Some(30_000)).expect("spawn weir");
+    session.exp_string("Type help").unwrap();
+    session.exp_string(PROMPT).unwrap();
+    session
+}
+
+fn leave(mut session: PtySession) {
+    session.send_control('d').unwrap();
+    session.exp_eof().unwrap();
+}
+
+#[test]
+fn statements_run_over_one_line_or_several_with_tables_and_timing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = shell(&dir.path().join("history"));
+    s.send_line("SELECT 40 +").unwrap();
+    s.send_line("2 AS answer;").unwrap();
+    s.exp_string("| answer |").unwrap();
+    s.exp_string("| 42     |").unwrap();
+    s.exp_string("1 row in").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("\\format csv").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SELECT 1 AS a, 'x' AS b;").unwrap();
+    s.exp_string("a,b").unwrap();
+    s.exp_string("1,x").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("\\maxrows 2").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SELECT * FROM (VALUES (1), (2), (3), (4)) AS t(v);")
+        .unwrap();
+    s.exp_string("1\r\n2\r\n(2 more rows not shown").unwrap();
+    leave(s);
+}
+
+#[test]
+fn tab_completes_catalog_names_and_errors_point_at_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = shell(&dir.path().join("history"));
+    s.send_line("CREATE SOURCE clickstream (user_id INT) WITH (connector = 'memory');")
+        .unwrap();
+    s.exp_string("created source clickstream").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("INSERT INTO clickstream VALUES (7);").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    // `clicks` + Tab completes to the source's name, `user_` + Tab to its column.
+    s.send("SELECT user_").unwrap();
+    s.send("\t").unwrap();
+    s.send(" FROM clicks").unwrap();
+    s.send("\t").unwrap();
+    s.send_line(";").unwrap();
+    s.exp_string("| user_id |").unwrap();
+    s.exp_string("| 7       |").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SELECT user_idd FROM clickstream;").unwrap();
+    s.exp_string("No field named user_idd. Did you mean 'clickstream.user_id'?")
+        .unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SELEC 1;").unwrap();
+    s.exp_string("found: SELEC at Line: 1, Column: 1").unwrap();
+    s.exp_string("  SELEC 1;\r\n  ^").unwrap();
+    leave(s);
+}
+
+#[test]
+fn ctrl_c_cancels_the_input_and_stops_a_watch_and_queries_run_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = shell(&dir.path().join("history"));
+    // Ctrl-C drops a half-typed statement.
+    s.send("SELECT 'half").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SELECT 5 AS five;").unwrap();
+    s.exp_string("| five |").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line(
+        "CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid', events_per_second = '200');",
+    )
+    .unwrap();
+    s.exp_string(PROMPT).unwrap();
+    // WATCH prints micro-batches until Ctrl-C, then the shell is back.
+    s.send_line("WATCH SELECT auction, price FROM bids WHERE price > 0;")
+        .unwrap();
+    s.exp_string("watching (Ctrl-C to stop)").unwrap();
+    s.exp_string("| auction | price |").unwrap();
+    s.send_control('c').unwrap();
+    s.exp_string("stopped watching").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    // A continuous query runs in the background while the shell answers.
+    s.send_line(
+        "CREATE SINK counts WITH (connector = 'memory', output_mode = 'complete') AS SELECT count(*) AS n FROM bids;",
+    )
+    .unwrap();
+    s.exp_string("started query counts in the background")
+        .unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SHOW QUERIES;").unwrap();
+    s.exp_string("| counts ").unwrap();
+    s.exp_string("| running ").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("STOP QUERY counts;").unwrap();
+    s.exp_string("stopped query counts").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("SHOW PROGRESS counts;").unwrap();
+    s.exp_string("| batch | input_rows |").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    leave(s);
+}
+
+#[test]
+fn history_is_kept_across_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let mut first = shell(&history);
+    first.send_line("SELECT 6 * 7 AS remembered;").unwrap();
+    first.exp_string("| 42         |").unwrap();
+    first.exp_string(PROMPT).unwrap();
+    first.send_line("exit").unwrap();
+    first.exp_eof().unwrap();
+    assert!(
+        std::fs::read_to_string(&history)
+            .unwrap()
+            .contains("SELECT 6 * 7 AS remembered;")
+    );
+    let mut second = shell(&history);
+    // Up arrow recalls the last statement of the previous session.
+    second.send("\x1b[A").unwrap();
+    second.send_line("").unwrap();
+    second.exp_string("| remembered |").unwrap();
+    second.exp_string("| 42         |").unwrap();
+    leave(second);
+}
