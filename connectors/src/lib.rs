@@ -15,6 +15,7 @@
 
 pub mod blackhole;
 pub mod console;
+pub mod custom;
 pub mod error;
 pub mod file;
 pub mod format;
@@ -27,6 +28,7 @@ pub mod registry;
 pub mod sink;
 pub mod source;
 
+pub use custom::{SinkFactory, SourceFactory};
 pub use error::{ConnectorError, Result};
 pub use location::StoreLocation;
 pub use offset::{BatchId, SourceOffset};

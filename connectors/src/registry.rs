@@ -10,6 +10,7 @@ use arrow::datatypes::SchemaRef;
 
 use crate::blackhole::BlackholeSink;
 use crate::console::{CONSOLE_SINK_OPTIONS, ConsoleSink};
+use crate::custom::{SinkFactory, SourceFactory};
 use crate::error::{ConnectorError, Result};
 use crate::file::{
     FILE_SOURCE_OPTIONS, FILE_TABLE_OPTIONS, FileSource, PARQUET_SINK_OPTIONS, ParquetSink,
@@ -42,6 +43,8 @@ pub const SINK_CONNECTORS: &[&str] = &["parquet", "console", "memory", "blackhol
 pub struct ConnectorRegistry {
     memory_streams: Mutex<HashMap<String, Arc<MemoryStream>>>,
     memory_outputs: Mutex<HashMap<String, Arc<MemoryOutput>>>,
+    custom_sources: Mutex<HashMap<String, Arc<dyn SourceFactory>>>,
+    custom_sinks: Mutex<HashMap<String, Arc<dyn SinkFactory>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -50,7 +53,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn connector<'a>(options: &'a ConnectorOptions, valid: &[&str], role: &str) -> Result<&'a str> {
+fn connector<'a>(options: &'a ConnectorOptions, valid: &[String], role: &str) -> Result<&'a str> {
     let Some(name) = options.get("connector") else {
         return Err(ConnectorError::Config(format!(
             "option 'connector' is required for {role} '{}': one of {}",
@@ -60,8 +63,7 @@ fn connector<'a>(options: &'a ConnectorOptions, valid: &[&str], role: &str) -> R
     };
     valid
         .iter()
-        .find(|v| **v == name)
-        .copied()
+        .find(|v| *v == name)
         .map(|_| name)
         .ok_or_else(|| {
             ConnectorError::Config(format!(
@@ -78,6 +80,60 @@ impl ConnectorRegistry {
         Self::default()
     }
 
+    /// Makes `factory` the source connector `name` (replacing a custom one of that name).
+    /// Fails for the name of a built-in connector.
+    pub fn register_source(&self, name: &str, factory: Arc<dyn SourceFactory>) -> Result<()> {
+        if SOURCE_CONNECTORS.contains(&name) {
+            return Err(ConnectorError::Config(format!(
+                "'{name}' is a built-in source connector; register yours under another name"
+            )));
+        }
+        lock(&self.custom_sources).insert(name.to_string(), factory);
+        Ok(())
+    }
+
+    /// Makes `factory` the sink connector `name` (replacing a custom one of that name).
+    /// Fails for the name of a built-in connector.
+    pub fn register_sink(&self, name: &str, factory: Arc<dyn SinkFactory>) -> Result<()> {
+        if SINK_CONNECTORS.contains(&name) {
+            return Err(ConnectorError::Config(format!(
+                "'{name}' is a built-in sink connector; register yours under another name"
+            )));
+        }
+        lock(&self.custom_sinks).insert(name.to_string(), factory);
+        Ok(())
+    }
+
+    /// Source connector names: built-in, then custom (sorted).
+    fn source_connectors(&self) -> Vec<String> {
+        let mut custom: Vec<String> = lock(&self.custom_sources).keys().cloned().collect();
+        custom.sort();
+        SOURCE_CONNECTORS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(custom)
+            .collect()
+    }
+
+    /// Sink connector names: built-in, then custom (sorted).
+    fn sink_connectors(&self) -> Vec<String> {
+        let mut custom: Vec<String> = lock(&self.custom_sinks).keys().cloned().collect();
+        custom.sort();
+        SINK_CONNECTORS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(custom)
+            .collect()
+    }
+
+    fn custom_source(&self, name: &str) -> Option<Arc<dyn SourceFactory>> {
+        lock(&self.custom_sources).get(name).cloned()
+    }
+
+    fn custom_sink(&self, name: &str) -> Option<Arc<dyn SinkFactory>> {
+        lock(&self.custom_sinks).get(name).cloned()
+    }
+
     /// Validates the options of `CREATE SOURCE` and resolves the source's schema: the declared
     /// one, the connector's own (nexmark), or inferred from the files (parquet).
     pub async fn create_source(
@@ -85,7 +141,12 @@ impl ConnectorRegistry {
         declared: Option<SchemaRef>,
         options: &ConnectorOptions,
     ) -> Result<SchemaRef> {
-        match connector(options, SOURCE_CONNECTORS, "source")? {
+        let name = connector(options, &self.source_connectors(), "source")?;
+        if let Some(factory) = self.custom_source(name) {
+            options.check_keys(&[CONNECTOR_OPTION, factory.options()])?;
+            return factory.schema(declared, options).await;
+        }
+        match name {
             "files" => {
                 options.check_keys(&[
                     CONNECTOR_OPTION,
@@ -151,7 +212,11 @@ impl ConnectorRegistry {
         options: &ConnectorOptions,
         context: SourceContext,
     ) -> Result<Arc<dyn Source>> {
-        Ok(match connector(options, SOURCE_CONNECTORS, "source")? {
+        let name = connector(options, &self.source_connectors(), "source")?;
+        if let Some(factory) = self.custom_source(name) {
+            return factory.open(schema, options, context).await;
+        }
+        Ok(match name {
             "files" => Arc::new(FileSource::open(schema, options, context).await?),
             "nexmark" => Arc::new(NexmarkSource::new(options)?),
             _ => {
@@ -180,7 +245,8 @@ impl ConnectorRegistry {
         declared: Option<SchemaRef>,
         options: &ConnectorOptions,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        connector(options, TABLE_CONNECTORS, "table")?;
+        let tables: Vec<String> = TABLE_CONNECTORS.iter().map(|s| s.to_string()).collect();
+        connector(options, &tables, "table")?;
         options.check_keys(&[
             CONNECTOR_OPTION,
             FILE_TABLE_OPTIONS,
@@ -199,7 +265,12 @@ impl ConnectorRegistry {
         options: &ConnectorOptions,
         query_options: &[OptionSpec],
     ) -> Result<Arc<dyn Sink>> {
-        Ok(match connector(options, SINK_CONNECTORS, "sink")? {
+        let name = connector(options, &self.sink_connectors(), "sink")?;
+        if let Some(factory) = self.custom_sink(name) {
+            options.check_keys(&[CONNECTOR_OPTION, factory.options(), query_options])?;
+            return factory.create(options);
+        }
+        Ok(match name {
             "parquet" => {
                 options.check_keys(&[CONNECTOR_OPTION, PARQUET_SINK_OPTIONS, query_options])?;
                 Arc::new(ParquetSink::new(options)?)

@@ -3,6 +3,8 @@
 //! - `slt`: golden `.slt` files under `tests/slt/`, each run three ways (as written,
 //!   restarting every query after each statement, one row per micro-batch).
 //! - `aggregate`: streaming aggregation's emitted rows and state across restarts.
+//! - `embedding`: listeners, output subscriptions, `watch`, the memory limit, and the
+//!   examples (custom source, custom sink, UDFs).
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
@@ -17,6 +19,7 @@ mod aggregate;
 mod cli;
 mod crash;
 mod crash_windowed;
+mod embedding;
 mod files_source;
 mod property;
 mod repl;

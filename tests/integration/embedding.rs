@@ -1,0 +1,188 @@
+//! The embedding API beyond statements: listeners, subscribing to a query's output, `watch`,
+//! the memory limit, a failed query's last error, `EXPLAIN ANALYZE` and `SHOW PROGRESS`, and
+//! the examples under `engine/examples/` (custom source, custom sink, UDFs) run end to end.
+
+use std::sync::{Arc, Mutex};
+
+use arrow::util::pretty::pretty_format_batches;
+use futures::StreamExt;
+use weir::{BatchProgress, Engine, QueryListener, QueryStarted, QueryTerminated};
+
+/// Records every event as a line of text.
+#[derive(Debug, Default)]
+struct Recorder {
+    events: Mutex<Vec<String>>,
+}
+
+impl QueryListener for Recorder {
+    fn on_query_started(&self, event: &QueryStarted) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("started {}", event.name));
+    }
+
+    fn on_query_progress(&self, name: &str, progress: &BatchProgress) {
+        self.events.lock().unwrap().push(format!(
+            "progress {name} batch {} rows {}",
+            progress.batch_id, progress.input_rows
+        ));
+    }
+
+    fn on_query_terminated(&self, event: &QueryTerminated) {
+        self.events.lock().unwrap().push(format!(
+            "terminated {} error {:?}",
+            event.name,
+            event.error.as_deref().map(|e| e.contains("Divide by zero"))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_hear_start_progress_and_end_and_a_failed_query_keeps_its_error() {
+    let recorder = Arc::new(Recorder::default());
+    let engine = Engine::builder()
+        .listener(Arc::clone(&recorder) as Arc<dyn QueryListener>)
+        .build()
+        .unwrap();
+    engine
+        .execute(
+            "CREATE SOURCE s (k INT) WITH (connector = 'memory', max_records_per_trigger = '2')",
+        )
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO s VALUES (1), (2), (3)")
+        .await
+        .unwrap();
+    let query = engine
+        .start("CREATE SINK out WITH (connector = 'memory', trigger = 'available-now') AS SELECT k FROM s")
+        .await
+        .unwrap();
+    query.await_termination().await.unwrap();
+    assert_eq!(query.last_error(), None);
+    engine.execute("INSERT INTO s VALUES (0)").await.unwrap();
+    let failing = engine
+        .start("CREATE SINK bad WITH (connector = 'memory', trigger = 'available-now') AS SELECT 10 / k AS x FROM s WHERE k = 0")
+        .await
+        .unwrap();
+    let error = failing.await_termination().await.unwrap_err().to_string();
+    assert!(error.contains("Divide by zero"), "{error}");
+    assert!(
+        failing
+            .last_error()
+            .is_some_and(|e| e.contains("Divide by zero")),
+        "{:?}",
+        failing.last_error()
+    );
+    assert_eq!(
+        *recorder.events.lock().unwrap(),
+        [
+            "started out",
+            "progress out batch 0 rows 2",
+            "progress out batch 1 rows 1",
+            "terminated out error None",
+            "started bad",
+            // Rows 1 and 2 pass; the batch reading 3 and 0 fails.
+            "progress bad batch 0 rows 2",
+            "terminated bad error Some(true)",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_streams_each_batch_to_subscribers_and_ends_when_stopped() {
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute("CREATE SOURCE s (k VARCHAR, v INT) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let query = engine
+        .watch("SELECT k, sum(v) AS total FROM s GROUP BY k")
+        .await
+        .unwrap();
+    assert_eq!(query.name(), "watch_1");
+    let mut outputs = query.subscribe();
+    let mut seen = Vec::new();
+    for rows in ["('a', 1), ('b', 2)", "('a', 10)"] {
+        engine
+            .execute(&format!("INSERT INTO s VALUES {rows}"))
+            .await
+            .unwrap();
+        let output = outputs.next().await.unwrap();
+        let mut lines: Vec<String> = pretty_format_batches(&output.rows)
+            .unwrap()
+            .to_string()
+            .lines()
+            .skip(3)
+            .filter(|l| !l.starts_with('+'))
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        seen.push(lines);
+    }
+    // An aggregation append mode cannot take is watched in update mode: changed groups only.
+    assert_eq!(
+        seen,
+        [
+            vec!["| a | 1     |", "| b | 2     |"],
+            vec!["| a | 11    |"],
+        ]
+    );
+    let analyzed = engine.sql("EXPLAIN ANALYZE watch_1").await.unwrap();
+    let text = pretty_format_batches(&analyzed).unwrap().to_string();
+    assert!(text.contains("StreamingAggregateExec"), "{text}");
+    assert!(text.contains("output_rows="), "{text}");
+    let progress = engine.sql("SHOW PROGRESS watch_1").await.unwrap();
+    assert_eq!(progress.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    query.stop().await.unwrap();
+    assert!(
+        outputs.next().await.is_none(),
+        "the stream ends with the query"
+    );
+    assert!(query.subscribe().next().await.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_memory_limit_fails_a_query_that_needs_more_with_a_resources_error() {
+    let engine = Engine::builder().memory_limit(1 << 20).build().unwrap();
+    let error = engine
+        .sql("SELECT v, count(*) FROM generate_series(1, 2000000) AS t(v) GROUP BY v ORDER BY v DESC LIMIT 1")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("Resources exhausted"), "{error}");
+    let roomy = Engine::builder().build().unwrap();
+    let rows = roomy
+        .sql("SELECT v, count(*) AS n FROM generate_series(1, 2000000) AS t(v) GROUP BY v ORDER BY v DESC LIMIT 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        pretty_format_batches(&rows).unwrap().to_string(),
+        "+---------+---+\n| v       | n |\n+---------+---+\n| 2000000 | 1 |\n+---------+---+"
+    );
+}
+
+/// The examples build with `cargo test`; each asserts its own output and exits 0.
+#[test]
+fn the_examples_run() {
+    let deps = std::env::current_exe().unwrap();
+    let examples = deps.parent().unwrap().parent().unwrap().join("examples");
+    for (example, expected) in [
+        ("custom_source", "| evens | total |"),
+        ("custom_sink", "{\"id\":2,\"amount\":120.0}"),
+        ("udf", "| a    | 3.5088212858554386 | 1350      |"),
+    ] {
+        let output = std::process::Command::new(examples.join(example))
+            .env("WEIR_LOG", "warn")
+            .output()
+            .unwrap_or_else(|e| panic!("run example {example}: {e}"));
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{example}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains(expected), "{example}: {stdout}");
+    }
+}
