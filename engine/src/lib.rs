@@ -36,6 +36,11 @@ pub mod runtime;
 pub mod state;
 
 pub use api::{Engine, EngineBuilder, Outcome, StreamingQuery};
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 pub use error::{Result, WeirError};
 pub use runtime::{
     BatchProgress, OutputMode, QueryListener, QueryOutput, QueryStarted, QueryState,

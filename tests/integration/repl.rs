@@ -9,10 +9,12 @@ use rexpect::session::{PtySession, spawn_command};
 
 const PROMPT: &str = "weir> ";
 
-/// A shell keeping its history in `history`.
+/// A shell keeping its history in `history`, with its home (and so its default checkpoint
+/// root, `~/.weir/checkpoints`) in the same directory.
 fn shell(history: &Path) -> PtySession {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weir"));
     command
+        .env("HOME", history.parent().unwrap())
         .env("WEIR_HISTORY", history)
         .env("WEIR_LOG", "warn")
         .env("TERM", "xterm");
@@ -22,7 +24,26 @@ fn shell(history: &Path) -> PtySession {
     session
 }
 
+/// Runs `statement` until its output holds `expected` (a background query catching up).
+fn until(session: &mut PtySession, statement: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        session.send_line(statement).unwrap();
+        // Every result ends with its row count and time.
+        let (before, _) = session.exp_regex(r"\d+ rows? in \d").unwrap();
+        last = before;
+        if last.contains(expected) {
+            session.exp_string(PROMPT).unwrap();
+            return;
+        }
+    }
+    panic!("{statement} never gave {expected}; last output: {last}");
+}
+
 fn leave(mut session: PtySession) {
+    // Give the editor time to switch the terminal to raw mode after its prompt.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     session.send_control('d').unwrap();
     session.exp_eof().unwrap();
 }
@@ -146,5 +167,56 @@ fn history_is_kept_across_sessions() {
     second.send_line("").unwrap();
     second.exp_string("| remembered |").unwrap();
     second.exp_string("| 42         |").unwrap();
+    leave(second);
+}
+
+#[test]
+fn a_query_started_again_in_a_new_session_resumes_from_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("1.json"), "{\"v\": 1}\n{\"v\": 2}\n").unwrap();
+    let history = dir.path().join("history");
+    let statements = [
+        format!(
+            "CREATE SOURCE nums (v BIGINT) WITH (connector = 'files', path = '{}', format = 'json');",
+            input.display()
+        ),
+        "CREATE SINK doubled WITH (connector = 'memory') AS SELECT v * 2 AS d FROM nums;"
+            .to_string(),
+    ];
+    let mut first = shell(&history);
+    for statement in &statements {
+        first.send_line(statement).unwrap();
+        first.exp_string(PROMPT).unwrap();
+    }
+    until(
+        &mut first,
+        "SELECT sum(d) AS total FROM doubled;",
+        "| 6     |",
+    );
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    first.send_line("exit").unwrap();
+    first.exp_string("stopping running queries").unwrap();
+    first.exp_eof().unwrap();
+    assert!(
+        dir.path()
+            .join(".weir/checkpoints/doubled/commits")
+            .is_dir()
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(input.join("2.json"), "{\"v\": 10}\n").unwrap();
+    let mut second = shell(&history);
+    for statement in &statements {
+        second.send_line(statement).unwrap();
+        second.exp_string(PROMPT).unwrap();
+    }
+    // Only the new file is read: the first one was committed in the first session.
+    until(
+        &mut second,
+        "SELECT sum(d) AS total FROM doubled;",
+        "| 20    |",
+    );
     leave(second);
 }

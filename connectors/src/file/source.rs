@@ -37,7 +37,7 @@ const READ_PARALLELISM: usize = 4;
 /// New files are picked up in order of modification time, then name; names starting with `_`
 /// or `.` are ignored (write a file under such a name, then rename it, so a half-written file
 /// is never read). A file is read once: later changes to it are not seen. The files handed out
-/// are logged in the checkpoint ([`FileLog`]) before the batch that reads them is planned.
+/// are logged in the checkpoint (the files log) before the batch that reads them is planned.
 #[derive(Debug)]
 pub struct FileSource {
     dir: StoreLocation,

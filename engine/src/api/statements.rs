@@ -4,6 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// An ad hoc query's snapshot of a stream stops after the trigger that reaches this many rows.
+const PEEK_ROWS: usize = 1_000_000;
+
 use arrow::compute::concat_batches;
 use arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
@@ -229,9 +232,9 @@ impl Engine {
     }
 
     /// Binds each streaming source an ad hoc query reads to a bounded snapshot: what the
-    /// source holds now from its beginning, at most one trigger's worth (its
-    /// `max_files_per_trigger` / `max_records_per_trigger`), so `SELECT * FROM bids LIMIT
-    /// 10` peeks into a stream. Nothing is kept: each peek reads from the beginning again.
+    /// source holds now from its beginning, trigger by trigger, up to the first trigger that
+    /// reaches 1 000 000 rows (an endless generator stops there), so `SELECT * FROM bids
+    /// LIMIT 10` peeks into a stream. Nothing is kept: each peek reads from the beginning.
     async fn bind_snapshots(
         &self,
         plan: LogicalPlan,
@@ -260,10 +263,20 @@ impl Engine {
                 .registry
                 .open_source(Arc::clone(&entry.schema), &options, context)
                 .await?;
-            let rows = match source.latest_offset(None).await? {
-                Some(end) => source.read(None, &end).await?.batches,
-                None => Vec::new(),
-            };
+            let mut rows = Vec::new();
+            let (mut start, mut count) = (None, 0);
+            while count < PEEK_ROWS {
+                let Some(end) = source.latest_offset(start.as_ref()).await? else {
+                    break;
+                };
+                if start.as_ref() == Some(&end) {
+                    break;
+                }
+                let batches = source.read(start.as_ref(), &end).await?.batches;
+                count += batches.iter().map(|b| b.num_rows()).sum::<usize>();
+                rows.extend(batches);
+                start = Some(end);
+            }
             inputs.insert(name.clone(), rows);
         }
         let partitions = self.inner.ctx.state().config().target_partitions();

@@ -34,7 +34,8 @@ enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ReplArgs {
     /// Checkpoint root for sinks without a `checkpoint` option: `<root>/<sink name>`, so a
-    /// query started again in a later session resumes where it stopped.
+    /// query started again in a later session resumes where it stopped [default:
+    /// ~/.weir/checkpoints].
     #[arg(long)]
     checkpoint_root: Option<PathBuf>,
     /// How rows are printed.
@@ -56,8 +57,11 @@ impl ReplArgs {
             .or_else(|| {
                 std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".weir_history"))
             });
+        let home = std::env::var_os("HOME").map(PathBuf::from);
         repl::ReplSettings {
-            checkpoint_root: self.checkpoint_root,
+            checkpoint_root: self
+                .checkpoint_root
+                .or_else(|| home.map(|h| h.join(".weir").join("checkpoints"))),
             format: self.format,
             max_rows: self.max_rows,
             history,
