@@ -69,6 +69,11 @@ fn statements_run_over_one_line_or_several_with_tables_and_timing() {
     s.send_line("SELECT * FROM (VALUES (1), (2), (3), (4)) AS t(v);")
         .unwrap();
     s.exp_string("1\r\n2\r\n(2 more rows not shown").unwrap();
+    s.exp_string(PROMPT).unwrap();
+    s.send_line("help").unwrap();
+    s.exp_string("SHOW PROGRESS per_minute;").unwrap();
+    s.exp_string("\\format table|csv|json").unwrap();
+    s.exp_string(PROMPT).unwrap();
     leave(s);
 }
 
