@@ -40,6 +40,9 @@ use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
+};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{
@@ -82,6 +85,8 @@ pub struct StreamingAggregateExec {
     watermark_ms: Option<i64>,
     state: Arc<OperatorState>,
     metrics: Arc<Mutex<AggregateMetrics>>,
+    /// DataFusion's per-operator metrics (`EXPLAIN ANALYZE`).
+    plan_metrics: ExecutionPlanMetricsSet,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
 }
@@ -139,6 +144,7 @@ impl StreamingAggregateExec {
             watermark_ms,
             state,
             metrics,
+            plan_metrics: ExecutionPlanMetricsSet::new(),
             schema,
             properties,
         })
@@ -210,10 +216,22 @@ impl StreamingAggregateExec {
         self.state
             .stage(state_schema, self.group_by.expr().len(), staged);
 
+        let emitted: usize = output.iter().map(|b| b.num_rows()).sum();
+        let baseline = BaselineMetrics::new(&self.plan_metrics, 0);
+        baseline.record_output(emitted);
+        baseline.elapsed_compute().add_duration(started.elapsed());
+        let counter = |name: &'static str| MetricBuilder::new(&self.plan_metrics).counter(name, 0);
+        counter("late_rows").add(late_rows as usize);
+        counter("rows_evicted").add(evicted as usize);
+        let (state_rows, _) = self.state.size();
+        MetricBuilder::new(&self.plan_metrics)
+            .gauge("committed_state_rows", 0)
+            .set(state_rows as usize);
+
         let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics.late_rows += late_rows;
         metrics.rows_evicted += evicted;
-        metrics.rows_emitted += output.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        metrics.rows_emitted += emitted as u64;
         metrics.elapsed += started.elapsed();
         Ok(output)
     }
@@ -547,6 +565,10 @@ impl ExecutionPlan for StreamingAggregateExec {
 
     fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
         vec![&self.input]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.plan_metrics.clone_inner())
     }
 
     fn apply_expressions(
