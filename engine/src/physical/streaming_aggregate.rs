@@ -429,7 +429,9 @@ impl StreamingAggregateExec {
         ) else {
             return Ok((state.clone(), state.slice(0, 0)));
         };
-        let open = after(state.column(index), watermark)?;
+        let Some(open) = after(state.column(index), watermark)? else {
+            return Ok((state.clone(), state.slice(0, 0)));
+        };
         match open.true_count() {
             n if n == state.num_rows() => Ok((state.clone(), state.slice(0, 0))),
             0 => Ok((state.slice(0, 0), state.clone())),
@@ -477,7 +479,10 @@ impl StreamingAggregateExec {
         let mut late = 0;
         for batch in rows {
             let ends = window_end.evaluate(&batch)?.into_array(batch.num_rows())?;
-            let open = after(&ends, watermark)?;
+            let Some(open) = after(&ends, watermark)? else {
+                kept.push(batch);
+                continue;
+            };
             let late_here = batch.num_rows() - open.true_count();
             late += late_here as u64;
             // Copying every column is only worth it when some row is late.
@@ -511,17 +516,24 @@ struct MergedPartition {
     staged: StagedPartition,
 }
 
-/// `ends > watermark` for a timestamp column (nulls count as open).
-fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<BooleanArray> {
+/// `ends > watermark` for a timestamp column (nulls count as open); `None` when every end is
+/// after the watermark (the common case, found by one vectorized minimum without a mask).
+fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<Option<BooleanArray>> {
     let as_ms = cast(ends, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
     let as_ms = as_ms
         .as_any()
         .downcast_ref::<TimestampMillisecondArray>()
         .ok_or_else(|| DataFusionError::Internal("window end is not a timestamp".to_string()))?;
-    Ok(as_ms
-        .iter()
-        .map(|end| Some(end.is_none_or(|e| e > watermark_ms)))
-        .collect())
+    if arrow::compute::min(as_ms).is_none_or(|earliest| earliest > watermark_ms) {
+        return Ok(None);
+    }
+    let threshold = TimestampMillisecondArray::new_scalar(watermark_ms);
+    let open = arrow::compute::kernels::cmp::gt(as_ms, &threshold)?;
+    if open.null_count() == 0 {
+        return Ok(Some(open));
+    }
+    // A null end never closes.
+    Ok(Some(open.iter().map(|o| Some(o.unwrap_or(true))).collect()))
 }
 
 /// A row converter for the first `groups` (key) columns of `batch`.
