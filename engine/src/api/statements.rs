@@ -4,9 +4,6 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-/// An ad hoc query's snapshot of a stream stops after the trigger that reaches this many rows.
-const PEEK_ROWS: usize = 1_000_000;
-
 use arrow::compute::concat_batches;
 use arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
@@ -31,6 +28,9 @@ use crate::runtime::{
     WatermarkSpec,
 };
 use weir_sql::planner::streaming_aggregate;
+
+/// An ad hoc query's snapshot of a stream stops after the trigger that reaches this many rows.
+const PEEK_ROWS: usize = 1_000_000;
 
 impl Engine {
     pub(super) async fn run_statement(&self, statement: Statement) -> Result<Outcome> {
