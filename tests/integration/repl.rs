@@ -8,6 +8,16 @@ use std::process::Command;
 use rexpect::session::{PtySession, spawn_command};
 
 const PROMPT: &str = "weir> ";
+/// What the line editor writes when it starts reading a line (switching bracketed paste on,
+/// after putting the terminal in raw mode): input sent before it may be lost.
+const READING: &str = "\x1b[?2004h";
+
+/// Waits until the shell reads its next statement: the editor is reading and the prompt is
+/// drawn. (The prompt alone also appears while the editor redraws a typed line.)
+fn ready(session: &mut PtySession) {
+    session.exp_string(READING).unwrap();
+    session.exp_string(PROMPT).unwrap();
+}
 
 /// A shell keeping its history in `history`, with its home (and so its default checkpoint
 /// root, `~/.weir/checkpoints`) in the same directory.
@@ -20,7 +30,7 @@ fn shell(history: &Path) -> PtySession {
         .env("TERM", "xterm");
     let mut session = spawn_command(command, Some(30_000)).expect("spawn weir");
     session.exp_string("Type help").unwrap();
-    session.exp_string(PROMPT).unwrap();
+    ready(&mut session);
     session
 }
 
@@ -28,15 +38,15 @@ fn shell(history: &Path) -> PtySession {
 fn until(session: &mut PtySession, statement: &str, expected: &str) {
     let mut last = String::new();
     for _ in 0..100 {
-        std::thread::sleep(std::time::Duration::from_millis(50));
         session.send_line(statement).unwrap();
         // Every result ends with its row count and time.
         let (before, _) = session.exp_regex(r"\d+ rows? in \d").unwrap();
+        ready(session);
         last = before;
         if last.contains(expected) {
-            session.exp_string(PROMPT).unwrap();
             return;
         }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     }
     panic!("{statement} never gave {expected}; last output: {last}");
 }
@@ -57,23 +67,23 @@ fn statements_run_over_one_line_or_several_with_tables_and_timing() {
     s.exp_string("| answer |").unwrap();
     s.exp_string("| 42     |").unwrap();
     s.exp_string("1 row in").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("\\format csv").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SELECT 1 AS a, 'x' AS b;").unwrap();
     s.exp_string("a,b").unwrap();
     s.exp_string("1,x").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("\\maxrows 2").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SELECT * FROM (VALUES (1), (2), (3), (4)) AS t(v);")
         .unwrap();
     s.exp_string("1\r\n2\r\n(2 more rows not shown").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("help").unwrap();
     s.exp_string("SHOW PROGRESS per_minute;").unwrap();
     s.exp_string("\\format table|csv|json").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     leave(s);
 }
 
@@ -84,9 +94,9 @@ fn tab_completes_catalog_names_and_errors_point_at_the_position() {
     s.send_line("CREATE SOURCE clickstream (user_id INT) WITH (connector = 'memory');")
         .unwrap();
     s.exp_string("created source clickstream").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("INSERT INTO clickstream VALUES (7);").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     // `clicks` + Tab completes to the source's name, `user_` + Tab to its column.
     s.send("SELECT user_").unwrap();
     s.send("\t").unwrap();
@@ -95,11 +105,11 @@ fn tab_completes_catalog_names_and_errors_point_at_the_position() {
     s.send_line(";").unwrap();
     s.exp_string("| user_id |").unwrap();
     s.exp_string("| 7       |").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SELECT user_idd FROM clickstream;").unwrap();
     s.exp_string("No field named user_idd. Did you mean 'clickstream.user_id'?")
         .unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SELEC 1;").unwrap();
     s.exp_string("found: SELEC at Line: 1, Column: 1").unwrap();
     s.exp_string("  SELEC 1;\r\n  ^").unwrap();
@@ -113,15 +123,15 @@ fn ctrl_c_cancels_the_input_and_stops_a_watch_and_queries_run_in_the_background(
     // Ctrl-C drops a half-typed statement.
     s.send("SELECT 'half").unwrap();
     s.send_control('c').unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SELECT 5 AS five;").unwrap();
     s.exp_string("| five |").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line(
         "CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid', events_per_second = '200');",
     )
     .unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     // WATCH prints micro-batches until Ctrl-C, then the shell is back.
     s.send_line("WATCH SELECT auction, price FROM bids WHERE price > 0;")
         .unwrap();
@@ -129,7 +139,7 @@ fn ctrl_c_cancels_the_input_and_stops_a_watch_and_queries_run_in_the_background(
     s.exp_string("| auction | price |").unwrap();
     s.send_control('c').unwrap();
     s.exp_string("stopped watching").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     // A continuous query runs in the background while the shell answers.
     s.send_line(
         "CREATE SINK counts WITH (connector = 'memory', output_mode = 'complete') AS SELECT count(*) AS n FROM bids;",
@@ -137,17 +147,17 @@ fn ctrl_c_cancels_the_input_and_stops_a_watch_and_queries_run_in_the_background(
     .unwrap();
     s.exp_string("started query counts in the background")
         .unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SHOW QUERIES;").unwrap();
     s.exp_string("| counts ").unwrap();
     s.exp_string("| running ").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("STOP QUERY counts;").unwrap();
     s.exp_string("stopped query counts").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     s.send_line("SHOW PROGRESS counts;").unwrap();
     s.exp_string("| batch | input_rows |").unwrap();
-    s.exp_string(PROMPT).unwrap();
+    ready(&mut s);
     leave(s);
 }
 
@@ -158,7 +168,7 @@ fn history_is_kept_across_sessions() {
     let mut first = shell(&history);
     first.send_line("SELECT 6 * 7 AS remembered;").unwrap();
     first.exp_string("| 42         |").unwrap();
-    first.exp_string(PROMPT).unwrap();
+    ready(&mut first);
     first.send_line("exit").unwrap();
     first.exp_eof().unwrap();
     assert!(
@@ -193,7 +203,7 @@ fn a_query_started_again_in_a_new_session_resumes_from_its_checkpoint() {
     let mut first = shell(&history);
     for statement in &statements {
         first.send_line(statement).unwrap();
-        first.exp_string(PROMPT).unwrap();
+        ready(&mut first);
     }
     until(
         &mut first,
@@ -215,7 +225,7 @@ fn a_query_started_again_in_a_new_session_resumes_from_its_checkpoint() {
     let mut second = shell(&history);
     for statement in &statements {
         second.send_line(statement).unwrap();
-        second.exp_string(PROMPT).unwrap();
+        ready(&mut second);
     }
     // Only the new file is read: the first one was committed in the first session.
     until(
