@@ -32,7 +32,7 @@ use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisec
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use arrow::row::{Row, RowConverter, SortField};
+use arrow::row::Row;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
@@ -53,7 +53,7 @@ use futures::StreamExt;
 
 use super::session_merge::merge_sessions;
 use crate::runtime::OutputMode;
-use crate::state::{OperatorState, StagedPartition, delta_of, diff, split_by_key};
+use crate::state::{OperatorState, StagedPartition, delta_of, diff, key_converter, split_by_key};
 
 /// What the operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -223,10 +223,6 @@ impl StreamingAggregateExec {
         let counter = |name: &'static str| MetricBuilder::new(&self.plan_metrics).counter(name, 0);
         counter("late_rows").add(late_rows as usize);
         counter("rows_evicted").add(evicted as usize);
-        let (state_rows, _) = self.state.size();
-        MetricBuilder::new(&self.plan_metrics)
-            .gauge("committed_state_rows", 0)
-            .set(state_rows as usize);
 
         let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics.late_rows += late_rows;
@@ -320,7 +316,8 @@ impl StreamingAggregateExec {
             // A global aggregate has one group, touched by every batch.
             merge_input.extend(old);
         } else {
-            let converter = key_converter(&new, groups)?;
+            let converter = key_converter(&new.schema(), groups)
+                .map_err(|e| DataFusionError::External(Box::new(e)))?;
             let new_keys = converter.convert_columns(&new.columns()[..groups])?;
             let touched: HashSet<Row<'_>> = new_keys.iter().collect();
             for batch in old {
@@ -534,15 +531,6 @@ fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<Option<BooleanArray>> {
     }
     // A null end never closes.
     Ok(Some(open.iter().map(|o| Some(o.unwrap_or(true))).collect()))
-}
-
-/// A row converter for the first `groups` (key) columns of `batch`.
-fn key_converter(batch: &RecordBatch, groups: usize) -> Result<RowConverter> {
-    let fields = batch.schema().fields()[..groups]
-        .iter()
-        .map(|f| SortField::new(f.data_type().clone()))
-        .collect();
-    Ok(RowConverter::new(fields)?)
 }
 
 impl DisplayAs for StreamingAggregateExec {

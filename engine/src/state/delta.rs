@@ -21,7 +21,8 @@ fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
     WeirError::Internal(format!("computing a state delta: {e}"))
 }
 
-fn converter(schema: &Schema, columns: usize) -> Result<RowConverter> {
+/// A row converter for the first `columns` (key) columns of `schema`.
+pub(crate) fn key_converter(schema: &Schema, columns: usize) -> Result<RowConverter> {
     let fields = schema.fields()[..columns]
         .iter()
         .map(|f| SortField::new(f.data_type().clone()))
@@ -46,8 +47,8 @@ pub(crate) fn diff(
 ) -> Result<RecordBatch> {
     let old = concat_batches(schema, old).map_err(arrow_error)?;
     let new = concat_batches(schema, new).map_err(arrow_error)?;
-    let full = converter(schema, schema.fields().len())?;
-    let by_key = converter(schema, keys)?;
+    let full = key_converter(schema, schema.fields().len())?;
+    let by_key = key_converter(schema, keys)?;
     let old_rows = full.convert_columns(old.columns()).map_err(arrow_error)?;
     let new_rows = full.convert_columns(new.columns()).map_err(arrow_error)?;
     let unchanged: HashSet<&[u8]> = old_rows.iter().map(|r| r.data()).collect();
@@ -80,7 +81,7 @@ pub(crate) fn replay(
     base: Vec<RecordBatch>,
     deltas: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
-    let by_key = converter(schema, keys)?;
+    let by_key = key_converter(schema, keys)?;
     let width = schema.fields().len();
     // Every row ever seen, by (batch, row); the map keeps each live key's latest position.
     let mut sources: Vec<RecordBatch> = Vec::new();

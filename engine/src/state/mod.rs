@@ -10,5 +10,5 @@
 mod delta;
 mod store;
 
-pub(crate) use delta::{delta_of, diff, split_by_key};
+pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
 pub use store::{OperatorState, QueryState, StagedPartition};
