@@ -192,3 +192,55 @@ fn the_examples_run() {
         assert!(stdout.contains(expected), "{example}: {stdout}");
     }
 }
+
+#[tokio::test]
+async fn explain_shows_watermarks_stateful_operators_with_keys_and_the_output_modes() {
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute("CREATE SOURCE clicks (user_id INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let explain = |sql: &'static str| {
+        let engine = engine.clone();
+        async move {
+            let rows = engine.sql(sql).await.unwrap();
+            let text = pretty_format_batches(&rows).unwrap().to_string();
+            // plan_type -> the first line of its plan text
+            text.lines()
+                .filter_map(|l| {
+                    let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                    (cells.len() == 4 && !cells[1].is_empty() && cells[1] != "plan_type")
+                        .then(|| format!("{}: {}", cells[1], cells[2]))
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let windowed = explain(
+        "EXPLAIN SELECT user_id, window_start, count(*) FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) GROUP BY user_id, window_start, window_end",
+    )
+    .await;
+    assert_eq!(windowed[0], "streaming sources: clicks");
+    assert_eq!(windowed[1], "watermarks: clicks: ts - 5s");
+    assert_eq!(
+        windowed[2],
+        "stateful operators: aggregate-0: aggregation keyed by [TUMBLE().user_id, TUMBLE().window_start, TUMBLE().window_end] computing [count(Int64(1))]; window, closed by the watermark"
+    );
+    assert_eq!(
+        windowed[3],
+        "output modes: append (each window once, when the watermark passes its end), update, complete"
+    );
+    assert!(
+        windowed[4].starts_with("per-batch plan: Projection:"),
+        "{windowed:?}"
+    );
+    let unwindowed = explain("EXPLAIN SELECT user_id, count(*) FROM clicks GROUP BY user_id").await;
+    assert_eq!(
+        unwindowed[3],
+        "output modes: update, complete (append needs a window closed by a watermark)"
+    );
+    let stateless = explain("EXPLAIN SELECT user_id FROM clicks").await;
+    assert_eq!(
+        stateless[2],
+        "stateful operators: none: each batch's rows are independent"
+    );
+}

@@ -110,6 +110,17 @@ fn tab_completes_catalog_names_and_errors_point_at_the_position() {
     s.exp_string("No field named user_idd. Did you mean 'clickstream.user_id'?")
         .unwrap();
     ready(&mut s);
+    // Keywords complete in the case they are typed in.
+    s.send("sel").unwrap();
+    s.send("\t").unwrap();
+    s.send_line(" 3 AS three;").unwrap();
+    s.exp_string("| three |").unwrap();
+    ready(&mut s);
+    s.send_line("\\format json").unwrap();
+    ready(&mut s);
+    s.send_line("SELECT 4 AS four;").unwrap();
+    s.exp_string("{\"four\":4}").unwrap();
+    ready(&mut s);
     s.send_line("SELEC 1;").unwrap();
     s.exp_string("found: SELEC at Line: 1, Column: 1").unwrap();
     s.exp_string("  SELEC 1;\r\n  ^").unwrap();
