@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 
 /// The allocator of the `weir` binary, so the figures are what users get.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Allocator {};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,7 @@ const GENERATE_CHUNK: u64 = 64 * 1024;
 const PROGRESS_HISTORY: usize = 100;
 
 fn main() -> Result<()> {
+    weir::cli::allocator::keep_freed_memory();
     let settings = Settings::from_env_and_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

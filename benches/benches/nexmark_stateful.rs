@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// The allocator of the `weir` binary, so the figures are what users get.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Allocator {};
 use std::time::{Duration, Instant};
 
 use weir::Engine;
@@ -39,6 +39,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> Result<(), Error> {
+    weir::cli::allocator::keep_freed_memory();
     let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
     let runs = env_number("WEIR_BENCH_RUNS", 3)?.max(1);

@@ -1,6 +1,12 @@
-//! [`StoreLocation`]: a directory in an object store (the local filesystem for now), used for
-//! source directories, sink directories and checkpoints alike, so that object-store URLs only
-//! need a new way to build one.
+//! [`StoreLocation`]: a directory in an object store (the local filesystem, S3, GCS or Azure),
+//! used for source directories, sink directories, static tables and checkpoints alike.
+//!
+//! Every write is whole or nothing: a local put stages its bytes and renames them into place,
+//! an object-store put is atomic, and a file of [`MULTIPART_THRESHOLD`] bytes or more goes up
+//! as a multipart upload, which appears only when it completes. Log entries use create-only
+//! conditional puts ([`StoreLocation::put_if_absent`]); when the answer to one is lost (a
+//! timeout after the store applied it, then a retry that finds the object), the object is read
+//! back: if it holds the same bytes the put was ours and succeeded.
 
 use std::sync::Arc;
 
@@ -8,9 +14,17 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
 
 use crate::error::{ConnectorError, Result};
+use crate::storage::StorageOptions;
+
+/// Files of at least this many bytes are written with a multipart upload.
+pub const MULTIPART_THRESHOLD: usize = 16 * 1024 * 1024;
+/// The size of each part of a multipart upload (S3's minimum is 5 MiB).
+const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
 
 /// A directory in an object store.
 #[derive(Debug, Clone)]
@@ -34,15 +48,28 @@ pub struct FileMeta {
 }
 
 impl StoreLocation {
-    /// The directory at `path` (a local path or `file://` URL), created when `create` is set.
+    /// The directory at `path` (a local path or URL), with object-store settings from the
+    /// environment only; see [`StoreLocation::open`].
     pub fn parse(path: &str, create: bool) -> Result<Self> {
+        Self::open(path, &StorageOptions::default(), create)
+    }
+
+    /// The directory at `path`: a local path, a `file://` URL, or an object-store URL
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`) reached with `storage`. A local directory
+    /// is created when `create` is set and must exist otherwise; object stores have no
+    /// directories to create.
+    pub fn open(path: &str, storage: &StorageOptions, create: bool) -> Result<Self> {
         let local = match path.split_once("://") {
             None => path,
             Some(("file", rest)) => rest,
-            Some((scheme, _)) => {
-                return Err(ConnectorError::Config(format!(
-                    "'{path}': {scheme}:// URLs are not supported yet; use a local path"
-                )));
+            Some(_) => {
+                let (store, prefix) = storage.open(path)?;
+                return Ok(Self {
+                    store,
+                    prefix: Path::from(prefix),
+                    display: path.trim_end_matches('/').to_string(),
+                    local_dir: None,
+                });
             }
         };
         if local.is_empty() {
@@ -121,17 +148,36 @@ impl StoreLocation {
         format!("{}/{name}", self.display)
     }
 
-    /// Writes `name` whole or not at all, replacing an existing file.
+    /// Whether this directory is on the local filesystem.
+    pub fn is_local(&self) -> bool {
+        self.local_dir.is_some()
+    }
+
+    /// Writes `name` whole or not at all, replacing an existing file; large files go up in
+    /// parts (see [`MULTIPART_THRESHOLD`]).
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
-        self.store
-            .put(&self.path(name), PutPayload::from(bytes))
+        let failed = |e| ConnectorError::io(self.describe(name), e);
+        if bytes.len() < MULTIPART_THRESHOLD {
+            self.store
+                .put(&self.path(name), PutPayload::from(bytes))
+                .await
+                .map_err(failed)?;
+            return Ok(());
+        }
+        let upload = self
+            .store
+            .put_multipart(&self.path(name))
             .await
-            .map_err(|e| ConnectorError::io(self.describe(name), e))?;
+            .map_err(failed)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
+        writer.put(bytes);
+        writer.finish().await.map_err(failed)?;
         Ok(())
     }
 
     /// Writes `name` whole or not at all if it does not exist yet; returns `false`, writing
-    /// nothing, if it does.
+    /// nothing, if another writer's file is there. A file already holding exactly `bytes`
+    /// counts as written (see the module doc).
     pub async fn put_if_absent(&self, name: &str, bytes: Bytes) -> Result<bool> {
         let options = PutOptions {
             mode: PutMode::Create,
@@ -139,12 +185,19 @@ impl StoreLocation {
         };
         match self
             .store
-            .put_opts(&self.path(name), PutPayload::from(bytes), options)
+            .put_opts(&self.path(name), PutPayload::from(bytes.clone()), options)
             .await
         {
             Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-            Err(e) => Err(ConnectorError::io(self.describe(name), e)),
+            // Either another writer's, or ours: an earlier attempt whose answer was lost.
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Ok(self.get(name).await?.is_some_and(|found| found == bytes))
+            }
+            // An ambiguous failure: the store may have applied the put.
+            Err(e) => match self.get(name).await {
+                Ok(Some(found)) if found == bytes => Ok(true),
+                _ => Err(ConnectorError::io(self.describe(name), e)),
+            },
         }
     }
 
@@ -160,14 +213,6 @@ impl StoreLocation {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(ConnectorError::io(self.describe(name), e)),
         }
-    }
-
-    /// Renames `from` to `to` in this directory, replacing `to`.
-    pub async fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.store
-            .rename(&self.path(from), &self.path(to))
-            .await
-            .map_err(|e| ConnectorError::io(self.describe(from), e))
     }
 
     /// Deletes `name`; a missing file is not an error.

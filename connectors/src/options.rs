@@ -38,11 +38,22 @@ impl ConnectorOptions {
         &self.object
     }
 
-    /// Fails on a key that no spec in `specs` declares, listing the valid keys.
+    /// Fails on a key that no spec in `specs` declares, listing the valid keys. Dotted keys
+    /// (`s3.endpoint`) are listed as their groups (`s3.*`), except the group of the unknown
+    /// key itself, whose keys are listed in full.
     pub fn check_keys(&self, specs: &[&[OptionSpec]]) -> Result<()> {
         let known = |key: &str| specs.iter().flat_map(|s| s.iter()).any(|s| s.key == key);
         if let Some(unknown) = self.values.keys().find(|k| !known(k)) {
-            let mut valid: Vec<&str> = specs.iter().flat_map(|s| s.iter().map(|s| s.key)).collect();
+            let group = |key: &str| key.split_once('.').map(|(g, _)| g.to_string());
+            let unknown_group = group(unknown);
+            let mut valid: Vec<String> = specs
+                .iter()
+                .flat_map(|s| s.iter().map(|s| s.key))
+                .map(|key| match group(key) {
+                    Some(g) if Some(&g) != unknown_group.as_ref() => format!("{g}.*"),
+                    _ => key.to_string(),
+                })
+                .collect();
             valid.sort_unstable();
             valid.dedup();
             return Err(ConnectorError::Config(format!(
@@ -179,6 +190,35 @@ mod tests {
         assert_eq!(
             err.unwrap_err().to_string(),
             "unknown option 'pth' for 'bids'; valid options are: connector, format, path"
+        );
+        let dotted = &[
+            OptionSpec {
+                key: "s3.region",
+                help: "",
+            },
+            OptionSpec {
+                key: "s3.endpoint",
+                help: "",
+            },
+            OptionSpec {
+                key: "gcs.key",
+                help: "",
+            },
+        ];
+        assert_eq!(
+            options(&[("pth", "x")])
+                .check_keys(&[SPECS, dotted])
+                .unwrap_err()
+                .to_string(),
+            "unknown option 'pth' for 'bids'; valid options are: format, gcs.*, path, s3.*"
+        );
+        assert_eq!(
+            options(&[("s3.endpiont", "x")])
+                .check_keys(&[SPECS, dotted])
+                .unwrap_err()
+                .to_string(),
+            "unknown option 's3.endpiont' for 'bids'; valid options are: format, gcs.*, path, \
+             s3.endpoint, s3.region"
         );
     }
 

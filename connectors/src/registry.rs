@@ -18,12 +18,15 @@ use crate::file::{
 };
 use crate::format::bad_records::ON_ERROR_OPTIONS;
 use crate::format::{FORMAT_OPTIONS, Format, OnError};
+use crate::kafka::{KAFKA_SINK_OPTIONS, KAFKA_SOURCE_OPTIONS, KafkaSink, KafkaSource};
 use crate::location::StoreLocation;
 use crate::memory::{MEMORY_SOURCE_OPTIONS, MemoryOutput, MemorySink, MemorySource, MemoryStream};
 use crate::nexmark::{NEXMARK_OPTIONS, NexmarkSource};
 use crate::options::{ConnectorOptions, OptionSpec};
+use crate::postgres::{POSTGRES_SINK_OPTIONS, PostgresSink};
 use crate::sink::Sink;
 use crate::source::{Source, SourceContext};
+use crate::storage::{STORAGE_OPTIONS, StorageOptions};
 
 /// The `connector` key every object has.
 pub const CONNECTOR_OPTION: &[OptionSpec] = &[OptionSpec {
@@ -32,11 +35,18 @@ pub const CONNECTOR_OPTION: &[OptionSpec] = &[OptionSpec {
 }];
 
 /// Connectors that can be sources.
-pub const SOURCE_CONNECTORS: &[&str] = &["files", "nexmark", "memory"];
+pub const SOURCE_CONNECTORS: &[&str] = &["files", "kafka", "nexmark", "memory"];
 /// Connectors that can be static tables.
 pub const TABLE_CONNECTORS: &[&str] = &["files"];
 /// Connectors that can be sinks.
-pub const SINK_CONNECTORS: &[&str] = &["parquet", "console", "memory", "blackhole"];
+pub const SINK_CONNECTORS: &[&str] = &[
+    "parquet",
+    "kafka",
+    "postgres",
+    "console",
+    "memory",
+    "blackhole",
+];
 
 /// Builds sources, tables and sinks from their options.
 #[derive(Debug, Default)]
@@ -153,11 +163,16 @@ impl ConnectorRegistry {
                     FILE_SOURCE_OPTIONS,
                     FORMAT_OPTIONS,
                     ON_ERROR_OPTIONS,
+                    STORAGE_OPTIONS,
                 ])?;
                 let format = Format::from_options(options)?;
                 OnError::from_options(options)?;
                 options.positive("max_files_per_trigger")?;
-                StoreLocation::parse(options.required("path")?, false)?;
+                StoreLocation::open(
+                    options.required("path")?,
+                    &StorageOptions::from_options(options)?,
+                    false,
+                )?;
                 match (declared, &format) {
                     (Some(schema), _) => Ok(schema),
                     (None, Format::Parquet) => table_schema(None, options).await.map_err(|e| match e {
@@ -173,6 +188,10 @@ impl ConnectorRegistry {
                         options.object()
                     ))),
                 }
+            }
+            "kafka" => {
+                options.check_keys(&[CONNECTOR_OPTION, KAFKA_SOURCE_OPTIONS, ON_ERROR_OPTIONS])?;
+                KafkaSource::schema(declared, options)
             }
             "nexmark" => {
                 options.check_keys(&[CONNECTOR_OPTION, NEXMARK_OPTIONS])?;
@@ -218,6 +237,7 @@ impl ConnectorRegistry {
         }
         Ok(match name {
             "files" => Arc::new(FileSource::open(schema, options, context).await?),
+            "kafka" => Arc::new(KafkaSource::open(schema, options, context).await?),
             "nexmark" => Arc::new(NexmarkSource::new(options)?),
             _ => {
                 let stream = self.memory_stream(options.object()).ok_or_else(|| {
@@ -252,6 +272,7 @@ impl ConnectorRegistry {
             FILE_TABLE_OPTIONS,
             FORMAT_OPTIONS,
             ON_ERROR_OPTIONS,
+            STORAGE_OPTIONS,
         ])?;
         let schema = table_schema(declared, options).await?;
         let batches = read_table(&schema, options).await?;
@@ -259,13 +280,16 @@ impl ConnectorRegistry {
     }
 
     /// Validates the options of `CREATE SINK` and builds the sink; `query_options` are the
-    /// keys the engine reads itself (checkpoint, trigger, output mode).
+    /// keys the engine reads itself (checkpoint, trigger, output mode); the storage keys of
+    /// [`STORAGE_OPTIONS`] are valid for every sink.
     pub fn create_sink(
         &self,
         options: &ConnectorOptions,
         query_options: &[OptionSpec],
     ) -> Result<Arc<dyn Sink>> {
         let name = connector(options, &self.sink_connectors(), "sink")?;
+        // Every sink may keep its checkpoint in an object store.
+        let query_options = &[query_options, STORAGE_OPTIONS].concat();
         if let Some(factory) = self.custom_sink(name) {
             options.check_keys(&[CONNECTOR_OPTION, factory.options(), query_options])?;
             return factory.create(options);
@@ -274,6 +298,14 @@ impl ConnectorRegistry {
             "parquet" => {
                 options.check_keys(&[CONNECTOR_OPTION, PARQUET_SINK_OPTIONS, query_options])?;
                 Arc::new(ParquetSink::new(options)?)
+            }
+            "kafka" => {
+                options.check_keys(&[CONNECTOR_OPTION, KAFKA_SINK_OPTIONS, query_options])?;
+                Arc::new(KafkaSink::new(options)?)
+            }
+            "postgres" => {
+                options.check_keys(&[CONNECTOR_OPTION, POSTGRES_SINK_OPTIONS, query_options])?;
+                Arc::new(PostgresSink::new(options)?)
             }
             "console" => {
                 options.check_keys(&[CONNECTOR_OPTION, CONSOLE_SINK_OPTIONS, query_options])?;

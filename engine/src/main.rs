@@ -1,10 +1,10 @@
 //! The `weir` binary; see [`weir::cli`].
 
-/// Batches allocate and free large buffers every trigger; glibc's allocator returns them to
-/// the kernel and faults fresh zeroed pages back in each time, mimalloc keeps them.
+/// See [`weir::cli::allocator`].
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Allocator {};
 
 fn main() -> std::process::ExitCode {
+    weir::cli::allocator::keep_freed_memory();
     weir::cli::main()
 }

@@ -8,6 +8,10 @@
 //! the oracle's: the same `SELECT` run by DataFusion as one batch query over all the input. A
 //! lost or duplicated row fails the test.
 //!
+//! `sigkill_at_random_points_keeps_s3_parquet_output_and_checkpoint_exactly_once` does the same
+//! with the sink's output and the checkpoint in an S3 bucket (the moto server of `services`;
+//! skipped visibly without it), where no file is renamed and log entries are conditional puts.
+//!
 //! `sigint_stops_gracefully_after_the_batch_in_flight` checks that SIGINT and SIGTERM end
 //! `weir run` with exit code 0 and no batch planned but left uncommitted, and that a file
 //! dropped into the source directory of a running query is processed without a restart (the
@@ -27,7 +31,14 @@ use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::{JsonReadOptions, SessionContext};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tempfile::TempDir;
+use weir_connectors::StoreLocation;
+
+use crate::{object_stores, services};
 
 /// The query under test, also run by the oracle.
 const SELECT: &str =
@@ -42,24 +53,65 @@ const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 #[test]
 fn sigkill_at_random_points_keeps_parquet_output_exactly_once() {
+    kill_repeatedly(&Job::new("available-now", None, None), KILLS, 1);
+}
+
+/// The same with the parquet sink's output and the checkpoint in an S3 bucket (moto), where
+/// nothing is renamed and log entries are conditional puts.
+#[test]
+fn sigkill_at_random_points_keeps_s3_parquet_output_and_checkpoint_exactly_once() {
+    let test = "sigkill_at_random_points_keeps_s3_parquet_output_and_checkpoint_exactly_once";
+    let Some(endpoint) = services::s3(test) else {
+        return;
+    };
+    let bucket = object_stores::create_bucket(&endpoint, "crash");
+    // Each batch makes a few dozen requests to the server: kills wait longer to land mid-run.
+    let job = Job::new("available-now", Some(S3Place { endpoint, bucket }), None);
+    kill_repeatedly(&job, KILLS / 2, 5);
+}
+
+/// The same reading a Kafka topic of two partitions (the broker of `services`) instead of
+/// files: offsets per partition in the offsets log, no consumer group.
+#[test]
+fn sigkill_at_random_points_keeps_kafka_to_parquet_exactly_once() {
+    let test = "sigkill_at_random_points_keeps_kafka_to_parquet_exactly_once";
+    let Some(brokers) = services::kafka(test) else {
+        return;
+    };
+    let topic = format!(
+        "weir-crash-{}-{}",
+        std::process::id(),
+        Rng::from_env().below(1 << 30)
+    );
+    let kafka = KafkaPlace::create(brokers, topic);
+    kill_repeatedly(&Job::new("available-now", None, Some(kafka)), KILLS / 2, 2);
+}
+
+/// Kills `weir run` at random moments (stretched by `slowdown`) until `wanted` kills landed,
+/// then lets it finish and checks the sink against the oracle.
+fn kill_repeatedly(job: &Job, wanted: usize, slowdown: u64) {
     let mut rng = Rng::from_env();
-    let job = Job::new("available-now");
     let (mut files, mut kills, mut early, mut runs) = (0, 0, 0, 0);
-    while kills < KILLS {
+    while kills < wanted {
         let committed = job.newest("commits");
         while files < committed.map_or(0, |n| n + 1) + BACKLOG {
             write_input_file(&job.input, files, &mut rng);
+            if let Some(kafka) = &job.kafka {
+                kafka.publish(&job.input.join(format!("{files:06}.json")));
+            }
             files += 1;
         }
         runs += 1;
         assert!(
-            runs <= 5 * KILLS,
+            runs <= 5 * wanted,
             "only {kills} of {runs} runs lived long enough to be killed"
         );
         let mut child = job.spawn();
         // Mostly mid-run; sometimes during startup and the re-run of an interrupted batch.
         let (least, spread) = [(1, 40), (40, 260), (40, 260), (40, 260)][rng.below(4) as usize];
-        sleep(Duration::from_millis(least + rng.below(spread)));
+        sleep(Duration::from_millis(
+            (least + rng.below(spread)) * slowdown,
+        ));
         match child.try_wait().expect("polling weir") {
             Some(status) => assert!(status.success(), "run {runs}: {status}\n{}", job.log_tail()),
             None => {
@@ -73,26 +125,28 @@ fn sigkill_at_random_points_keeps_parquet_output_exactly_once() {
     job.expect_clean_exit(job.spawn(), Duration::from_secs(120), "the final run");
     eprintln!("{kills} kills ({early} before a batch committed) in {runs} runs over {files} files");
 
-    assert_sink_matches_oracle(&job);
-    let names = file_names(&job.out);
+    assert_sink_matches_oracle(job);
+    let names = job.sink_file_names();
     let leftovers: Vec<_> = names.iter().filter(|n| n.starts_with(".part-")).collect();
     assert!(
         leftovers.is_empty(),
         "in-progress files left in the sink after recovery (hidden from readers, never removed): {leftovers:?}"
     );
     job.assert_every_planned_batch_committed();
-    assert_eq!(
-        job.newest("commits"),
-        Some(files - 1),
-        "one batch per input file"
-    );
+    if job.kafka.is_none() {
+        assert_eq!(
+            job.newest("commits"),
+            Some(files - 1),
+            "one batch per input file"
+        );
+    }
 }
 
 #[test]
 fn sigint_stops_gracefully_after_the_batch_in_flight() {
     let mut rng = Rng::from_env();
     // Spark accepts '200 milliseconds'; Weir's duration parser only '200ms'.
-    let job = Job::new("200ms");
+    let job = Job::new("200ms", None, None);
     for index in 0..3 {
         write_input_file(&job.input, index, &mut rng);
     }
@@ -126,25 +180,127 @@ fn sigint_stops_gracefully_after_the_batch_in_flight() {
     assert_sink_matches_oracle(&job);
 }
 
-/// A query's directories, its script and the log of its runs, in a temp dir.
+/// A query's directories, its script and the log of its runs, in a temp dir; with `s3`, the
+/// sink's output and the checkpoint are in a bucket instead (`out` and `ckpt` are then keys).
 pub(crate) struct Job {
     pub(crate) root: TempDir,
     pub(crate) input: PathBuf,
     pub(crate) out: PathBuf,
     pub(crate) ckpt: PathBuf,
+    pub(crate) s3: Option<S3Place>,
+    /// When set, the query reads this topic; the input files are then only the oracle's.
+    pub(crate) kafka: Option<KafkaPlace>,
+}
+
+/// A topic of two partitions on a Kafka-protocol broker.
+pub(crate) struct KafkaPlace {
+    brokers: String,
+    topic: String,
+}
+
+impl KafkaPlace {
+    fn create(brokers: String, topic: String) -> Self {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .expect("a Kafka admin client");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let new = NewTopic::new(&topic, 2, TopicReplication::Fixed(1));
+        let created = runtime
+            .block_on(admin.create_topics([&new], &AdminOptions::new()))
+            .expect("creating the topic");
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+        Self { brokers, topic }
+    }
+
+    /// Produces each line of `file` as a message, alternating partitions. The last message of
+    /// each partition goes alone after a flush: tansu 0.6 reports a partition's end as the
+    /// first offset of its newest record batch plus one.
+    fn publish(&self, file: &Path) {
+        let text = fs::read_to_string(file).expect("reading an input file");
+        let lines: Vec<&str> = text.lines().collect();
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("linger.ms", "5")
+            .create()
+            .expect("a Kafka producer");
+        let last_alone = lines.len().saturating_sub(2);
+        for (i, line) in lines.iter().enumerate() {
+            if i == last_alone {
+                producer.flush(Duration::from_secs(30)).expect("flushing");
+            }
+            let record = BaseRecord::<(), str>::to(&self.topic)
+                .payload(*line)
+                .partition(i as i32 % 2);
+            producer
+                .send(record)
+                .map_err(|(e, _)| e)
+                .expect("producing");
+            if i >= last_alone {
+                producer.flush(Duration::from_secs(30)).expect("flushing");
+            }
+        }
+    }
+}
+
+/// A bucket on an S3-compatible server.
+pub(crate) struct S3Place {
+    pub(crate) endpoint: String,
+    pub(crate) bucket: String,
+}
+
+impl S3Place {
+    /// The directory `dir` of the bucket, and a runtime to drive its async calls.
+    fn dir(&self, dir: &Path) -> (tokio::runtime::Runtime, StoreLocation) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let url = format!("s3://{}/{}", self.bucket, dir.display());
+        let store = object_stores::storage(&self.endpoint);
+        let location = StoreLocation::open(&url, &store, false).expect("opening the bucket");
+        (runtime, location)
+    }
 }
 
 impl Job {
-    fn new(trigger: &str) -> Self {
+    fn new(trigger: &str, s3: Option<S3Place>, kafka: Option<KafkaPlace>) -> Self {
         let root = tempfile::tempdir().expect("creating a temp dir");
-        let [input, out, ckpt] = ["input", "out", "ckpt"].map(|d| root.path().join(d));
+        let input = root.path().join("input");
         fs::create_dir(&input).expect("creating the input dir");
-        let [i, o, c] = [&input, &out, &ckpt].map(|p| p.display().to_string());
+        let (out, ckpt, storage) = match &s3 {
+            None => (
+                root.path().join("out"),
+                root.path().join("ckpt"),
+                String::new(),
+            ),
+            Some(place) => (
+                PathBuf::from("out"),
+                PathBuf::from("ckpt"),
+                format!(", {}", object_stores::s3_options(&place.endpoint)),
+            ),
+        };
+        let url = |dir: &Path| match &s3 {
+            None => dir.display().to_string(),
+            Some(place) => format!("s3://{}/{}", place.bucket, dir.display()),
+        };
+        let (i, o, c) = (input.display(), url(&out), url(&ckpt));
+        let source = match &kafka {
+            None => format!("connector = 'files', path = '{i}', max_files_per_trigger = '1'"),
+            Some(k) => format!(
+                "connector = 'kafka', brokers = '{}', topic = '{}', starting_offsets = \
+                 'earliest', max_records_per_trigger = '{ROWS_PER_FILE}'",
+                k.brokers, k.topic
+            ),
+        };
         let script = format!(
-            "CREATE SOURCE events (id BIGINT, name VARCHAR, amount DOUBLE) WITH (connector = \
-             'files', path = '{i}', format = 'json', max_files_per_trigger = '1');\n\
+            "CREATE SOURCE events (id BIGINT, name VARCHAR, amount DOUBLE) WITH ({source}, \
+             format = 'json');\n\
              CREATE SINK out WITH (connector = 'parquet', path = '{o}', checkpoint = '{c}', \
-             trigger = '{trigger}') AS\n{SELECT};\n"
+             trigger = '{trigger}'{storage}) AS\n{SELECT};\n"
         );
         fs::write(root.path().join("job.sql"), script).expect("writing the script");
         Self {
@@ -152,7 +308,49 @@ impl Job {
             input,
             out,
             ckpt,
+            s3,
+            kafka,
         }
+    }
+
+    /// The names of the files in directory `dir` of the job (local or in the bucket).
+    fn names_in(&self, dir: &Path) -> Vec<String> {
+        match &self.s3 {
+            None => file_names(dir),
+            Some(place) => {
+                let (runtime, location) = place.dir(dir);
+                let files = runtime
+                    .block_on(location.list())
+                    .expect("listing the bucket");
+                files.into_iter().map(|f| f.name).collect()
+            }
+        }
+    }
+
+    fn sink_file_names(&self) -> Vec<String> {
+        self.names_in(&self.out)
+    }
+
+    /// Every row batch of the sink's visible parquet files.
+    fn sink(&self) -> Vec<RecordBatch> {
+        let Some(place) = &self.s3 else {
+            return sink_batches(&self.out);
+        };
+        let (runtime, location) = place.dir(&self.out);
+        let mut batches = Vec::new();
+        for name in self.sink_file_names() {
+            if name.starts_with(['_', '.']) || !name.ends_with(".parquet") {
+                continue;
+            }
+            let bytes = runtime
+                .block_on(location.get(&name))
+                .expect("reading the bucket");
+            let bytes = bytes.expect("a listed file is there");
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| b.build());
+            let reader = reader.unwrap_or_else(|e| panic!("{name}: bad parquet: {e}"));
+            batches.extend(reader.map(|b| b.expect("decoding a sink file")));
+        }
+        batches
     }
 
     /// Starts `weir run job.sql`, appending its output to a log file (a pipe nobody reads
@@ -225,7 +423,7 @@ impl Job {
 
     /// The batch ids in the checkpoint's `offsets` or `commits` log.
     fn entries(&self, log: &str) -> BTreeSet<u64> {
-        let names = file_names(&self.ckpt.join(log));
+        let names = self.names_in(&self.ckpt.join(log));
         names
             .iter()
             .filter_map(|n| n.strip_suffix(".json")?.parse().ok())
@@ -269,7 +467,7 @@ fn write_input_file(dir: &Path, index: u64, rng: &mut Rng) {
 
 /// Asserts the sink holds exactly the oracle's rows: none lost, none duplicated.
 fn assert_sink_matches_oracle(job: &Job) {
-    let (mut actual, mut expected) = (rows_of(&sink_batches(&job.out)), oracle_rows(&job.input));
+    let (mut actual, mut expected) = (rows_of(&job.sink()), oracle_rows(&job.input));
     actual.sort();
     expected.sort();
     if actual == expected {

@@ -204,6 +204,8 @@ fn windowed_job() -> Job {
         input,
         out,
         ckpt,
+        s3: None,
+        kafka: None,
     }
 }
 

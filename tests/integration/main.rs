@@ -6,12 +6,20 @@
 //! - `embedding`: listeners, output subscriptions, `watch`, the memory limit, and the
 //!   examples (custom source, custom sink, UDFs).
 //! - `files_source`: the files source and parquet sink through the engine API.
+//! - `kafka`: the kafka source and sink against a real broker (tansu): windows into a topic,
+//!   metadata columns, restarts and a crash before the commit, with and without transactions.
+//! - `object_stores`: `s3://` paths for sources, tables, sinks and checkpoints against a real
+//!   S3-compatible server, and the errors for unreachable or misconfigured stores.
+//! - `postgres`: the `postgres` sink's upserts, exactly-once re-runs and errors against a real
+//!   PostgreSQL.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `repl`: the interactive shell through a pseudo-terminal.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation: every window exactly once.
+//! - `services`: finds the Kafka broker, S3 server and PostgreSQL the connector tests use, or
+//!   skips those tests visibly when they are down.
 
 #![allow(clippy::unwrap_used)]
 
@@ -21,6 +29,10 @@ mod crash;
 mod crash_windowed;
 mod embedding;
 mod files_source;
+mod kafka;
+mod object_stores;
+mod postgres;
 mod property;
 mod repl;
+mod services;
 mod slt;

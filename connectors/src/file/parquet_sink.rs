@@ -1,11 +1,12 @@
 //! [`ParquetSink`]: exactly-once Parquet output that any Parquet reader sees correctly.
 //!
 //! Batch `N` becomes the files `part-<N>-<k>.parquet` (k = 0, 1, ... when a batch is split by
-//! `max_rows_per_file`), each written under a hidden name (`.part-...`) and renamed into place,
-//! so a reader never sees a partial file. Re-running batch `N` after a crash writes the same
-//! names again. When a query restarts, [`Sink::open`] deletes hidden leftovers and every part
-//! file of a batch after the last committed one, so an interrupted attempt leaves nothing
-//! behind. Readers that skip names starting with `_` or `.` (DuckDB, pyarrow, Spark) see each
+//! `max_rows_per_file`), each written whole or not at all by [`StoreLocation::put`] (staged
+//! and renamed on a local disk; a single put or a multipart upload on an object store, so no
+//! rename is needed there), so a reader never sees a partial file. Re-running batch `N` after
+//! a crash writes the same names again. When a query restarts, [`Sink::open`] deletes
+//! leftovers and every part file of a batch after the last committed one, so an interrupted
+//! attempt leaves nothing behind. Readers that skip names starting with `_` or `.` (DuckDB, pyarrow, Spark) see each
 //! committed row exactly once. A new query (new checkpoint) refuses a directory that already
 //! holds part files, rather than mixing its output with another query's or deleting it.
 
@@ -24,6 +25,7 @@ use crate::location::StoreLocation;
 use crate::offset::BatchId;
 use crate::options::{ConnectorOptions, OptionSpec};
 use crate::sink::{OutputMode, Sink, SinkOpen};
+use crate::storage::StorageOptions;
 
 /// Options of the `parquet` sink.
 pub const PARQUET_SINK_OPTIONS: &[OptionSpec] = &[
@@ -56,7 +58,8 @@ pub struct ParquetSink {
 impl ParquetSink {
     /// The sink described by `options`.
     pub fn new(options: &ConnectorOptions) -> Result<Self> {
-        let dir = StoreLocation::parse(options.required("path")?, true)?;
+        let storage = StorageOptions::from_options(options)?;
+        let dir = StoreLocation::open(options.required("path")?, &storage, true)?;
         let compression =
             match options.choice("compression", &["snappy", "zstd", "lz4", "gzip", "none"])? {
                 None | Some("snappy") => Compression::SNAPPY,
@@ -169,10 +172,7 @@ impl Sink for ParquetSink {
             .map_err(|e| ConnectorError::Internal(format!("parquet encoding task failed: {e}")))?;
         for (k, bytes) in encoded.into_iter().enumerate() {
             let bytes = bytes?;
-            let name = Self::file_name(batch_id, k);
-            let hidden = format!(".{name}.inprogress");
-            self.dir.put(&hidden, bytes).await?;
-            self.dir.rename(&hidden, &name).await?;
+            self.dir.put(&Self::file_name(batch_id, k), bytes).await?;
         }
         Ok(())
     }

@@ -16,6 +16,7 @@ use crate::location::{StoreLocation, is_hidden};
 use crate::offset::SourceOffset;
 use crate::options::{ConnectorOptions, OptionSpec};
 use crate::source::{Source, SourceContext, SourceRead};
+use crate::storage::StorageOptions;
 
 /// Options of the `files` source (besides the format's and `on_error`'s).
 pub const FILE_SOURCE_OPTIONS: &[OptionSpec] = &[
@@ -63,11 +64,12 @@ impl FileSource {
         options: &ConnectorOptions,
         context: SourceContext,
     ) -> Result<Self> {
-        let dir = StoreLocation::parse(options.required("path")?, false)?;
+        let storage = StorageOptions::from_options(options)?;
+        let dir = StoreLocation::open(options.required("path")?, &storage, false)?;
         let format = Format::from_options(options)?;
         let on_error = OnError::from_options(options)?;
         let dead_letters = match &on_error {
-            OnError::DeadLetter(path) => Some(StoreLocation::parse(path, true)?),
+            OnError::DeadLetter(path) => Some(StoreLocation::open(path, &storage, true)?),
             _ => None,
         };
         let log = FileLog::load(context.state).await?;

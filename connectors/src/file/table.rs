@@ -10,6 +10,7 @@ use crate::error::{ConnectorError, Result};
 use crate::format::{BadRecords, Format, OnError};
 use crate::location::{StoreLocation, is_hidden};
 use crate::options::{ConnectorOptions, OptionSpec};
+use crate::storage::StorageOptions;
 
 /// Options of a static `files` table (besides the format's and `on_error`'s).
 pub const FILE_TABLE_OPTIONS: &[OptionSpec] = &[OptionSpec {
@@ -20,20 +21,26 @@ pub const FILE_TABLE_OPTIONS: &[OptionSpec] = &[OptionSpec {
 /// The files of the table: `(directory, names)`.
 async fn table_files(options: &ConnectorOptions) -> Result<(StoreLocation, Vec<String>)> {
     let path = options.required("path")?;
+    let storage = StorageOptions::from_options(options)?;
+    let local = !path.contains("://") || path.starts_with("file://");
     let as_path = std::path::Path::new(path.strip_prefix("file://").unwrap_or(path));
-    if as_path.is_file() {
+    if local && as_path.is_file() {
         let parent = as_path
             .parent()
             .map(|p| p.to_string_lossy().to_string())
             .unwrap_or_default();
-        let dir = StoreLocation::parse(if parent.is_empty() { "." } else { &parent }, false)?;
+        let dir = StoreLocation::open(
+            if parent.is_empty() { "." } else { &parent },
+            &storage,
+            false,
+        )?;
         let name = as_path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
         return Ok((dir, vec![name]));
     }
-    let dir = StoreLocation::parse(path, false)?;
+    let dir = StoreLocation::open(path, &storage, false)?;
     let mut names: Vec<String> = dir
         .list()
         .await?
@@ -41,6 +48,18 @@ async fn table_files(options: &ConnectorOptions) -> Result<(StoreLocation, Vec<S
         .map(|f| f.name)
         .filter(|n| !is_hidden(n))
         .collect();
+    // An object-store path with nothing under it may name one object.
+    if names.is_empty()
+        && !local
+        && let Some((parent, name)) = path.trim_end_matches('/').rsplit_once('/')
+        && !parent.ends_with(':')
+        && !parent.ends_with(":/")
+    {
+        let parent_dir = StoreLocation::open(parent, &storage, false)?;
+        if parent_dir.list().await?.iter().any(|f| f.name == name) {
+            return Ok((parent_dir, vec![name.to_string()]));
+        }
+    }
     names.sort();
     Ok((dir, names))
 }

@@ -474,13 +474,17 @@ impl Engine {
 
     fn checkpoint_for(&self, sink: &SinkEntry) -> Result<(Checkpoint, Option<tempfile::TempDir>)> {
         if let Some(location) = &sink.options.checkpoint {
-            return Ok((Checkpoint::open(location)?, None));
+            return Ok((Checkpoint::open(location, &sink.options.storage)?, None));
         }
         if let Some(root) = &self.inner.checkpoint_root {
             let location = root.join(&sink.desc.name);
-            return Ok((Checkpoint::open(&location.to_string_lossy())?, None));
+            return Ok((
+                Checkpoint::open(&location.to_string_lossy(), &sink.options.storage)?,
+                None,
+            ));
         }
-        if sink.desc.options.get("connector").map(String::as_str) == Some("parquet") {
+        let connector = sink.desc.options.get("connector").map(String::as_str);
+        if matches!(connector, Some("parquet" | "kafka" | "postgres")) {
             return Err(WeirError::Plan(format!(
                 "sink '{}' needs option 'checkpoint': its exactly-once output depends on it (or \
                  give the engine a checkpoint root, `weir run --checkpoint-root DIR`)",
@@ -635,7 +639,7 @@ fn scratch_checkpoint() -> Result<(Checkpoint, Option<tempfile::TempDir>)> {
         .tempdir()
         .map_err(|e| WeirError::Checkpoint(format!("cannot create a scratch checkpoint: {e}")))?;
     Ok((
-        Checkpoint::open(&scratch.path().to_string_lossy())?,
+        Checkpoint::open(&scratch.path().to_string_lossy(), &Default::default())?,
         Some(scratch),
     ))
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use weir_connectors::{BatchId, SourceOffset, StoreLocation};
+use weir_connectors::{BatchId, SourceOffset, StorageOptions, StoreLocation};
 
 use crate::error::{Result, WeirError};
 
@@ -77,10 +77,11 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens (creating if needed) the checkpoint at `location`.
-    pub fn open(location: &str) -> Result<Self> {
+    /// Opens (creating if needed) the checkpoint at `location`: a local path, or an
+    /// object-store URL reached with `storage`.
+    pub fn open(location: &str, storage: &StorageOptions) -> Result<Self> {
         Ok(Self {
-            dir: StoreLocation::parse(location, true)?,
+            dir: StoreLocation::open(location, storage, true)?,
         })
     }
 
@@ -222,7 +223,8 @@ mod tests {
     #[tokio::test]
     async fn offsets_and_commits_round_trip_and_damage_is_reported() {
         let tmp = tempfile::tempdir().unwrap();
-        let checkpoint = Checkpoint::open(tmp.path().to_str().unwrap()).unwrap();
+        let checkpoint =
+            Checkpoint::open(tmp.path().to_str().unwrap(), &StorageOptions::default()).unwrap();
         assert_eq!(checkpoint.latest_offsets().await.unwrap(), None);
         for n in 0..12 {
             let entry = OffsetsEntry {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use weir_connectors::options::parse_duration;
 pub use weir_connectors::sink::OutputMode;
-use weir_connectors::{ConnectorOptions, OptionSpec};
+use weir_connectors::{ConnectorOptions, OptionSpec, StorageOptions};
 
 use weir_sql::logical::StreamingAggregateNode;
 
@@ -62,6 +62,8 @@ impl Trigger {
 pub struct QueryOptions {
     /// Explicit checkpoint location.
     pub checkpoint: Option<String>,
+    /// How to reach the checkpoint when it is in an object store.
+    pub storage: StorageOptions,
     /// The trigger.
     pub trigger: Trigger,
     /// The output mode.
@@ -91,6 +93,7 @@ impl QueryOptions {
         }
         Ok(Self {
             checkpoint: options.get("checkpoint").map(str::to_string),
+            storage: StorageOptions::from_options(options)?,
             trigger,
             output_mode,
             flush_on_end,

@@ -1,6 +1,6 @@
 //! The statements of Weir's SQL surface and the script parser that produces them.
 
-use sqlparser::ast::{self, ColumnDef, Expr, Ident, ObjectName, Query, SqlOption, Value};
+use sqlparser::ast::{self, ColumnDef, Expr, Ident, ObjectName, Query, Value};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
@@ -302,15 +302,21 @@ fn parse_column_list(
     }
 }
 
+/// `WITH (key = 'value', ...)`; a key is a name, a dotted name (`s3.endpoint`) or a quoted
+/// string (`'s3.endpoint'`, as Flink writes them).
 fn parse_with_options(parser: &mut Parser, object: &str) -> Result<Options> {
     let mut options = Options::new();
-    for option in parser.parse_options(Keyword::WITH)? {
-        let SqlOption::KeyValue { key, value } = option else {
-            return Err(SqlError::Syntax(format!(
-                "options of '{object}' must be written key = 'value', found {option}"
-            )));
-        };
-        let key = key.value.to_lowercase();
+    if !parser.parse_keyword(Keyword::WITH) {
+        return Ok(options);
+    }
+    parser.expect_token(&Token::LParen)?;
+    if parser.consume_token(&Token::RParen) {
+        return Ok(options);
+    }
+    loop {
+        let key = parse_option_key(parser, object)?;
+        parser.expect_token(&Token::Eq)?;
+        let value = parser.parse_expr()?;
         let value = match value {
             Expr::Value(v) => match v.value {
                 Value::SingleQuotedString(s) | Value::DoubleQuotedString(s) => s,
@@ -334,8 +340,41 @@ fn parse_with_options(parser: &mut Parser, object: &str) -> Result<Options> {
                 "option '{key}' of '{object}' is given twice"
             )));
         }
+        if parser.consume_token(&Token::Comma) {
+            continue;
+        }
+        parser.expect_token(&Token::RParen)?;
+        return Ok(options);
     }
-    Ok(options)
+}
+
+/// An option key, lower-cased: `name`, `name.name...` or `'any text'`.
+fn parse_option_key(parser: &mut Parser, object: &str) -> Result<String> {
+    let token = parser.next_token();
+    let mut key = match token.token {
+        Token::SingleQuotedString(s) | Token::DoubleQuotedString(s) => return Ok(s.to_lowercase()),
+        Token::Word(word) => word.value,
+        other => {
+            return Err(SqlError::Syntax(format!(
+                "options of '{object}' must be written key = 'value', found {other} at {}",
+                token.span.start
+            )));
+        }
+    };
+    while parser.consume_token(&Token::Period) {
+        match parser.next_token().token {
+            Token::Word(word) => {
+                key.push('.');
+                key.push_str(&word.value);
+            }
+            other => {
+                return Err(SqlError::Syntax(format!(
+                    "option key '{key}.' of '{object}' must go on with a name, found {other}"
+                )));
+            }
+        }
+    }
+    Ok(key.to_lowercase())
 }
 
 fn parse_kind(parser: &mut Parser, verb: &str) -> Result<ShowKind> {
@@ -408,6 +447,37 @@ mod tests {
     use datafusion::arrow::datatypes::DataType;
 
     use super::*;
+
+    #[test]
+    fn option_keys_may_be_dotted_or_quoted() {
+        let statements = parse_sql(
+            "CREATE TABLE t (a INT) WITH (S3.Endpoint = 'http://h', 'azure.account_name' = 'acct', \
+             connector = 'files')",
+        )
+        .unwrap();
+        let [Statement::CreateTable { table, .. }] = statements.as_slice() else {
+            panic!("unexpected {statements:?}");
+        };
+        let options: Vec<_> = table
+            .options
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            options,
+            [
+                "azure.account_name=acct",
+                "connector=files",
+                "s3.endpoint=http://h"
+            ]
+        );
+        let error = parse_sql("CREATE TABLE t (a INT) WITH (s3. = 'x')").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "syntax error: option key 's3.' of 't' must go on with a name, found ="
+        );
+        assert!(parse_sql("CREATE TABLE t (a INT) WITH ()").is_ok());
+    }
 
     #[test]
     fn create_source_with_columns_watermark_and_options() {

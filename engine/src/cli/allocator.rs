@@ -1,0 +1,50 @@
+//! The process allocator of the `weir` binary and the benchmarks: mimalloc, told to keep the
+//! memory a micro-batch frees for the next one.
+//!
+//! Every trigger allocates and frees buffers of about the same sizes. glibc's allocator hands
+//! them back to the kernel and faults fresh zeroed pages in again each time; mimalloc keeps
+//! them, but by default still purges (decommits) memory unused for a second, and measured on
+//! Nexmark q7 that purge-and-refault costs as much as the aggregation itself (see
+//! `benches/RESULTS.md`). [`keep_freed_memory`] switches purging off, as a JVM keeps its heap:
+//! freed memory stays mapped and is reused, and the resident size does not shrink after a
+//! spike. Setting `MIMALLOC_PURGE_DELAY` (milliseconds; `0` purges at once) overrides this.
+
+/// The allocator to install with `#[global_allocator]`.
+pub type Allocator = mimalloc::MiMalloc;
+
+/// mimalloc 3's index of `mi_option_purge_delay` in `mi_option_t` (the Rust binding names
+/// no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Switches mimalloc's purging off unless `MIMALLOC_PURGE_DELAY` is set; call first in `main`.
+pub fn keep_freed_memory() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: `mi_option_set` only stores an integer in mimalloc's option table, which it
+    // reads atomically; any value is valid for this option (-1 means never purge).
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hard_coded_index_is_the_purge_delay() {
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return;
+        }
+        // SAFETY: reading an option has no preconditions.
+        #[allow(unsafe_code)]
+        let read = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        // 1000 ms is the purge delay's default; its neighbours default to 1 and 0, so a
+        // mimalloc upgrade that renumbers the options fails here.
+        assert_eq!(read(), 1000);
+        keep_freed_memory();
+        assert_eq!(read(), -1);
+    }
+}
