@@ -114,16 +114,8 @@ async fn s3_store_operations_behave_as_exactly_once_needs() {
         .put("deep.txt", Bytes::from_static(b"d"))
         .await
         .unwrap();
-    let mut names: Vec<String> = dir
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    names.sort();
     assert_eq!(
-        names,
+        names(&dir).await,
         ["0.json", "big.bin", "one.txt"],
         "list is not recursive"
     );
@@ -132,19 +124,24 @@ async fn s3_store_operations_behave_as_exactly_once_needs() {
     assert_eq!(dir.get("one.txt").await.unwrap(), None);
 }
 
-/// Reads every visible parquet file under `dir`, sorted by name, as one table.
-async fn read_parquet(dir: &StoreLocation) -> Vec<RecordBatch> {
+/// The names of the files directly in `dir`, sorted.
+async fn names(dir: &StoreLocation) -> Vec<String> {
     let mut names: Vec<String> = dir
         .list()
         .await
         .unwrap()
         .into_iter()
         .map(|f| f.name)
-        .filter(|n| !n.starts_with('.') && !n.starts_with('_'))
         .collect();
     names.sort();
+    names
+}
+
+/// Reads every visible parquet file under `dir`, sorted by name, as one table.
+async fn read_parquet(dir: &StoreLocation) -> Vec<RecordBatch> {
+    let visible = names(dir).await.into_iter();
     let mut batches = Vec::new();
-    for name in names {
+    for name in visible.filter(|n| !n.starts_with('.') && !n.starts_with('_')) {
         let bytes = dir.get(&name).await.unwrap().unwrap();
         let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
             .unwrap()
@@ -225,14 +222,7 @@ async fn files_source_table_parquet_sink_and_checkpoint_on_s3_restart_exactly_on
         table(&read_parquet(&out).await),
         "+----+------+-------+\n| id | name | label |\n+----+------+-------+\n| 1  | ann  | books |\n| 3  | cy   | games |\n+----+------+-------+"
     );
-    let commits: Vec<String> = root("checkpoint/commits")
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    assert_eq!(commits, ["0.json"]);
+    assert_eq!(names(&root("checkpoint/commits")).await, ["0.json"]);
 
     // More input; a new engine resumes from the checkpoint in the bucket.
     input
@@ -253,16 +243,8 @@ async fn files_source_table_parquet_sink_and_checkpoint_on_s3_restart_exactly_on
         table(&read_parquet(&out).await),
         "+----+------+-------+\n| id | name | label |\n+----+------+-------+\n| 1  | ann  | books |\n| 3  | cy   | games |\n| 4  | dee  | books |\n+----+------+-------+"
     );
-    let mut files: Vec<String> = out
-        .list()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|f| f.name)
-        .collect();
-    files.sort();
     assert_eq!(
-        files,
+        names(&out).await,
         [
             "part-000000000000-0000.parquet",
             "part-000000000001-0000.parquet"
@@ -293,6 +275,22 @@ async fn an_unreachable_endpoint_is_retried_then_named_in_the_error() {
         "gave up after {took:?}: {error}"
     );
     assert!(took < Duration::from_secs(30), "took {took:?}");
+}
+
+#[tokio::test]
+async fn file_urls_name_local_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.csv"), "a\n1\n2\n").unwrap();
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute(&format!(
+            "CREATE TABLE t (a INT) WITH (connector = 'files', path = 'file://{}/t.csv', format = 'csv')",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    let rows = engine.sql("SELECT sum(a) AS s FROM t").await.unwrap();
+    assert_eq!(table(&rows), "+---+\n| s |\n+---+\n| 3 |\n+---+");
 }
 
 #[tokio::test]
