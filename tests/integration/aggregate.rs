@@ -167,3 +167,139 @@ async fn late_rows_are_counted_and_the_watermark_is_reported() {
     assert_eq!(query.progress().unwrap().operators[0].state_rows, 1);
     query.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    // The end is the first group key and the start the second, and the output has both.
+    let query = engine
+        .start(&format!(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'append', checkpoint = '{}') AS \
+             SELECT window_end, window_start, sum(v) AS total \
+             FROM HOP(c, ts, INTERVAL '5' SECOND, INTERVAL '10' SECOND) GROUP BY window_end, window_start",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:07'), (4, '2024-01-01 00:00:30')")
+        .await
+        .unwrap();
+    query.process_all_available().await.unwrap();
+    // The watermark (00:00:29) closes the three windows holding the first two rows.
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out").await.unwrap()),
+        "+---------------------+---------------------+-------+\n\
+         | window_end          | window_start        | total |\n\
+         +---------------------+---------------------+-------+\n\
+         | 2024-01-01T00:00:05 | 2023-12-31T23:59:55 | 1     |\n\
+         | 2024-01-01T00:00:10 | 2024-01-01T00:00:00 | 3     |\n\
+         | 2024-01-01T00:00:15 | 2024-01-01T00:00:05 | 2     |\n\
+         +---------------------+---------------------+-------+"
+    );
+    query.stop().await.unwrap();
+    let delta = std::fs::File::open(dir.path().join("state/aggregate-0/0/0.delta")).unwrap();
+    let columns: Vec<String> = arrow::ipc::reader::FileReader::try_new(delta, None)
+        .unwrap()
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(columns[0], "window_start", "{columns:?}");
+    assert!(
+        !columns.iter().any(|c| c.contains("window_end")),
+        "{columns:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_union_whose_branches_compute_the_window_end_differently_keeps_the_end_as_a_key() {
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'complete') AS \
+             SELECT window_start, window_end, count(*) AS n FROM ( \
+               SELECT window_start, window_end FROM TUMBLE(c, ts, INTERVAL '10' SECOND) \
+               UNION ALL \
+               SELECT window_start, window_start + INTERVAL '1' SECOND AS window_end \
+               FROM TUMBLE(c, ts, INTERVAL '10' SECOND)) \
+             GROUP BY window_start, window_end",
+        )
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01')")
+        .await
+        .unwrap();
+    query.process_all_available().await.unwrap();
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out").await.unwrap()),
+        "+---------------------+---------------------+---+\n\
+         | window_start        | window_end          | n |\n\
+         +---------------------+---------------------+---+\n\
+         | 2024-01-01T00:00:00 | 2024-01-01T00:00:01 | 1 |\n\
+         | 2024-01-01T00:00:00 | 2024-01-01T00:00:10 | 1 |\n\
+         +---------------------+---------------------+---+"
+    );
+    query.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn state_kept_with_other_columns_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let sink = |select: &str| {
+        format!(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'update', checkpoint = '{}') AS {select}",
+            dir.path().display()
+        )
+    };
+    // State keyed by the window end, then a query over the same checkpoint keyed by the start.
+    let first = engine
+        .start(&sink(
+            "SELECT window_end, count(*) AS n FROM TUMBLE(c, ts, INTERVAL '10' SECOND) GROUP BY window_end",
+        ))
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01')")
+        .await
+        .unwrap();
+    first.process_all_available().await.unwrap();
+    first.stop().await.unwrap();
+    engine.execute("DROP SINK out").await.unwrap();
+    let second = engine
+        .start(&sink(
+            "SELECT window_start, window_end, count(*) AS n FROM TUMBLE(c, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end",
+        ))
+        .await
+        .unwrap();
+    engine
+        .execute("INSERT INTO c VALUES (2, '2024-01-01 00:00:02')")
+        .await
+        .unwrap();
+    let error = second
+        .process_all_available()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("the checkpointed state of operator aggregate-0 has the columns")
+            && error.contains("start the query with a new checkpoint"),
+        "{error}"
+    );
+}

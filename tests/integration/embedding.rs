@@ -233,6 +233,18 @@ async fn explain_shows_watermarks_stateful_operators_with_keys_and_the_output_mo
         windowed[4].starts_with("per-batch plan: Projection:"),
         "{windowed:?}"
     );
+    // The window end follows from the start, so only the start is kept in state.
+    let plan = engine
+        .sql("EXPLAIN SELECT user_id, window_start, count(*) FROM TUMBLE(clicks, ts, INTERVAL '1' MINUTE) GROUP BY user_id, window_start, window_end")
+        .await
+        .unwrap();
+    let plan = pretty_format_batches(&plan).unwrap().to_string();
+    assert!(
+        plan.contains(
+            "window_end=TUMBLE().window_end (= TUMBLE().window_start + 60000 ms, not kept in state)"
+        ),
+        "{plan}"
+    );
     let unwindowed = explain("EXPLAIN SELECT user_id, count(*) FROM clicks GROUP BY user_id").await;
     assert_eq!(
         unwindowed[3],

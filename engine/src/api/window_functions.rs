@@ -16,7 +16,7 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
-use weir_sql::logical::{SESSION_START_METADATA, WINDOW_END_METADATA};
+use weir_sql::logical::{SESSION_START_METADATA, WINDOW_END_METADATA, WINDOW_METADATA};
 
 /// What a window function needs to know about a relation named in its first argument.
 #[derive(Debug, Clone)]
@@ -231,10 +231,14 @@ fn windowed(
     } else {
         "unwatermarked"
     };
-    let metadata = FieldMetadata::from(HashMap::from([(
-        WINDOW_END_METADATA.to_string(),
-        marker.to_string(),
-    )]));
+    let mut end_metadata = HashMap::from([(WINDOW_END_METADATA.to_string(), marker.to_string())]);
+    let mut start_metadata = HashMap::new();
+    if windows > 0 {
+        // The end is the start plus the size: the aggregation keeps only the start in state.
+        let window = format!("{} {relation}.{time}", nanos(&slide) * windows);
+        start_metadata.insert(WINDOW_METADATA.to_string(), window.clone());
+        end_metadata.insert(WINDOW_METADATA.to_string(), window);
+    }
     let builder = if windows == 0 {
         let session = FieldMetadata::from(HashMap::from([(
             SESSION_START_METADATA.to_string(),
@@ -270,8 +274,11 @@ fn windowed(
     };
     let window_start = Expr::Column(Column::from_name("window_start"));
     let outputs = columns.into_iter().chain([
-        window_start.clone(),
-        (window_start + lit(size)).alias_with_metadata("window_end", Some(metadata)),
+        window_start.clone().alias_with_metadata(
+            "window_start",
+            (!start_metadata.is_empty()).then(|| start_metadata.into()),
+        ),
+        (window_start + lit(size)).alias_with_metadata("window_end", Some(end_metadata.into())),
     ]);
     let plan = builder.project(outputs)?.build()?;
     Ok(Arc::new(ViewTable::new(plan, None)))

@@ -128,6 +128,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             filter_expr,
             aggregate.window_end,
             aggregate.session_start,
+            aggregate.derived_window_end,
             self.context.mode,
             self.context.watermark_ms,
             self.context.state.operator(&aggregate.operator_id),

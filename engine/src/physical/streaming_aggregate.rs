@@ -25,12 +25,17 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::array::{
+    ArrayRef, BooleanArray, DurationMicrosecondArray, DurationMillisecondArray,
+    DurationNanosecondArray, DurationSecondArray, RecordBatch, Scalar,
+};
 use arrow::compute::kernels::boolean::not;
-use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::compute::kernels::numeric::add;
+use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::row::Row;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -50,7 +55,9 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream, collect, collect_partitioned,
 };
 use futures::StreamExt;
+use weir_sql::logical::DerivedWindowEnd;
 
+use super::late_rows::{DropLateRowsExec, after};
 use super::session_merge::merge_sessions;
 use crate::runtime::OutputMode;
 use crate::state::{OperatorState, StagedPartition, delta_of, diff, key_converter, split_by_key};
@@ -76,8 +83,13 @@ pub struct StreamingAggregateExec {
     group_by: Arc<PhysicalGroupBy>,
     aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
     filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    /// Position of the window end among the group keys.
+    /// Position among the group keys kept in state of the key that closes a group's window:
+    /// the window end, or, when the end is not kept, the start (see `end_from_start`).
     window_end: Option<usize>,
+    /// What to add to the `window_end` key to get the window's end, in ms.
+    end_offset_ms: i64,
+    /// A window end that is not kept in state and is added to the output.
+    end_from_start: Option<EndFromStart>,
     /// Position of a session window's start among the group keys (session windows merge).
     session_start: Option<usize>,
     mode: OutputMode,
@@ -103,6 +115,7 @@ impl StreamingAggregateExec {
         filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
         window_end: Option<usize>,
         session_start: Option<usize>,
+        derived_end: Option<DerivedWindowEnd>,
         mode: OutputMode,
         watermark_ms: Option<i64>,
         state: Arc<OperatorState>,
@@ -126,6 +139,27 @@ impl StreamingAggregateExec {
             input.schema(),
         )?;
         let schema = final_stage.schema();
+        // A window end that follows from the start is not a key of the aggregation.
+        let (group_by, window_end, end_offset_ms, end_from_start) = match derived_end {
+            Some(derived) => {
+                let kept = group_by
+                    .expr()
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| *i != derived.end)
+                    .map(|(_, expr)| expr.clone())
+                    .collect();
+                let start = derived.start - usize::from(derived.start > derived.end);
+                let end_from_start = EndFromStart {
+                    end: derived.end,
+                    start,
+                    size_ms: derived.size_ms,
+                };
+                let group_by = PhysicalGroupBy::new_single(kept);
+                (group_by, Some(start), derived.size_ms, Some(end_from_start))
+            }
+            None => (group_by, window_end, 0, None),
+        };
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -139,6 +173,8 @@ impl StreamingAggregateExec {
             aggr_expr: partial.aggr_expr().to_vec(),
             filter_expr,
             window_end,
+            end_offset_ms,
+            end_from_start,
             session_start,
             mode,
             watermark_ms,
@@ -153,23 +189,16 @@ impl StreamingAggregateExec {
     /// Runs the whole batch: see the module docs.
     async fn run(self, context: Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
         let input_schema = self.input.schema();
-        let input = collect_partitioned(Arc::clone(&self.input), Arc::clone(&context)).await?;
         let started = Instant::now();
-        let mut late_rows = 0;
-        let mut rows = Vec::with_capacity(input.len());
-        for part in input {
-            let (kept, late) = self.drop_late_rows(part)?;
-            late_rows += late;
-            rows.push(kept);
-        }
-
-        // The new rows' partial state, computed in parallel over the input's partitions.
+        let late = Arc::new(AtomicU64::new(0));
+        // The new rows' partial state, computed in parallel over the input's partitions as
+        // they stream in, after the late rows are dropped.
         let partial = AggregateExec::try_new(
             AggregateMode::Partial,
             Arc::clone(&self.group_by),
             self.aggr_expr.clone(),
             self.filter_expr.clone(),
-            MemorySourceConfig::try_new_exec(&rows, Arc::clone(&input_schema), None)?,
+            self.drop_late_rows(Arc::clone(&late)),
             Arc::clone(&input_schema),
         )?;
         let state_schema = partial.schema();
@@ -181,9 +210,11 @@ impl StreamingAggregateExec {
                 .flatten()
                 .collect();
         let new_partial = concat_batches(&state_schema, &new_partial)?;
+        let committed = self.state.committed();
+        self.check_state_layout(&committed, &state_schema)?;
+        let late_rows = late.load(Ordering::Relaxed);
 
         // Each state partition merges its own groups, in parallel.
-        let committed = self.state.committed();
         let new_parts = split_by_key(&new_partial, &self.partition_columns(), committed.len())
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         let tasks =
@@ -291,6 +322,9 @@ impl StreamingAggregateExec {
                 &context,
             )
             .await?
+            .into_iter()
+            .map(|batch| self.with_window_end(batch))
+            .collect::<Result<_>>()?
         };
         Ok(MergedPartition {
             output,
@@ -426,7 +460,7 @@ impl StreamingAggregateExec {
         ) else {
             return Ok((state.clone(), state.slice(0, 0)));
         };
-        let Some(open) = after(state.column(index), watermark)? else {
+        let Some(open) = after(state.column(index), watermark - self.end_offset_ms)? else {
             return Ok((state.clone(), state.slice(0, 0)));
         };
         match open.true_count() {
@@ -460,37 +494,91 @@ impl StreamingAggregateExec {
         collect(Arc::new(stage), Arc::clone(context)).await
     }
 
-    /// Drops input rows whose window ended at or before the watermark in force. For session
-    /// windows, a row starting before the watermark is late: it could otherwise reopen a
-    /// session already emitted.
-    fn drop_late_rows(&self, rows: Vec<RecordBatch>) -> Result<(Vec<RecordBatch>, u64)> {
+    /// Adds the window end that is not kept in state to finalized rows.
+    fn with_window_end(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some(derived) = self.end_from_start else {
+            return Ok(batch);
+        };
+        let start = batch.column(derived.start);
+        let size: ArrayRef = match start.data_type() {
+            DataType::Timestamp(TimeUnit::Second, _) => {
+                Arc::new(DurationSecondArray::from(vec![derived.size_ms / 1000]))
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                Arc::new(DurationMillisecondArray::from(vec![derived.size_ms]))
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, _) => {
+                Arc::new(DurationMicrosecondArray::from(vec![derived.size_ms * 1000]))
+            }
+            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+                Arc::new(DurationNanosecondArray::from(vec![
+                    derived.size_ms * 1_000_000,
+                ]))
+            }
+            other => {
+                return Err(DataFusionError::Internal(format!(
+                    "window start is {other}, not a timestamp"
+                )));
+            }
+        };
+        let end = add(start, &Scalar::new(size))?;
+        let mut columns = batch.columns().to_vec();
+        columns.insert(derived.end, end);
+        Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
+    }
+
+    /// Refuses committed state whose columns are not the ones this operator keeps (state
+    /// written by an earlier version of Weir with another layout).
+    fn check_state_layout(
+        &self,
+        committed: &[Vec<RecordBatch>],
+        state_schema: &SchemaRef,
+    ) -> Result<()> {
+        let names = |schema: &SchemaRef| -> Vec<String> {
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        };
+        let Some(found) = committed.iter().flatten().next() else {
+            return Ok(());
+        };
+        let (found, expected) = (names(&found.schema()), names(state_schema));
+        if found == expected {
+            return Ok(());
+        }
+        Err(DataFusionError::Execution(format!(
+            "the checkpointed state of operator {} has the columns {found:?}, but this \
+             version of Weir keeps {expected:?}: the checkpoint was written by another \
+             version; start the query with a new checkpoint",
+            self.operator_id
+        )))
+    }
+
+    /// The input without the rows whose window ended at or before the watermark in force,
+    /// counted into `late`. For session windows, a row starting before the watermark is late:
+    /// it could otherwise reopen a session already emitted.
+    fn drop_late_rows(&self, late: Arc<AtomicU64>) -> Arc<dyn ExecutionPlan> {
         let (Some(end), Some(watermark)) = (self.window_end, self.watermark_ms) else {
-            return Ok((rows, 0));
+            return Arc::clone(&self.input);
         };
         let (index, watermark) = match self.session_start {
             Some(start) => (start, watermark.saturating_sub(1)),
-            None => (end, watermark),
+            None => (end, watermark - self.end_offset_ms),
         };
-        let window_end = &self.group_by.expr()[index].0;
-        let mut kept = Vec::with_capacity(rows.len());
-        let mut late = 0;
-        for batch in rows {
-            let ends = window_end.evaluate(&batch)?.into_array(batch.num_rows())?;
-            let Some(open) = after(&ends, watermark)? else {
-                kept.push(batch);
-                continue;
-            };
-            let late_here = batch.num_rows() - open.true_count();
-            late += late_here as u64;
-            // Copying every column is only worth it when some row is late.
-            kept.push(if late_here == 0 {
-                batch
-            } else {
-                filter_record_batch(&batch, &open)?
-            });
-        }
-        Ok((kept, late))
+        Arc::new(DropLateRowsExec::new(
+            Arc::clone(&self.input),
+            Arc::clone(&self.group_by.expr()[index].0),
+            watermark,
+            late,
+        ))
     }
+}
+
+/// A window end that is not kept in state: the key at `start` (among the keys kept) plus
+/// `size_ms`, inserted at `end` in the output.
+#[derive(Debug, Clone, Copy)]
+struct EndFromStart {
+    end: usize,
+    start: usize,
+    size_ms: i64,
 }
 
 /// One partition's merged state, before finalizing.
@@ -513,26 +601,6 @@ struct MergedPartition {
     staged: StagedPartition,
 }
 
-/// `ends > watermark` for a timestamp column (nulls count as open); `None` when every end is
-/// after the watermark (the common case, found by one vectorized minimum without a mask).
-fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<Option<BooleanArray>> {
-    let as_ms = cast(ends, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-    let as_ms = as_ms
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| DataFusionError::Internal("window end is not a timestamp".to_string()))?;
-    if arrow::compute::min(as_ms).is_none_or(|earliest| earliest > watermark_ms) {
-        return Ok(None);
-    }
-    let threshold = TimestampMillisecondArray::new_scalar(watermark_ms);
-    let open = arrow::compute::kernels::cmp::gt(as_ms, &threshold)?;
-    if open.null_count() == 0 {
-        return Ok(Some(open));
-    }
-    // A null end never closes.
-    Ok(Some(open.iter().map(|o| Some(o.unwrap_or(true))).collect()))
-}
-
 impl DisplayAs for StreamingAggregateExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let groups: Vec<&str> = self
@@ -550,7 +618,17 @@ impl DisplayAs for StreamingAggregateExec {
             groups.join(", "),
             aggregates.join(", "),
             self.watermark_ms
-        )
+        )?;
+        if let Some(derived) = self.end_from_start {
+            write!(
+                f,
+                ", {} = {} + {} ms",
+                self.schema.field(derived.end).name(),
+                groups[derived.start],
+                derived.size_ms
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -4,5 +4,6 @@
 mod streaming_aggregate;
 
 pub use streaming_aggregate::{
-    SESSION_START_METADATA, StreamingAggregateNode, WINDOW_END_METADATA,
+    DerivedWindowEnd, SESSION_START_METADATA, StreamingAggregateNode, WINDOW_END_METADATA,
+    WINDOW_METADATA,
 };

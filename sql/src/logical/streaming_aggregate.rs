@@ -4,6 +4,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{DFSchemaRef, Result};
 use datafusion::logical_expr::{
     Aggregate, Expr, ExprSchemable, LogicalPlan, UserDefinedLogicalNodeCore,
@@ -17,6 +18,23 @@ pub const WINDOW_END_METADATA: &str = "weir.window_end";
 /// Field metadata key marking the start column of a session window (set by `SESSION`): rows'
 /// sessions with the same other keys merge when they overlap.
 pub const SESSION_START_METADATA: &str = "weir.session_start";
+
+/// Field metadata key on the `window_start` and `window_end` columns of a tumbling or hopping
+/// window: `"<size in ns> <window>"`, the same on both columns of one window. When a
+/// query groups by both, the end follows from the start, so only the start is kept in state.
+pub const WINDOW_METADATA: &str = "weir.window";
+
+/// A tumbling or hopping window whose end is its start plus a fixed size, both group keys:
+/// the aggregation groups by the start alone and adds the end to its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub struct DerivedWindowEnd {
+    /// The position of `window_start` in `group_expr`.
+    pub start: usize,
+    /// The position of `window_end` in `group_expr`.
+    pub end: usize,
+    /// The window size in milliseconds.
+    pub size_ms: i64,
+}
 
 /// A grouped aggregation over a stream. Its state is, per group, the aggregate functions'
 /// intermediate state (`Accumulator::state`); each batch merges the new rows into it.
@@ -39,6 +57,8 @@ pub struct StreamingAggregateNode {
     pub watermarked: bool,
     /// The position in `group_expr` of a session window's start key, for session windows.
     pub session_start: Option<usize>,
+    /// Set when the window end is a group key that follows from the window start key.
+    pub derived_window_end: Option<DerivedWindowEnd>,
     /// Stable id of the operator within its query, naming its state in the checkpoint.
     pub operator_id: String,
 }
@@ -51,16 +71,48 @@ impl StreamingAggregateNode {
         let mut window_end = None;
         let mut watermarked = false;
         let mut session_start = None;
+        // Keys marked as one window's (start, end), by the window's marker.
+        let mut window_keys: Vec<(String, Option<usize>, Option<usize>)> = Vec::new();
         for (index, expr) in aggregate.group_expr.iter().enumerate() {
             let (_, field) = expr.to_field(input_schema)?;
-            if let Some(kind) = field.metadata().get(WINDOW_END_METADATA) {
+            let end = field.metadata().get(WINDOW_END_METADATA);
+            if let Some(kind) = end {
                 window_end = Some(index);
                 watermarked = kind == "watermarked";
             }
             if field.metadata().contains_key(SESSION_START_METADATA) {
                 session_start = Some(index);
             }
+            if let Some(window) = field.metadata().get(WINDOW_METADATA) {
+                let position = match window_keys.iter().position(|(w, _, _)| w == window) {
+                    Some(position) => position,
+                    None => {
+                        window_keys.push((window.clone(), None, None));
+                        window_keys.len() - 1
+                    }
+                };
+                let keys = &mut window_keys[position];
+                if end.is_some() {
+                    keys.2 = Some(index);
+                } else {
+                    keys.1 = Some(index);
+                }
+            }
         }
+        let derived_window_end = match window_keys.as_slice() {
+            [(window, Some(start), Some(end))]
+                if Some(*end) == window_end
+                    && session_start.is_none()
+                    && !has_union(&aggregate.input) =>
+            {
+                window_size_ms(window).map(|size_ms| DerivedWindowEnd {
+                    start: *start,
+                    end: *end,
+                    size_ms,
+                })
+            }
+            _ => None,
+        };
         Ok(Self {
             input: aggregate.input.as_ref().clone(),
             group_expr: aggregate.group_expr.clone(),
@@ -69,9 +121,23 @@ impl StreamingAggregateNode {
             window_end,
             watermarked,
             session_start,
+            derived_window_end,
             operator_id,
         })
     }
+}
+
+/// The size of a window marked with [`WINDOW_METADATA`], when it is a whole number of ms.
+fn window_size_ms(marker: &str) -> Option<i64> {
+    let nanos: i64 = marker.split_once(' ')?.0.parse().ok()?;
+    (nanos > 0 && nanos % 1_000_000 == 0).then_some(nanos / 1_000_000)
+}
+
+/// Whether `plan` has a union: a union's output keeps a window column's metadata from a
+/// branch that has it even when another branch computes the column otherwise.
+fn has_union(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| Ok(matches!(node, LogicalPlan::Union(_))))
+        .unwrap_or(true)
 }
 
 impl PartialOrd for StreamingAggregateNode {
@@ -130,6 +196,13 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
         if let Some(index) = self.window_end {
             write!(f, ", window_end={}", self.group_expr[index])?;
         }
+        if let Some(derived) = self.derived_window_end {
+            write!(
+                f,
+                " (= {} + {} ms, not kept in state)",
+                self.group_expr[derived.start], derived.size_ms
+            )?;
+        }
         Ok(())
     }
 
@@ -162,6 +235,7 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
         node.window_end = self.window_end;
         node.watermarked = self.watermarked;
         node.session_start = self.session_start;
+        node.derived_window_end = self.derived_window_end;
         Ok(node)
     }
 }

@@ -1,0 +1,144 @@
+//! [`DropLateRowsExec`]: drops the input rows of a windowed aggregation whose window has
+//! closed under the watermark in force, and counts them, while the rows stream into the
+//! aggregation (no copy of the batch's input is kept).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
+};
+use futures::StreamExt;
+
+/// Keeps the rows whose `window_end` is after `watermark_ms`; counts the others in `late`.
+#[derive(Debug)]
+pub(super) struct DropLateRowsExec {
+    input: Arc<dyn ExecutionPlan>,
+    /// A row's window end (or, for session windows, the row's session start).
+    window_end: Arc<dyn PhysicalExpr>,
+    watermark_ms: i64,
+    late: Arc<AtomicU64>,
+}
+
+impl DropLateRowsExec {
+    pub(super) fn new(
+        input: Arc<dyn ExecutionPlan>,
+        window_end: Arc<dyn PhysicalExpr>,
+        watermark_ms: i64,
+        late: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            input,
+            window_end,
+            watermark_ms,
+            late,
+        }
+    }
+
+    fn keep_open(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let ends = self
+            .window_end
+            .evaluate(&batch)?
+            .into_array(batch.num_rows())?;
+        let Some(open) = after(&ends, self.watermark_ms)? else {
+            return Ok(batch);
+        };
+        let late = batch.num_rows() - open.true_count();
+        if late == 0 {
+            return Ok(batch);
+        }
+        self.late.fetch_add(late as u64, Ordering::Relaxed);
+        Ok(filter_record_batch(&batch, &open)?)
+    }
+}
+
+/// `ends > watermark` for a timestamp column (nulls count as open); `None` when every end is
+/// after the watermark (the common case, found by one vectorized minimum without a mask).
+pub(super) fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<Option<BooleanArray>> {
+    let as_ms = cast(ends, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    let as_ms = as_ms
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .ok_or_else(|| DataFusionError::Internal("window end is not a timestamp".to_string()))?;
+    if arrow::compute::min(as_ms).is_none_or(|earliest| earliest > watermark_ms) {
+        return Ok(None);
+    }
+    let threshold = TimestampMillisecondArray::new_scalar(watermark_ms);
+    let open = arrow::compute::kernels::cmp::gt(as_ms, &threshold)?;
+    if open.null_count() == 0 {
+        return Ok(Some(open));
+    }
+    // A null end never closes.
+    Ok(Some(open.iter().map(|o| Some(o.unwrap_or(true))).collect()))
+}
+
+impl DisplayAs for DropLateRowsExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "DropLateRowsExec: {} > {}",
+            self.window_end, self.watermark_ms
+        )
+    }
+}
+
+impl ExecutionPlan for DropLateRowsExec {
+    fn name(&self) -> &str {
+        "DropLateRowsExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        self.input.properties()
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        f(&self.window_end)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(Self {
+            input: children.swap_remove(0),
+            window_end: Arc::clone(&self.window_end),
+            watermark_ms: self.watermark_ms,
+            late: Arc::clone(&self.late),
+        }))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let this = Self {
+            input: Arc::clone(&self.input),
+            window_end: Arc::clone(&self.window_end),
+            watermark_ms: self.watermark_ms,
+            late: Arc::clone(&self.late),
+        };
+        let rows = self.input.execute(partition, context)?;
+        let kept = rows.map(move |batch| this.keep_open(batch?));
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            self.input.schema(),
+            kept,
+        )))
+    }
+}
