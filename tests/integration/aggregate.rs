@@ -5,7 +5,7 @@ use std::path::Path;
 
 use arrow::array::RecordBatch;
 use arrow::util::pretty::pretty_format_batches;
-use weir::Engine;
+use weir::{Engine, StreamingQuery};
 
 /// The batches as a table with its rows sorted (output order within a batch is unspecified).
 fn table(batches: &[RecordBatch]) -> String {
@@ -50,6 +50,29 @@ async fn update_mode_emits_exactly_the_groups_each_batch_changed() {
     assert_eq!(progress.operators[0].operator_id, "aggregate-0");
     assert_eq!(progress.operators[0].state_rows, 3);
     query.stop().await.unwrap();
+}
+
+/// An engine with the memory source `c (v INT, ts TIMESTAMP)`, watermarked `delay_seconds`
+/// behind `ts`.
+async fn engine_with_source_c(delay_seconds: u32) -> Engine {
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute(&format!(
+            "CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '{delay_seconds}' SECOND) \
+             WITH (connector = 'memory')"
+        ))
+        .await
+        .unwrap();
+    engine
+}
+
+/// Inserts `values` into `c` and runs `query` until it has read them.
+async fn insert_into_c(engine: &Engine, query: &StreamingQuery, values: &str) {
+    engine
+        .execute(&format!("INSERT INTO c VALUES {values}"))
+        .await
+        .unwrap();
+    query.process_all_available().await.unwrap();
 }
 
 fn write(dir: &Path, name: &str, contents: &str) {
@@ -135,11 +158,7 @@ async fn aggregation_state_survives_an_engine_restart_from_the_checkpoint() {
 
 #[tokio::test]
 async fn late_rows_are_counted_and_the_watermark_is_reported() {
-    let engine = Engine::builder().build().unwrap();
-    engine
-        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' SECOND) WITH (connector = 'memory')")
-        .await
-        .unwrap();
+    let engine = engine_with_source_c(2).await;
     let query = engine
         .start(
             "CREATE SINK out WITH (connector = 'memory', output_mode = 'append') AS \
@@ -147,11 +166,12 @@ async fn late_rows_are_counted_and_the_watermark_is_reported() {
         )
         .await
         .unwrap();
-    engine
-        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:15')")
-        .await
-        .unwrap();
-    query.process_all_available().await.unwrap();
+    insert_into_c(
+        &engine,
+        &query,
+        "(1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:15')",
+    )
+    .await;
     // Watermark after that batch: 00:00:15 - 2 s = 00:00:13, which closes [00:00, 00:10).
     engine.execute("INSERT INTO c VALUES (100, '2024-01-01 00:00:05'), (200, '2024-01-01 00:00:09'), (3, '2024-01-01 00:00:16')").await.unwrap();
     query.process_all_available().await.unwrap();
@@ -171,11 +191,7 @@ async fn late_rows_are_counted_and_the_watermark_is_reported() {
 #[tokio::test]
 async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_state() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder().build().unwrap();
-    engine
-        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'memory')")
-        .await
-        .unwrap();
+    let engine = engine_with_source_c(1).await;
     // The end is the first group key and the start the second, and the output has both.
     let query = engine
         .start(&format!(
@@ -186,11 +202,12 @@ async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_stat
         ))
         .await
         .unwrap();
-    engine
-        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:07'), (4, '2024-01-01 00:00:30')")
-        .await
-        .unwrap();
-    query.process_all_available().await.unwrap();
+    insert_into_c(
+        &engine,
+        &query,
+        "(1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:07'), (4, '2024-01-01 00:00:30')",
+    )
+    .await;
     // The watermark (00:00:29) closes the three windows holding the first two rows.
     assert_eq!(
         table(&engine.sql("SELECT * FROM out").await.unwrap()),
@@ -220,11 +237,7 @@ async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_stat
 
 #[tokio::test]
 async fn a_union_whose_branches_compute_the_window_end_differently_keeps_the_end_as_a_key() {
-    let engine = Engine::builder().build().unwrap();
-    engine
-        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'memory')")
-        .await
-        .unwrap();
+    let engine = engine_with_source_c(1).await;
     let query = engine
         .start(
             "CREATE SINK out WITH (connector = 'memory', output_mode = 'complete') AS \
@@ -237,11 +250,7 @@ async fn a_union_whose_branches_compute_the_window_end_differently_keeps_the_end
         )
         .await
         .unwrap();
-    engine
-        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01')")
-        .await
-        .unwrap();
-    query.process_all_available().await.unwrap();
+    insert_into_c(&engine, &query, "(1, '2024-01-01 00:00:01')").await;
     assert_eq!(
         table(&engine.sql("SELECT * FROM out").await.unwrap()),
         "+---------------------+---------------------+---+\n\
@@ -257,11 +266,7 @@ async fn a_union_whose_branches_compute_the_window_end_differently_keeps_the_end
 #[tokio::test]
 async fn state_kept_with_other_columns_is_refused_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::builder().build().unwrap();
-    engine
-        .execute("CREATE SOURCE c (v INT, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH (connector = 'memory')")
-        .await
-        .unwrap();
+    let engine = engine_with_source_c(1).await;
     let sink = |select: &str| {
         format!(
             "CREATE SINK out WITH (connector = 'memory', output_mode = 'update', checkpoint = '{}') AS {select}",
@@ -275,11 +280,7 @@ async fn state_kept_with_other_columns_is_refused_with_a_clear_error() {
         ))
         .await
         .unwrap();
-    engine
-        .execute("INSERT INTO c VALUES (1, '2024-01-01 00:00:01')")
-        .await
-        .unwrap();
-    first.process_all_available().await.unwrap();
+    insert_into_c(&engine, &first, "(1, '2024-01-01 00:00:01')").await;
     first.stop().await.unwrap();
     engine.execute("DROP SINK out").await.unwrap();
     let second = engine
