@@ -3,14 +3,17 @@
 //! **State**: for each group, the aggregate functions' intermediate state
 //! (`Accumulator::state`), as record batches of `[group columns..., state columns...]`, the
 //! schema of DataFusion's `Partial` aggregation. So every aggregate function with mergeable
-//! state works, built-in or user-defined, with no special code.
+//! state works, built-in or user-defined, with no special code. A tumbling or hopping
+//! window's end, when it follows from its start (`DerivedWindowEnd`), is not a key: groups
+//! are keyed by the start, and the end is added to the rows emitted.
 //!
-//! **Per batch**: the new rows are aggregated to partial state (`AggregateMode::Partial`, in
-//! parallel over the input's partitions); that partial state is split by key hash into the
-//! query's state partitions, and each state partition, in parallel, merges it with its
-//! committed state (`AggregateMode::PartialReduce`, i.e. `merge_batch`), finalizes the groups
-//! to emit (`AggregateMode::Final`, i.e. `evaluate`) and works out its state delta (the
-//! groups the batch touched and the groups evicted) without comparing whole states:
+//! **Per batch**: the new rows stream into a partial aggregation (`AggregateMode::Partial`,
+//! in parallel over the input's partitions), late rows dropped on the way; that partial
+//! state is split by key hash into the query's state partitions, and each state partition,
+//! in parallel, merges it with its committed state (`AggregateMode::PartialReduce`, i.e.
+//! `merge_batch`), finalizes the groups to emit (`AggregateMode::Final`, i.e. `evaluate`)
+//! and works out its state delta (the groups the batch touched and the groups evicted)
+//! without comparing whole states:
 //! - `complete`: every group, every batch;
 //! - `update`: the groups the batch's rows touched;
 //! - `append` (windowed, with a watermark): the windows whose end is at or before the
