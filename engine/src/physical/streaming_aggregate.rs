@@ -463,7 +463,11 @@ impl StreamingAggregateExec {
         ) else {
             return Ok((state.clone(), state.slice(0, 0)));
         };
-        let Some(open) = after(state.column(index), watermark - self.end_offset_ms)? else {
+        let Some(open) = after(
+            state.column(index),
+            watermark.saturating_sub(self.end_offset_ms),
+        )?
+        else {
             return Ok((state.clone(), state.slice(0, 0)));
         };
         match open.true_count() {
@@ -530,8 +534,8 @@ impl StreamingAggregateExec {
         Ok(RecordBatch::try_new(Arc::clone(&self.schema), columns)?)
     }
 
-    /// Refuses committed state whose columns are not the ones this operator keeps (state
-    /// written by an earlier version of Weir with another layout).
+    /// Refuses committed state whose columns are not the ones this operator keeps (state of
+    /// another query, or written by a version of Weir with another layout).
     fn check_state_layout(
         &self,
         committed: &[Vec<RecordBatch>],
@@ -548,9 +552,9 @@ impl StreamingAggregateExec {
             return Ok(());
         }
         Err(DataFusionError::Execution(format!(
-            "the checkpointed state of operator {} has the columns {found:?}, but this \
-             version of Weir keeps {expected:?}: the checkpoint was written by another \
-             version; start the query with a new checkpoint",
+            "the checkpointed state of operator {} has the columns {found:?}, but this query \
+             keeps {expected:?}: the checkpoint was written for another query or by another \
+             version of Weir; start the query with a new checkpoint",
             self.operator_id
         )))
     }
@@ -564,7 +568,7 @@ impl StreamingAggregateExec {
         };
         let (index, watermark) = match self.session_start {
             Some(start) => (start, watermark.saturating_sub(1)),
-            None => (end, watermark - self.end_offset_ms),
+            None => (end, watermark.saturating_sub(self.end_offset_ms)),
         };
         Arc::new(DropLateRowsExec::new(
             Arc::clone(&self.input),
