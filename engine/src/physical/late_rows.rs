@@ -20,7 +20,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 /// Keeps the rows whose `window_end` is after `watermark_ms`; counts the others in `late`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct DropLateRowsExec {
     input: Arc<dyn ExecutionPlan>,
     /// A row's window end (or, for session windows, the row's session start).
@@ -115,12 +115,9 @@ impl ExecutionPlan for DropLateRowsExec {
         self: Arc<Self>,
         mut children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(Self {
-            input: children.swap_remove(0),
-            window_end: Arc::clone(&self.window_end),
-            watermark_ms: self.watermark_ms,
-            late: Arc::clone(&self.late),
-        }))
+        let mut exec = self.as_ref().clone();
+        exec.input = children.swap_remove(0);
+        Ok(Arc::new(exec))
     }
 
     fn execute(
@@ -128,12 +125,7 @@ impl ExecutionPlan for DropLateRowsExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let this = Self {
-            input: Arc::clone(&self.input),
-            window_end: Arc::clone(&self.window_end),
-            watermark_ms: self.watermark_ms,
-            late: Arc::clone(&self.late),
-        };
+        let this = self.clone();
         let rows = self.input.execute(partition, context)?;
         let kept = rows.map(move |batch| this.keep_open(batch?));
         Ok(Box::pin(RecordBatchStreamAdapter::new(

@@ -71,8 +71,9 @@ impl StreamingAggregateNode {
         let mut window_end = None;
         let mut watermarked = false;
         let mut session_start = None;
-        // Keys marked as one window's (start, end), by the window's marker.
-        let mut window_keys: Vec<(String, Option<usize>, Option<usize>)> = Vec::new();
+        // Start keys by their window's marker, and the end key's marker.
+        let mut window_starts: Vec<(usize, String)> = Vec::new();
+        let mut end_window = None;
         for (index, expr) in aggregate.group_expr.iter().enumerate() {
             let (_, field) = expr.to_field(input_schema)?;
             let end = field.metadata().get(WINDOW_END_METADATA);
@@ -84,32 +85,25 @@ impl StreamingAggregateNode {
                 session_start = Some(index);
             }
             if let Some(window) = field.metadata().get(WINDOW_METADATA) {
-                let position = match window_keys.iter().position(|(w, _, _)| w == window) {
-                    Some(position) => position,
-                    None => {
-                        window_keys.push((window.clone(), None, None));
-                        window_keys.len() - 1
-                    }
-                };
-                let keys = &mut window_keys[position];
                 if end.is_some() {
-                    keys.2 = Some(index);
+                    end_window = Some(window.clone());
                 } else {
-                    keys.1 = Some(index);
+                    window_starts.push((index, window.clone()));
                 }
             }
         }
-        let derived_window_end = match window_keys.as_slice() {
-            [(window, Some(start), Some(end))]
-                if Some(*end) == window_end
-                    && session_start.is_none()
-                    && !has_union(&aggregate.input) =>
+        let derived_window_end = match (window_end, end_window) {
+            (Some(end), Some(window))
+                if session_start.is_none() && !has_union(&aggregate.input) =>
             {
-                window_size_ms(window).map(|size_ms| DerivedWindowEnd {
-                    start: *start,
-                    end: *end,
-                    size_ms,
-                })
+                let start = window_starts.iter().find(|(_, w)| *w == window);
+                start
+                    .zip(window_size_ms(&window))
+                    .map(|((start, _), size_ms)| DerivedWindowEnd {
+                        start: *start,
+                        end,
+                        size_ms,
+                    })
             }
             _ => None,
         };
