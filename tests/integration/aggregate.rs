@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use arrow::array::RecordBatch;
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
 use arrow::util::pretty::pretty_format_batches;
 use weir::{Engine, StreamingQuery};
 
@@ -303,4 +304,48 @@ async fn state_kept_with_other_columns_is_refused_with_a_clear_error() {
             && error.contains("start the query with a new checkpoint"),
         "{error}"
     );
+}
+
+/// Groups a batch does not touch stay in the record batches they are in; once a state
+/// partition holds more than 16 of them they are concatenated. 40 batches, each adding a
+/// group and touching one hot group, into one state partition, go through both.
+#[tokio::test]
+async fn groups_kept_over_many_batches_stay_right_as_their_state_is_compacted() {
+    let engine = Engine::builder().state_partitions(1).build().unwrap();
+    engine
+        .execute("CREATE SOURCE s (k VARCHAR, v BIGINT) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let query = engine
+        .start("CREATE SINK out WITH (connector = 'memory', output_mode = 'complete') AS SELECT k, sum(v) AS total, count(*) AS n FROM s GROUP BY k")
+        .await
+        .unwrap();
+    for i in 1..=40 {
+        engine
+            .execute(&format!("INSERT INTO s VALUES ('g{i}', {i}), ('hot', {i})"))
+            .await
+            .unwrap();
+        query.process_all_available().await.unwrap();
+    }
+    let output = engine.connectors().memory_output("out").unwrap().batches();
+    // In complete mode the sink holds the last batch's whole result.
+    let last = output.values().last().unwrap();
+    let mut rows: Vec<(String, i64, i64)> = last
+        .iter()
+        .flat_map(|batch| {
+            let keys = batch.column(0).as_string_view();
+            let totals = batch.column(1).as_primitive::<Int64Type>();
+            let counts = batch.column(2).as_primitive::<Int64Type>();
+            (0..batch.num_rows())
+                .map(|r| (keys.value(r).to_string(), totals.value(r), counts.value(r)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    rows.sort();
+    let mut expected: Vec<(String, i64, i64)> = (1..=40).map(|i| (format!("g{i}"), i, 1)).collect();
+    expected.push(("hot".to_string(), (1..=40).sum(), 40));
+    expected.sort();
+    assert_eq!(rows, expected);
+    assert_eq!(query.progress().unwrap().operators[0].state_rows, 41);
+    query.stop().await.unwrap();
 }

@@ -13,7 +13,9 @@
 //! in parallel, merges it with its committed state (`AggregateMode::PartialReduce`, i.e.
 //! `merge_batch`), finalizes the groups to emit (`AggregateMode::Final`, i.e. `evaluate`)
 //! and works out its state delta (the groups the batch touched and the groups evicted)
-//! without comparing whole states:
+//! without comparing whole states. Groups the batch did not touch stay in the record
+//! batches they are in, uncopied, until a partition holds more than `MAX_STATE_BATCHES`
+//! of them and they are concatenated. What each output mode emits:
 //! - `complete`: every group, every batch;
 //! - `update`: the groups the batch's rows touched;
 //! - `append` (windowed, with a watermark): the windows whose end is at or before the
@@ -26,7 +28,6 @@
 //! **Checkpoint**: each partition's merged state and delta are staged in the operator's
 //! [`OperatorState`]; the runner persists the deltas as version N before writing `commits/N`.
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,11 +37,13 @@ use arrow::array::{
     ArrayRef, BooleanArray, DurationMicrosecondArray, DurationMillisecondArray,
     DurationNanosecondArray, DurationSecondArray, RecordBatch, Scalar,
 };
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::kernels::numeric::add;
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use arrow::row::Row;
+use datafusion::common::HashSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
@@ -64,6 +67,11 @@ use super::late_rows::{DropLateRowsExec, after};
 use super::session_merge::merge_sessions;
 use crate::runtime::OutputMode;
 use crate::state::{OperatorState, StagedPartition, delta_of, diff, key_converter, split_by_key};
+
+/// The most record batches a state partition's groups are kept in before they are
+/// concatenated: few enough that per-batch work stays small, many enough that the
+/// untouched groups are copied only once every several micro-batches.
+const MAX_STATE_BATCHES: usize = 16;
 
 /// What the operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -314,13 +322,13 @@ impl StreamingAggregateExec {
             closed,
             delta,
         } = groups_state;
-        let output = if emit.num_rows() == 0 {
+        let output = if emit.iter().all(|b| b.num_rows() == 0) {
             Vec::new()
         } else {
             self.stage(
                 AggregateMode::Final,
                 &final_group_by,
-                vec![emit],
+                emit,
                 &state_schema,
                 &context,
             )
@@ -337,7 +345,8 @@ impl StreamingAggregateExec {
     }
 
     /// Merges plain groups (tumbling and hopping windows, or none): only the committed groups
-    /// the batch touched go through the merge; the others are kept as they are.
+    /// the batch touched go through the merge; the others are kept as they are, in the
+    /// batches they are in (not copied).
     async fn merge_groups(
         &self,
         old: Vec<RecordBatch>,
@@ -356,10 +365,13 @@ impl StreamingAggregateExec {
             let converter = key_converter(&new.schema(), groups)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             let new_keys = converter.convert_columns(&new.columns()[..groups])?;
-            let touched: HashSet<Row<'_>> = new_keys.iter().collect();
+            let mut touched: HashSet<Row<'_>> = HashSet::with_capacity(new_keys.num_rows());
+            touched.extend(new_keys.iter());
             for batch in old {
                 let keys = converter.convert_columns(&batch.columns()[..groups])?;
-                let mask: BooleanArray = keys.iter().map(|k| Some(touched.contains(&k))).collect();
+                let mask = BooleanArray::from(BooleanBuffer::collect_bool(keys.num_rows(), |i| {
+                    touched.contains(&keys.row(i))
+                }));
                 match mask.true_count() {
                     0 => untouched.push(batch),
                     n if n == batch.num_rows() => merge_input.push(batch),
@@ -384,24 +396,31 @@ impl StreamingAggregateExec {
             .await?
         };
         let reduced = concat_batches(state_schema, &reduced)?;
-        let untouched = concat_batches(state_schema, &untouched)?;
 
         let (reduced_open, reduced_closed) = self.split_open(&reduced)?;
-        let (untouched_open, untouched_closed) = self.split_open(&untouched)?;
-        let closed = concat_batches(state_schema, [&untouched_closed, &reduced_closed])?;
+        let mut keep = Vec::with_capacity(untouched.len() + 1);
+        let mut closed = Vec::new();
+        for batch in &untouched {
+            let (open, done) = self.split_open(batch)?;
+            keep.extend((open.num_rows() > 0).then_some(open));
+            closed.extend((done.num_rows() > 0).then_some(done));
+        }
+        closed.push(reduced_closed);
+        let closed = concat_batches(state_schema, &closed)?;
         let emit = match self.mode {
-            OutputMode::Complete => concat_batches(state_schema, [&untouched, &reduced])?,
-            OutputMode::Update => reduced,
-            OutputMode::Append => closed.clone(),
+            OutputMode::Complete => {
+                untouched.push(reduced);
+                untouched
+            }
+            OutputMode::Update => vec![reduced],
+            OutputMode::Append => vec![closed.clone()],
         };
         let delta = delta_of(state_schema, reduced_open.clone(), closed.clone())
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        keep.extend((reduced_open.num_rows() > 0).then_some(reduced_open));
         Ok(GroupsState {
             emit,
-            keep: [untouched_open, reduced_open]
-                .into_iter()
-                .filter(|b| b.num_rows() > 0)
-                .collect(),
+            keep: compact(state_schema, keep)?,
             closed: closed.num_rows(),
             delta,
         })
@@ -441,11 +460,11 @@ impl StreamingAggregateExec {
         let delta = diff(state_schema, groups, &old, std::slice::from_ref(&keep))
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(GroupsState {
-            emit: match self.mode {
+            emit: vec![match self.mode {
                 OutputMode::Complete => merged,
                 // Update mode is refused for sessions at planning (as in Spark).
                 OutputMode::Update | OutputMode::Append => closed.clone(),
-            },
+            }],
             keep: vec![keep],
             closed: closed.num_rows(),
             delta,
@@ -579,6 +598,15 @@ impl StreamingAggregateExec {
     }
 }
 
+/// `state` as it is, or, once it is split into more than [`MAX_STATE_BATCHES`] batches (each
+/// batch's merge leaves one or two more), concatenated into one.
+fn compact(schema: &SchemaRef, state: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+    if state.len() <= MAX_STATE_BATCHES {
+        return Ok(state);
+    }
+    Ok(vec![concat_batches(schema, &state)?])
+}
+
 /// A window end that is not kept in state: the key at `start` (among the keys kept) plus
 /// `size_ms`, inserted at `end` in the output.
 #[derive(Debug, Clone, Copy)]
@@ -591,7 +619,7 @@ struct EndFromStart {
 /// One partition's merged state, before finalizing.
 struct GroupsState {
     /// The groups (partial state) to finalize and emit.
-    emit: RecordBatch,
+    emit: Vec<RecordBatch>,
     /// The state to keep.
     keep: Vec<RecordBatch>,
     /// How many groups were evicted because their window closed.

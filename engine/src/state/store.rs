@@ -352,7 +352,9 @@ fn encode(schema: &SchemaRef, keys: usize, batches: &[RecordBatch]) -> Result<By
     let failed = |e: arrow::error::ArrowError| WeirError::Internal(format!("encoding state: {e}"));
     let metadata = HashMap::from([(KEYS_METADATA.to_string(), keys.to_string())]);
     let schema = Arc::new(Schema::new(schema.fields().clone()).with_metadata(metadata));
-    let mut buffer = Vec::new();
+    // Sized up front, so the encoding is not copied as the buffer grows.
+    let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+    let mut buffer = Vec::with_capacity(size + 4096);
     let mut writer = FileWriter::try_new(&mut buffer, &schema).map_err(failed)?;
     for batch in batches {
         let batch = batch
