@@ -1,5 +1,10 @@
 //! One micro-batch through DataFusion: bind the batch's rows to the plan's streaming scans,
 //! plan physically with the batch's timestamp, execute.
+//!
+//! A query whose result does not depend on the batch's timestamp (no `now()` or other
+//! function DataFusion folds to a constant per query) is optimized once, when it starts
+//! ([`QueryPlan`]); each batch then only binds its rows and plans physically. Otherwise each
+//! batch optimizes its bound copy, so those functions take the batch's timestamp.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,31 +15,89 @@ use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
 use datafusion::error::Result;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{QueryPlanner, SessionContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use weir_sql::StreamingTable;
+
+/// A continuous query's logical plan, optimized once when nothing in it depends on the
+/// batch's timestamp.
+#[derive(Debug, Clone)]
+pub(crate) enum QueryPlan {
+    /// Optimized already: each batch binds its rows and plans physically.
+    Optimized(LogicalPlan),
+    /// Optimized by each batch, with the batch's timestamp.
+    PerBatch(LogicalPlan),
+}
+
+impl QueryPlan {
+    /// `plan` (analyzed, not optimized), optimized now unless it uses a function whose value
+    /// DataFusion fixes per query, such as `now()`.
+    pub(crate) fn new(ctx: &SessionContext, plan: LogicalPlan) -> Result<Self> {
+        if depends_on_batch_time(&plan) {
+            return Ok(Self::PerBatch(plan));
+        }
+        Ok(Self::Optimized(ctx.state().optimize(&plan)?))
+    }
+
+    fn logical(&self) -> &LogicalPlan {
+        match self {
+            Self::Optimized(plan) | Self::PerBatch(plan) => plan,
+        }
+    }
+}
+
+/// Whether `plan` calls a stable function (one DataFusion evaluates once per query, as
+/// `now()`), which must take each batch's timestamp.
+fn depends_on_batch_time(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                found |= matches!(e, Expr::ScalarFunction(f)
+                    if f.func.signature().volatility == Volatility::Stable);
+                Ok(if found {
+                    TreeNodeRecursion::Stop
+                } else {
+                    TreeNodeRecursion::Continue
+                })
+            })
+        })
+    });
+    found
+}
 
 /// Runs `plan` over one batch: `inputs` maps each streaming source to the rows it
 /// contributes; `batch_time_ms` is what `now()` returns in this batch; `planner` plans the
 /// streaming operators of a stateful plan.
 pub(crate) async fn execute_batch(
     ctx: &SessionContext,
-    plan: &LogicalPlan,
+    plan: &QueryPlan,
     inputs: HashMap<String, Vec<RecordBatch>>,
     batch_time_ms: i64,
     planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
 ) -> Result<(Vec<RecordBatch>, Arc<dyn ExecutionPlan>)> {
     let mut state = ctx.state();
-    if let Some(planner) = planner {
-        state = SessionStateBuilder::new_from_existing(state)
-            .with_query_planner(planner)
-            .build();
-    }
     let partitions = state.config().target_partitions().max(1);
     state.execution_props_mut().query_execution_start_time =
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(batch_time_ms);
-    let bound = bind_inputs(plan, inputs, partitions)?;
-    let physical = state.create_physical_plan(&bound).await?;
+    let bound = bind_inputs(plan.logical(), inputs, partitions)?;
+    let physical = match (plan, planner) {
+        (QueryPlan::Optimized(_), Some(planner)) => {
+            planner.create_physical_plan(&bound, &state).await?
+        }
+        (QueryPlan::Optimized(_), None) => {
+            let planner = Arc::clone(state.query_planner());
+            planner.create_physical_plan(&bound, &state).await?
+        }
+        (QueryPlan::PerBatch(_), Some(planner)) => {
+            SessionStateBuilder::new_from_existing(state.clone())
+                .with_query_planner(planner)
+                .build()
+                .create_physical_plan(&bound)
+                .await?
+        }
+        (QueryPlan::PerBatch(_), None) => state.create_physical_plan(&bound).await?,
+    };
     let rows = collect(Arc::clone(&physical), state.task_ctx()).await?;
     Ok((rows, physical))
 }
@@ -88,4 +151,47 @@ fn round_robin(batches: Vec<RecordBatch>, n: usize) -> Vec<Vec<RecordBatch>> {
         partitions[i % n].push(batch);
     }
     partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::datasource::empty::EmptyTable;
+
+    use super::*;
+
+    async fn plan_of(sql: &str) -> QueryPlan {
+        let ctx = SessionContext::new();
+        let schema = Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("t", DataType::Utf8, false),
+        ]);
+        ctx.register_table("s", Arc::new(EmptyTable::new(Arc::new(schema))))
+            .unwrap();
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        QueryPlan::new(&ctx, plan).unwrap()
+    }
+
+    #[tokio::test]
+    async fn only_queries_without_batch_time_functions_are_optimized_once() {
+        for sql in [
+            "SELECT a + 1 AS b FROM s WHERE a > 2",
+            "SELECT t, count(*) AS n FROM s WHERE random() < 2 GROUP BY t",
+        ] {
+            assert!(
+                matches!(plan_of(sql).await, QueryPlan::Optimized(_)),
+                "{sql}"
+            );
+        }
+        for sql in [
+            "SELECT a, now() AS at FROM s",
+            "SELECT a FROM s WHERE current_date() > DATE '2020-01-01'",
+            "SELECT a FROM s WHERE a IN (SELECT a FROM s WHERE now() > TIMESTAMP '2020-01-01')",
+        ] {
+            assert!(
+                matches!(plan_of(sql).await, QueryPlan::PerBatch(_)),
+                "{sql}"
+            );
+        }
+    }
 }

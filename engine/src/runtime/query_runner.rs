@@ -15,7 +15,7 @@ use weir_connectors::{
     SourceOffset,
 };
 
-use super::micro_batch::execute_batch;
+use super::micro_batch::{QueryPlan, execute_batch};
 use super::progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryOutput, QueryStatus, SourceProgress,
 };
@@ -66,7 +66,7 @@ struct OpenSource {
 pub(crate) struct QueryRunner {
     name: String,
     ctx: SessionContext,
-    plan: LogicalPlan,
+    plan: QueryPlan,
     sources: Vec<OpenSource>,
     sink: Arc<dyn Sink>,
     checkpoint: Checkpoint,
@@ -165,10 +165,11 @@ impl QueryRunner {
                 source,
             });
         }
+        let plan = QueryPlan::new(&parts.ctx, parts.plan)?;
         Ok(Self {
             name: parts.name,
             ctx: parts.ctx,
-            plan: parts.plan,
+            plan,
             sources,
             sink: parts.sink,
             checkpoint: parts.checkpoint,

@@ -19,8 +19,9 @@ use crate::error::{Result, SqlError};
 /// A continuous query ready for the engine: a DataFusion plan whose streaming sources are
 /// [`StreamingTable`] scans the engine binds to each micro-batch's rows.
 ///
-/// The plan is kept unoptimized: each batch optimizes its bound copy, so that functions
-/// such as `now()` take that batch's timestamp rather than the time the query was planned.
+/// The plan is kept unoptimized: the engine optimizes it once when the query starts, or,
+/// when it calls functions such as `now()`, each batch optimizes its bound copy, so that they
+/// take that batch's timestamp rather than the time the query was planned.
 #[derive(Debug, Clone)]
 pub struct StreamingPlan {
     /// The logical plan (validated by a trial optimization, but not optimized).
