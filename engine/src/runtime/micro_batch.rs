@@ -81,22 +81,20 @@ pub(crate) async fn execute_batch(
     state.execution_props_mut().query_execution_start_time =
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(batch_time_ms);
     let bound = bind_inputs(plan.logical(), inputs, partitions)?;
-    let physical = match (plan, planner) {
-        (QueryPlan::Optimized(_), Some(planner)) => {
+    let physical = match plan {
+        QueryPlan::Optimized(_) => {
+            let planner = planner.unwrap_or_else(|| Arc::clone(state.query_planner()));
             planner.create_physical_plan(&bound, &state).await?
         }
-        (QueryPlan::Optimized(_), None) => {
-            let planner = Arc::clone(state.query_planner());
-            planner.create_physical_plan(&bound, &state).await?
+        QueryPlan::PerBatch(_) => {
+            let mut batch_state = state.clone();
+            if let Some(planner) = planner {
+                batch_state = SessionStateBuilder::new_from_existing(batch_state)
+                    .with_query_planner(planner)
+                    .build();
+            }
+            batch_state.create_physical_plan(&bound).await?
         }
-        (QueryPlan::PerBatch(_), Some(planner)) => {
-            SessionStateBuilder::new_from_existing(state.clone())
-                .with_query_planner(planner)
-                .build()
-                .create_physical_plan(&bound)
-                .await?
-        }
-        (QueryPlan::PerBatch(_), None) => state.create_physical_plan(&bound).await?,
     };
     let rows = collect(Arc::clone(&physical), state.task_ctx()).await?;
     Ok((rows, physical))
