@@ -7,7 +7,7 @@
 //! the watermark alone triggers and the flush that closes every window). Each restart must load
 //! the aggregation state of the last committed batch and re-run an uncommitted one with the
 //! same watermark. The sink, read with the plain `parquet` crate, must then hold every
-//! (window, name) row exactly once with the counts and sums DataFusion computes in one batch
+//! (window, name) row exactly once with the counts, sums and distinct counts DataFusion computes in one batch
 //! query over all the input: a window emitted twice, lost or with wrong totals fails.
 //!
 //! Input event times move forward file by file and never fall further behind than the
@@ -27,13 +27,15 @@ use crate::crash::{Job, Rng, file_names, oracle_over_json, rows_of, sink_batches
 
 /// The query under test.
 const SELECT: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS \
-                      total FROM TUMBLE(events, ts, INTERVAL '10' SECOND) GROUP BY window_start, \
+                      total, count(DISTINCT amount) FILTER (WHERE id % 3 = 0) AS kinds FROM TUMBLE(events, ts, INTERVAL '10' SECOND) GROUP BY window_start, \
                       window_end, name";
 /// The same windows as DataFusion computes them in one batch query.
 const ORACLE: &str = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') \
                       AS window_start, date_bin(INTERVAL '10' SECOND, ts, \
                       TIMESTAMP '1970-01-01T00:00:00') + INTERVAL '10' SECOND AS window_end, \
-                      name, count(*) AS n, sum(amount) AS total FROM events GROUP BY 1, 2, 3";
+                      name, count(*) AS n, sum(amount) AS total, \
+                      count(DISTINCT amount) FILTER (WHERE id % 3 = 0) AS kinds FROM events \
+                      GROUP BY 1, 2, 3";
 /// SIGKILLs that must land on a running process while input remains.
 const KILLS: usize = 24;
 /// Input files not yet committed, topped up before each start so kills land mid-run.

@@ -115,7 +115,12 @@ const AGGREGATIONS: &[&str] = &[
      count(DISTINCT id % 7) AS buckets, bool_or(amount > 50) AS big FROM s GROUP BY name",
     "SELECT id % 5 AS bucket, avg(amount) AS mean, stddev_pop(amount) AS sd, var_samp(id) AS var \
      FROM s WHERE amount <> 0 GROUP BY id % 5 HAVING count(*) > 1",
-    "SELECT count(*) AS n, sum(amount) AS total, approx_distinct(name) AS names FROM s",
+    "SELECT count(*) AS n, sum(amount) AS total, approx_distinct(name) AS names, \
+     count(DISTINCT name) AS exact_names FROM s",
+    // Several count(DISTINCT), over one column with and without a FILTER, and over nulls.
+    "SELECT id % 3 AS k, count(DISTINCT name) AS names, \
+     count(DISTINCT name) FILTER (WHERE amount > 0) AS paying, count(DISTINCT amount % 10) AS tens, \
+     sum(DISTINCT id) AS ids FROM s GROUP BY id % 3",
 ];
 
 /// As [`streamed`], with extra sink options.
@@ -238,8 +243,8 @@ async fn windowed_streamed(
     windowed_streamed_query(rows, max_per_batch, TUMBLING).await
 }
 
-const TUMBLING: &str = "SELECT window_start, name, count(*) AS n, sum(amount) AS total \
-    FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
+const TUMBLING: &str = "SELECT window_start, name, count(*) AS n, sum(amount) AS total, \
+    count(DISTINCT amount % 7) AS sevens FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
 
 const SESSIONS: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total \
     FROM SESSION(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
@@ -335,7 +340,7 @@ fn event_context(rows: &[(i64, Option<String>, i64)]) -> SessionContext {
 async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
     let ctx = event_context(rows);
     let sql = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') AS window_start, name, \
-               count(*) AS n, sum(amount) AS total FROM e GROUP BY 1, 2";
+               count(*) AS n, sum(amount) AS total, count(DISTINCT amount % 7) AS sevens FROM e GROUP BY 1, 2";
     sorted_lines(
         &ctx.sql(sql)
             .await

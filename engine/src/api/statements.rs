@@ -432,6 +432,7 @@ impl Engine {
             flush_on_end: entry.options.flush_on_end,
             state_partitions: self.inner.state_partitions,
             stateful_operators: aggregate.iter().map(|a| a.operator_id.clone()).collect(),
+            state_ids: aggregate.iter().flat_map(|a| a.state_ids()).collect(),
             checkpoint,
             trigger: entry.options.trigger,
             registry: Arc::clone(&self.inner.registry),

@@ -129,6 +129,16 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggregate.window_end,
             aggregate.session_start,
             aggregate.derived_window_end,
+            aggregate
+                .distinct_counts()
+                .into_iter()
+                .map(|i| {
+                    (
+                        i,
+                        self.context.state.key_set(&aggregate.distinct_state_id(i)),
+                    )
+                })
+                .collect(),
             self.context.mode,
             self.context.watermark_ms,
             self.context.state.operator(&aggregate.operator_id),

@@ -7,6 +7,12 @@
 //! window's end, when it follows from its start (`DerivedWindowEnd`), is not a key: groups
 //! are keyed by the start, and the end is added to the rows emitted.
 //!
+//! **Distinct counts**: a `count(DISTINCT x)` would keep every value of `x` per group and
+//! re-merge them all whenever the group is touched. Instead its `(group, x)` pairs are a
+//! [`KeySet`] of their own; [`DistinctFlagsExec`] flags the rows whose pair is new, and the
+//! aggregation counts flagged rows (`count(x) FILTER (WHERE flag)`, one number per group).
+//! Pairs are evicted with their window. Not for session windows, whose groups merge.
+//!
 //! **Per batch**: the new rows stream into a partial aggregation (`AggregateMode::Partial`,
 //! in parallel over the input's partitions), late rows dropped on the way; that partial
 //! state is split by key hash into the query's state partitions, and each state partition,
@@ -48,6 +54,9 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -63,15 +72,14 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use weir_sql::logical::DerivedWindowEnd;
 
+use super::distinct_flags::{DistinctCount, DistinctFlagsExec, flagged_schema, pair_schema};
 use super::late_rows::{DropLateRowsExec, after};
 use super::session_merge::merge_sessions;
+use crate::error::WeirError;
 use crate::runtime::OutputMode;
-use crate::state::{OperatorState, StagedPartition, delta_of, diff, key_converter, split_by_key};
-
-/// The most record batches a state partition's groups are kept in before they are
-/// concatenated: few enough that per-batch work stays small, many enough that the
-/// untouched groups are copied only once every several micro-batches.
-const MAX_STATE_BATCHES: usize = 16;
+use crate::state::{
+    KeySet, OperatorState, StagedPartition, compact, delta_of, diff, key_converter, split_by_key,
+};
 
 /// What the operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -94,6 +102,11 @@ pub struct StreamingAggregateExec {
     group_by: Arc<PhysicalGroupBy>,
     aggr_expr: Vec<Arc<AggregateFunctionExpr>>,
     filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    /// The `count(DISTINCT x)` aggregates counted from their pairs (see `DistinctFlagsExec`);
+    /// in `aggr_expr` they are `count(x) FILTER (WHERE <the row's pair is new>)`.
+    distinct: Vec<DistinctCount>,
+    /// The schema of the partial aggregation's input: `input`'s, plus the distinct flags.
+    aggregate_input: SchemaRef,
     /// Position among the group keys kept in state of the key that closes a group's window:
     /// the window end, or, when the end is not kept, the start (see `end_from_start`).
     window_end: Option<usize>,
@@ -116,7 +129,8 @@ pub struct StreamingAggregateExec {
 
 impl StreamingAggregateExec {
     /// The operator for one batch. `group_by` and `aggr_expr` are over `input`'s schema;
-    /// `schema` is the output schema the logical plan expects.
+    /// `schema` is the output schema the logical plan expects. `distinct` names the
+    /// `count(DISTINCT x)` aggregates counted from pairs kept in a [`KeySet`], and the set.
     #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         operator_id: String,
@@ -127,6 +141,7 @@ impl StreamingAggregateExec {
         window_end: Option<usize>,
         session_start: Option<usize>,
         derived_end: Option<DerivedWindowEnd>,
+        distinct: Vec<(usize, Arc<KeySet>)>,
         mode: OutputMode,
         watermark_ms: Option<i64>,
         state: Arc<OperatorState>,
@@ -171,6 +186,8 @@ impl StreamingAggregateExec {
             }
             None => (group_by, window_end, 0, None),
         };
+        let (aggr_expr, filter_expr, distinct, aggregate_input) =
+            count_distinct_by_pairs(&input.schema(), &group_by, &partial, filter_expr, distinct)?;
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -181,8 +198,10 @@ impl StreamingAggregateExec {
             operator_id,
             input,
             group_by: Arc::new(group_by),
-            aggr_expr: partial.aggr_expr().to_vec(),
+            aggr_expr,
             filter_expr,
+            distinct,
+            aggregate_input,
             window_end,
             end_offset_ms,
             end_from_start,
@@ -199,18 +218,32 @@ impl StreamingAggregateExec {
 
     /// Runs the whole batch: see the module docs.
     async fn run(self, context: Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
-        let input_schema = self.input.schema();
         let started = Instant::now();
         let late = Arc::new(AtomicU64::new(0));
+        let weir_error = |e: WeirError| DataFusionError::External(Box::new(e));
+        for count in &self.distinct {
+            count.pairs.begin(&count.schema).map_err(weir_error)?;
+        }
         // The new rows' partial state, computed in parallel over the input's partitions as
-        // they stream in, after the late rows are dropped.
+        // they stream in, after the late rows are dropped and the distinct values flagged.
+        let input = self.drop_late_rows(Arc::clone(&late));
+        let input: Arc<dyn ExecutionPlan> = if self.distinct.is_empty() {
+            input
+        } else {
+            let groups = self.group_by.expr().iter().map(|(e, _)| Arc::clone(e));
+            Arc::new(DistinctFlagsExec::new(
+                input,
+                groups.collect(),
+                self.distinct.clone(),
+            ))
+        };
         let partial = AggregateExec::try_new(
             AggregateMode::Partial,
             Arc::clone(&self.group_by),
             self.aggr_expr.clone(),
             self.filter_expr.clone(),
-            self.drop_late_rows(Arc::clone(&late)),
-            Arc::clone(&input_schema),
+            input,
+            Arc::clone(&self.aggregate_input),
         )?;
         let state_schema = partial.schema();
         let final_group_by = Arc::new(partial.group_expr().as_final());
@@ -257,6 +290,13 @@ impl StreamingAggregateExec {
         }
         self.state
             .stage(state_schema, self.group_by.expr().len(), staged);
+        for count in &self.distinct {
+            let closed = |pairs: &RecordBatch| self.split_open(pairs).map_err(WeirError::from);
+            count
+                .pairs
+                .stage(&count.schema, closed)
+                .map_err(weir_error)?;
+        }
 
         let emitted: usize = output.iter().map(|b| b.num_rows()).sum();
         let baseline = BaselineMetrics::new(&self.plan_metrics, 0);
@@ -515,7 +555,7 @@ impl StreamingAggregateExec {
             self.aggr_expr.clone(),
             self.filter_expr.clone(),
             source,
-            self.input.schema(),
+            Arc::clone(&self.aggregate_input),
         )?;
         collect(Arc::new(stage), Arc::clone(context)).await
     }
@@ -598,13 +638,62 @@ impl StreamingAggregateExec {
     }
 }
 
-/// `state` as it is, or, once it is split into more than [`MAX_STATE_BATCHES`] batches (each
-/// batch's merge leaves one or two more), concatenated into one.
-fn compact(schema: &SchemaRef, state: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
-    if state.len() <= MAX_STATE_BATCHES {
-        return Ok(state);
+/// The aggregates and filters of the partial aggregation, and its input schema, when the
+/// `count(DISTINCT x)` aggregates at the positions in `distinct` are counted from pairs: each
+/// becomes `count(x) FILTER (WHERE __weir_first_<position>)` over the input plus the flags
+/// `DistinctFlagsExec` appends.
+#[allow(clippy::type_complexity)]
+fn count_distinct_by_pairs(
+    input: &SchemaRef,
+    group_by: &PhysicalGroupBy,
+    partial: &AggregateExec,
+    mut filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    distinct: Vec<(usize, Arc<KeySet>)>,
+) -> Result<(
+    Vec<Arc<AggregateFunctionExpr>>,
+    Vec<Option<Arc<dyn PhysicalExpr>>>,
+    Vec<DistinctCount>,
+    SchemaRef,
+)> {
+    let mut aggr_expr = partial.aggr_expr().to_vec();
+    let mut counts = Vec::with_capacity(distinct.len());
+    for (index, pairs) in distinct {
+        let aggregate = aggr_expr.get(index).ok_or_else(|| {
+            DataFusionError::Internal(format!("no aggregate {index} to count distinct"))
+        })?;
+        let value = match aggregate.expressions().as_slice() {
+            [value] if aggregate.fun().name() == "count" && aggregate.is_distinct() => {
+                Arc::clone(value)
+            }
+            _ => {
+                return Err(DataFusionError::Internal(format!(
+                    "{} is not a count(DISTINCT x) of one value",
+                    aggregate.name()
+                )));
+            }
+        };
+        counts.push(DistinctCount {
+            index,
+            schema: pair_schema(group_by.expr(), &value, input)?,
+            value,
+            filter: filter_expr[index].clone(),
+            pairs,
+        });
     }
-    Ok(vec![concat_batches(schema, &state)?])
+    let flagged = flagged_schema(input, &counts);
+    for (k, count) in counts.iter().enumerate() {
+        let original = &aggr_expr[count.index];
+        let by_pairs = AggregateExprBuilder::new(count_udaf(), vec![Arc::clone(&count.value)])
+            .schema(Arc::clone(&flagged))
+            .alias(original.name())
+            .human_display(original.human_display().unwrap_or(original.name()))
+            .build()?;
+        aggr_expr[count.index] = Arc::new(by_pairs);
+        let flag: Arc<dyn PhysicalExpr> =
+            Arc::new(Column::new(&count.flag_name(), input.fields().len() + k));
+        filter_expr[count.index] = Some(flag);
+    }
+    Ok((aggr_expr, filter_expr, counts, flagged))
 }
 
 /// A window end that is not kept in state: the key at `start` (among the keys kept) plus

@@ -51,6 +51,9 @@ pub(crate) struct RunnerParts {
     pub flush_on_end: bool,
     /// Ids of the plan's stateful operators.
     pub stateful_operators: Vec<String>,
+    /// Ids of all the state those operators keep (theirs, and their parts' such as
+    /// distinct pairs), loaded when the query starts.
+    pub state_ids: Vec<String>,
     /// State partitions for a new checkpoint (an existing one keeps its own).
     pub state_partitions: usize,
     pub registry: Arc<ConnectorRegistry>,
@@ -143,9 +146,7 @@ impl QueryRunner {
             .as_ref()
             .map_or(metadata.state_partitions, |m| m.state_partitions);
         let state = Arc::new(QueryState::new(parts.checkpoint.state_dir(), partitions));
-        state
-            .load(&parts.stateful_operators, last_committed)
-            .await?;
+        state.load(&parts.state_ids, last_committed).await?;
         let mut watermarks =
             WatermarkTracker::new(parts.sources.iter().map(|s| s.watermark.clone()).collect());
         if let Some(commit) = &last_commit {
@@ -443,7 +444,7 @@ impl QueryRunner {
         self.stateful_operators
             .iter()
             .map(|id| {
-                let (state_rows, state_bytes) = self.state.operator(id).size();
+                let (state_rows, state_bytes) = self.state.size_of(id);
                 let done = metrics
                     .get(id)
                     .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()).clone())

@@ -194,8 +194,7 @@ pub(crate) fn split_by_key(
     let rows = by_key.convert_columns(&columns).map_err(arrow_error)?;
     let mut owned: Vec<Vec<u32>> = vec![Vec::new(); partitions];
     for (i, row) in rows.iter().enumerate() {
-        let part = (fnv1a(row.data()) % partitions as u64) as usize;
-        owned[part].push(i as u32);
+        owned[partition_of(row.data(), partitions)].push(i as u32);
     }
     owned
         .into_iter()
@@ -206,6 +205,12 @@ pub(crate) fn split_by_key(
             take_record_batch(batch, &UInt32Array::from(indices)).map_err(arrow_error)
         })
         .collect()
+}
+
+/// The partition of a key with row encoding `key`, out of `partitions`: stable across
+/// processes and releases (FNV-1a).
+pub(crate) fn partition_of(key: &[u8], partitions: usize) -> usize {
+    (fnv1a(key) % partitions.max(1) as u64) as usize
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {

@@ -8,7 +8,10 @@
 //! a re-run batch starts from exactly the state the interrupted attempt started from.
 
 mod delta;
+mod key_set;
 mod store;
 
 pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
+pub use key_set::KeySet;
+pub(crate) use store::compact;
 pub use store::{OperatorState, QueryState, StagedPartition};

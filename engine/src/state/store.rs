@@ -5,6 +5,9 @@
 //!                                                before commits/N)
 //! state/<operator id>/<partition>/<N>.snapshot   Arrow IPC: the whole state after batch N,
 //!                                                every 10th batch, written in the background
+//! state/<operator id>.distinct-<i>/<partition>/…  the same for a part of the operator's state
+//!                                                kept as a [`KeySet`] (the pairs of its
+//!                                                `count(DISTINCT)` aggregate i)
 //! ```
 //! An operator's state is split into the query's state partitions by a hash of the group key
 //! (the operator decides which key columns; see `StreamingAggregateExec`), and each batch
@@ -17,22 +20,42 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use arrow::datatypes::{Schema, SchemaRef};
+use arrow::error::ArrowError;
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
 use super::delta::{delta_schema, replay};
+use super::key_set::KeySet;
 use crate::error::{Result, WeirError};
 
 /// A snapshot every this many batches.
 const SNAPSHOT_INTERVAL: u64 = 10;
 /// Schema metadata key: how many leading columns identify a group.
 const KEYS_METADATA: &str = "weir.state_keys";
+/// The most record batches a state partition is kept in before they are concatenated: few
+/// enough that per-batch work stays small, many enough that the state is copied only once
+/// every several micro-batches.
+const MAX_STATE_BATCHES: usize = 16;
+
+/// `state` as it is, or, once it is split into more than [`MAX_STATE_BATCHES`] batches (each
+/// batch's merge leaves one or two more), concatenated into one.
+pub(crate) fn compact(
+    schema: &SchemaRef,
+    state: Vec<RecordBatch>,
+) -> std::result::Result<Vec<RecordBatch>, ArrowError> {
+    if state.len() <= MAX_STATE_BATCHES {
+        return Ok(state);
+    }
+    Ok(vec![concat_batches(schema, &state)?])
+}
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -62,6 +85,8 @@ pub struct OperatorState {
     committed: Mutex<Vec<Vec<RecordBatch>>>,
     /// The state computed by the batch in flight.
     staged: Mutex<Option<Staged>>,
+    /// Counts the changes of `committed` (loads and promotions).
+    generation: AtomicU64,
 }
 
 impl OperatorState {
@@ -69,7 +94,14 @@ impl OperatorState {
         Self {
             committed: Mutex::new(vec![Vec::new(); partitions]),
             staged: Mutex::new(None),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// Changes each time the committed state does: whoever keeps something derived from the
+    /// committed state (a [`KeySet`]'s hash sets) tells by it whether that is current.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The number of state partitions.
@@ -108,6 +140,7 @@ pub struct QueryState {
     dir: StoreLocation,
     partitions: usize,
     operators: Mutex<BTreeMap<String, Arc<OperatorState>>>,
+    key_sets: Mutex<BTreeMap<String, Arc<KeySet>>>,
 }
 
 impl QueryState {
@@ -117,6 +150,7 @@ impl QueryState {
             dir,
             partitions: partitions.max(1),
             operators: Mutex::new(BTreeMap::new()),
+            key_sets: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -127,6 +161,35 @@ impl QueryState {
                 .entry(id.to_string())
                 .or_insert_with(|| Arc::new(OperatorState::new(self.partitions))),
         )
+    }
+
+    /// The state of `id` kept as a [`KeySet`], created empty on first use.
+    pub fn key_set(&self, id: &str) -> Arc<KeySet> {
+        let state = self.operator(id);
+        Arc::clone(
+            lock(&self.key_sets)
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(KeySet::new(state))),
+        )
+    }
+
+    /// Rows and bytes of the committed state of operator `id`, with its parts' (ids
+    /// `<id>.<part>`, such as its distinct pairs).
+    pub fn size_of(&self, id: &str) -> (u64, u64) {
+        let prefix = format!("{id}.");
+        let operators: Vec<(String, Arc<OperatorState>)> = lock(&self.operators)
+            .iter()
+            .filter(|(k, _)| *k == id || k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
+        let key_sets = lock(&self.key_sets).clone();
+        operators
+            .iter()
+            .map(|(k, state)| match key_sets.get(k) {
+                Some(set) => set.size(),
+                None => state.size(),
+            })
+            .fold((0, 0), |(rows, bytes), (r, b)| (rows + r, bytes + b))
     }
 
     fn partition_dir(&self, id: &str, partition: usize) -> StoreLocation {
@@ -144,6 +207,7 @@ impl QueryState {
                 state.push(load_partition(&self.partition_dir(id, partition), id, version).await?);
             }
             *lock(&operator.committed) = state;
+            operator.generation.fetch_add(1, Ordering::AcqRel);
         }
         Ok(())
     }
@@ -205,6 +269,7 @@ impl QueryState {
             if let Some(staged) = lock(&operator.staged).take() {
                 *lock(&operator.committed) =
                     staged.partitions.into_iter().map(|p| p.state).collect();
+                operator.generation.fetch_add(1, Ordering::AcqRel);
             }
         }
     }

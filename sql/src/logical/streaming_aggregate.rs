@@ -121,6 +121,48 @@ impl StreamingAggregateNode {
     }
 }
 
+impl StreamingAggregateNode {
+    /// The positions in `aggr_expr` of the `count(DISTINCT x)` aggregates (one argument, any
+    /// `FILTER`) whose distinct values are kept as a set of `(group, x)` pairs in state of
+    /// their own, so a batch only adds its new pairs instead of re-merging every group's
+    /// values (see `StreamingAggregateExec`). Not for session windows, whose groups merge.
+    pub fn distinct_counts(&self) -> Vec<usize> {
+        if self.session_start.is_some() {
+            return Vec::new();
+        }
+        self.aggr_expr
+            .iter()
+            .enumerate()
+            .filter(|(_, expr)| {
+                let mut expr = *expr;
+                while let Expr::Alias(alias) = expr {
+                    expr = &alias.expr;
+                }
+                matches!(expr, Expr::AggregateFunction(f)
+                    if f.func.name() == "count" && f.params.distinct && f.params.args.len() == 1)
+            })
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The id naming the state of the distinct pairs of aggregate `index` (one of
+    /// [`distinct_counts`](Self::distinct_counts)).
+    pub fn distinct_state_id(&self, index: usize) -> String {
+        format!("{}.distinct-{index}", self.operator_id)
+    }
+
+    /// The ids of all the state this operator keeps: its groups', then its distinct pairs'.
+    pub fn state_ids(&self) -> Vec<String> {
+        std::iter::once(self.operator_id.clone())
+            .chain(
+                self.distinct_counts()
+                    .into_iter()
+                    .map(|i| self.distinct_state_id(i)),
+            )
+            .collect()
+    }
+}
+
 /// The size of a window marked with [`WINDOW_METADATA`], when it is a whole number of ms.
 fn window_size_ms(marker: &str) -> Option<i64> {
     let nanos: i64 = marker.split_once(' ')?.0.parse().ok()?;
