@@ -250,3 +250,80 @@ impl KeySet {
         (rows, bytes + index as u64)
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use weir_connectors::{BatchId, StoreLocation};
+
+    use super::*;
+    use crate::state::QueryState;
+
+    fn pairs(groups: &[&str], values: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(groups.to_vec())),
+                Arc::new(Int64Array::from(values.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn keep_all(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
+        Ok((batch.clone(), batch.slice(0, 0)))
+    }
+
+    #[tokio::test]
+    async fn a_key_is_new_once_across_batches_a_failed_batch_and_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
+        let state = QueryState::new(location(), 3);
+        let set = state.key_set("op.distinct-0");
+        let schema = pairs(&[], &[]).schema();
+
+        // Batch 0: repeated keys within the batch are new once; a non-candidate is not added.
+        set.begin(&schema).unwrap();
+        let mask = BooleanArray::from(vec![true, true, true, false]);
+        let first = set
+            .insert(&pairs(&["a", "a", "b", "c"], &[1, 1, 1, 1]), Some(&mask))
+            .unwrap();
+        assert_eq!(first, [true, false, true, false]);
+        set.stage(&schema, keep_all).unwrap();
+        state.persist(BatchId(0)).await.unwrap();
+        state.promote();
+
+        // Batch 1 adds ("c", 1) but fails before it commits: the next batch must not see it.
+        set.begin(&schema).unwrap();
+        let first = set.insert(&pairs(&["c", "a"], &[1, 1]), None).unwrap();
+        assert_eq!(first, [true, false]);
+        set.begin(&schema).unwrap();
+        let first = set
+            .insert(&pairs(&["c", "a", "a"], &[1, 1, 2]), None)
+            .unwrap();
+        assert_eq!(first, [true, false, true]);
+        set.stage(&schema, keep_all).unwrap();
+        state.persist(BatchId(1)).await.unwrap();
+        state.promote();
+        assert_eq!(set.size().0, 4);
+
+        // A restart loads the keys of both committed batches from their deltas.
+        let restarted = QueryState::new(location(), 3);
+        restarted
+            .load(&["op.distinct-0".to_string()], Some(BatchId(1)))
+            .await
+            .unwrap();
+        let set = restarted.key_set("op.distinct-0");
+        set.begin(&schema).unwrap();
+        let first = set
+            .insert(&pairs(&["a", "b", "c", "a", "d"], &[1, 1, 1, 2, 1]), None)
+            .unwrap();
+        assert_eq!(first, [false, false, false, false, true]);
+    }
+}
