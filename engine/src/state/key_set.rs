@@ -19,14 +19,11 @@ use arrow::array::{Array, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
-use datafusion::common::HashSet;
+use hashbrown::HashTable;
 
-use super::delta::{delta_of, key_converter, partition_of};
+use super::delta::{delta_of, key_converter};
 use super::store::{OperatorState, StagedPartition, compact};
 use crate::error::{Result, WeirError};
-
-/// Bytes a key costs in the hash set besides its encoding: the box and a table slot.
-const KEY_OVERHEAD: usize = 24;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -34,6 +31,108 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
     WeirError::Internal(format!("updating a key set: {e}"))
+}
+
+/// A hash of a key's row encoding that is the same in every process and release (a key's
+/// partition follows from it), read 8 bytes at a time.
+fn stable_hash(key: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunks = key.chunks_exact(8);
+    let mut hash = (key.len() as u64).wrapping_mul(K);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(31);
+    }
+    let mut tail = [0; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    // Murmur3's finalizer, so every bit of the key moves the high and the low bits.
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
+/// The partition of a key with hash `hash`, out of `partitions`: from a remix of the hash, so
+/// that the keys of one partition still spread over its hash table.
+fn partition_of(hash: u64, partitions: usize) -> usize {
+    let remixed = (hash ^ 0x5851_f42d_4c95_7f2d).wrapping_mul(0x2545_f491_4f6c_dd1d);
+    ((remixed >> 32) * partitions as u64 >> 32) as usize
+}
+
+/// Row-encoded keys, one after the other in one buffer, found through a hash table of their
+/// positions: no allocation per key.
+#[derive(Debug, Default)]
+struct RowSet {
+    table: HashTable<u32>,
+    bytes: Vec<u8>,
+    /// Key `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
+    ends: Vec<usize>,
+    /// Bytes of removed keys, still in `bytes` until the next compaction.
+    removed_bytes: usize,
+}
+
+impl RowSet {
+    fn key<'a>(bytes: &'a [u8], ends: &[usize], i: u32) -> &'a [u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        &bytes[start..ends[i]]
+    }
+
+    /// Adds `key` (with hash `hash`); whether it was not there.
+    fn insert(&mut self, hash: u64, key: &[u8]) -> bool {
+        let Self {
+            table, bytes, ends, ..
+        } = self;
+        if table
+            .find(hash, |i| Self::key(bytes, ends, *i) == key)
+            .is_some()
+        {
+            return false;
+        }
+        let index = ends.len() as u32;
+        bytes.extend_from_slice(key);
+        ends.push(bytes.len());
+        table.insert_unique(hash, index, |i| stable_hash(Self::key(bytes, ends, *i)));
+        true
+    }
+
+    fn remove(&mut self, hash: u64, key: &[u8]) {
+        let Self {
+            table, bytes, ends, ..
+        } = self;
+        if let Ok(entry) = table.find_entry(hash, |i| Self::key(bytes, ends, *i) == key) {
+            entry.remove();
+            self.removed_bytes += key.len();
+        }
+    }
+
+    /// Drops the bytes of removed keys once they are more than the keys kept.
+    fn compact_if_sparse(&mut self) {
+        if self.removed_bytes <= self.bytes.len() / 2 {
+            return;
+        }
+        let mut kept = Self {
+            table: HashTable::with_capacity(self.table.len()),
+            ..Self::default()
+        };
+        for i in self.table.iter() {
+            let key = Self::key(&self.bytes, &self.ends, *i);
+            kept.insert(stable_hash(key), key);
+        }
+        *self = kept;
+    }
+
+    /// Bytes held, including the table's slots.
+    fn memory(&self) -> usize {
+        self.bytes.capacity()
+            + self.ends.capacity() * std::mem::size_of::<usize>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
 }
 
 /// A set of keys kept across batches; see the module docs.
@@ -57,42 +156,22 @@ enum Reflects {
 #[derive(Debug)]
 struct LivePartition {
     reflects: Reflects,
-    keys: HashSet<Box<[u8]>>,
-    /// The bytes of the keys' encodings.
-    key_bytes: usize,
+    keys: RowSet,
     /// The keys added by the batch in flight.
     added: Vec<RecordBatch>,
 }
 
 impl LivePartition {
-    fn insert(&mut self, key: &[u8]) -> bool {
-        let before = self.keys.len();
-        self.keys.get_or_insert_with(key, |k| Box::from(k));
-        let inserted = self.keys.len() > before;
-        if inserted {
-            self.key_bytes += key.len();
-        }
-        inserted
-    }
-
-    fn remove(&mut self, key: &[u8]) {
-        if self.keys.remove(key) {
-            self.key_bytes -= key.len();
-        }
-    }
-
     /// Makes the hash set hold exactly `committed`.
     fn rebuild(&mut self, converter: &RowConverter, committed: &[RecordBatch]) -> Result<()> {
-        self.keys.clear();
-        self.key_bytes = 0;
+        self.keys = RowSet::default();
         self.added.clear();
         for batch in committed {
             let rows = converter
                 .convert_columns(batch.columns())
                 .map_err(arrow_error)?;
-            self.keys.reserve(rows.num_rows());
             for row in rows.iter() {
-                self.insert(row.data());
+                self.keys.insert(stable_hash(row.data()), row.data());
             }
         }
         Ok(())
@@ -105,8 +184,7 @@ impl KeySet {
             .map(|_| {
                 Mutex::new(LivePartition {
                     reflects: Reflects::Unknown,
-                    keys: HashSet::default(),
-                    key_bytes: 0,
+                    keys: RowSet::default(),
                     added: Vec::new(),
                 })
             })
@@ -145,10 +223,11 @@ impl KeySet {
         let rows = converter
             .convert_columns(keys.columns())
             .map_err(arrow_error)?;
-        let mut by_partition: Vec<Vec<u32>> = vec![Vec::new(); self.partitions.len()];
+        let mut by_partition: Vec<Vec<(u32, u64)>> = vec![Vec::new(); self.partitions.len()];
         for (i, row) in rows.iter().enumerate() {
             if candidate.is_none_or(|c| c.is_valid(i) && c.value(i)) {
-                by_partition[partition_of(row.data(), self.partitions.len())].push(i as u32);
+                let hash = stable_hash(row.data());
+                by_partition[partition_of(hash, self.partitions.len())].push((i as u32, hash));
             }
         }
         let mut new = vec![false; keys.num_rows()];
@@ -165,7 +244,7 @@ impl KeySet {
         partition: &Mutex<LivePartition>,
         keys: &RecordBatch,
         rows: &Rows,
-        indices: Vec<u32>,
+        indices: Vec<(u32, u64)>,
         new: &mut [bool],
     ) -> Result<()> {
         let mut live = lock(partition);
@@ -176,7 +255,8 @@ impl KeySet {
         }
         let added: Vec<u32> = indices
             .into_iter()
-            .filter(|i| live.insert(rows.row(*i as usize).data()))
+            .filter(|(i, hash)| live.keys.insert(*hash, rows.row(*i as usize).data()))
+            .map(|(i, _)| i)
             .collect();
         for i in &added {
             new[*i as usize] = true;
@@ -214,14 +294,17 @@ impl KeySet {
                 closed.extend((done.num_rows() > 0).then_some(done));
             }
             let closed = concat_batches(schema, &closed).map_err(arrow_error)?;
-            if closed.num_rows() > 0 {
+            removed += closed.num_rows() as u64;
+            if kept.is_empty() && added.num_rows() == 0 {
+                live.keys = RowSet::default();
+            } else if closed.num_rows() > 0 {
                 let rows = converter
                     .convert_columns(closed.columns())
                     .map_err(arrow_error)?;
                 for row in rows.iter() {
-                    live.remove(row.data());
+                    live.keys.remove(stable_hash(row.data()), row.data());
                 }
-                removed += closed.num_rows() as u64;
+                live.keys.compact_if_sparse();
             }
             kept.extend((added.num_rows() > 0).then(|| added.clone()));
             staged.push(StagedPartition {
@@ -239,14 +322,7 @@ impl KeySet {
     /// Rows and bytes of the committed keys, including their hash sets.
     pub fn size(&self) -> (u64, u64) {
         let (rows, bytes) = self.state.size();
-        let index: usize = self
-            .partitions
-            .iter()
-            .map(|p| {
-                let live = lock(p);
-                live.key_bytes + live.keys.capacity() * KEY_OVERHEAD
-            })
-            .sum();
+        let index: usize = self.partitions.iter().map(|p| lock(p).keys.memory()).sum();
         (rows, bytes + index as u64)
     }
 }
@@ -278,6 +354,26 @@ mod tests {
 
     fn keep_all(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
         Ok((batch.clone(), batch.slice(0, 0)))
+    }
+
+    #[test]
+    fn removed_keys_are_gone_and_the_others_stay_through_compaction() {
+        let mut set = RowSet::default();
+        let key = |i: u32| format!("key-{i}").into_bytes();
+        for i in 0..100 {
+            assert!(set.insert(stable_hash(&key(i)), &key(i)));
+        }
+        assert!(!set.insert(stable_hash(&key(7)), &key(7)));
+        for i in 0..70 {
+            set.remove(stable_hash(&key(i)), &key(i));
+            set.compact_if_sparse();
+        }
+        assert!(set.removed_bytes < set.bytes.len(), "compacted once sparse");
+        assert_eq!(set.table.len(), 30);
+        for i in 0..100 {
+            // A removed key is new again; a kept one is not.
+            assert_eq!(set.insert(stable_hash(&key(i)), &key(i)), i < 70, "key {i}");
+        }
     }
 
     #[tokio::test]
