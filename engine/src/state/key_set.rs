@@ -61,7 +61,7 @@ fn stable_hash(key: &[u8]) -> u64 {
 /// that the keys of one partition still spread over its hash table.
 fn partition_of(hash: u64, partitions: usize) -> usize {
     let remixed = (hash ^ 0x5851_f42d_4c95_7f2d).wrapping_mul(0x2545_f491_4f6c_dd1d);
-    ((remixed >> 32) * partitions as u64 >> 32) as usize
+    (((remixed >> 32) * partitions as u64) >> 32) as usize
 }
 
 /// Row-encoded keys, one after the other in one buffer, found through a hash table of their
