@@ -72,6 +72,8 @@ struct RowSet {
     bytes: Vec<u8>,
     /// Key `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
     ends: Vec<usize>,
+    /// Key `i`'s hash, so growing the table does not hash the keys again.
+    hashes: Vec<u64>,
     /// Bytes of removed keys, still in `bytes` until the next compaction.
     removed_bytes: usize,
 }
@@ -86,7 +88,11 @@ impl RowSet {
     /// Adds `key` (with hash `hash`); whether it was not there.
     fn insert(&mut self, hash: u64, key: &[u8]) -> bool {
         let Self {
-            table, bytes, ends, ..
+            table,
+            bytes,
+            ends,
+            hashes,
+            ..
         } = self;
         if table
             .find(hash, |i| Self::key(bytes, ends, *i) == key)
@@ -97,7 +103,8 @@ impl RowSet {
         let index = ends.len() as u32;
         bytes.extend_from_slice(key);
         ends.push(bytes.len());
-        table.insert_unique(hash, index, |i| stable_hash(Self::key(bytes, ends, *i)));
+        hashes.push(hash);
+        table.insert_unique(hash, index, |i| hashes[*i as usize]);
         true
     }
 
@@ -122,7 +129,7 @@ impl RowSet {
         };
         for i in self.table.iter() {
             let key = Self::key(&self.bytes, &self.ends, *i);
-            kept.insert(stable_hash(key), key);
+            kept.insert(self.hashes[*i as usize], key);
         }
         *self = kept;
     }
@@ -130,7 +137,7 @@ impl RowSet {
     /// Bytes held, including the table's slots.
     fn memory(&self) -> usize {
         self.bytes.capacity()
-            + self.ends.capacity() * std::mem::size_of::<usize>()
+            + (self.ends.capacity() + self.hashes.capacity()) * std::mem::size_of::<u64>()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
     }
 }
