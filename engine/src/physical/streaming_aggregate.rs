@@ -291,10 +291,10 @@ impl StreamingAggregateExec {
         self.state
             .stage(state_schema, self.group_by.expr().len(), staged);
         for count in &self.distinct {
-            let closed = |pairs: &RecordBatch| self.split_open(pairs).map_err(WeirError::from);
+            let split = |pairs: &RecordBatch| self.split_open(pairs).map_err(WeirError::from);
             count
                 .pairs
-                .stage(&count.schema, closed)
+                .stage(&count.schema, split)
                 .map_err(weir_error)?;
         }
 

@@ -203,12 +203,12 @@ impl KeySet {
     /// committed keys.
     pub fn begin(&self, schema: &SchemaRef) -> Result<()> {
         let generation = self.state.generation();
+        let converter = key_converter(schema, schema.fields().len())?;
         let mut committed = None;
         for (index, partition) in self.partitions.iter().enumerate() {
             let mut live = lock(partition);
             if live.reflects != Reflects::Committed(generation) {
                 let committed = committed.get_or_insert_with(|| self.state.committed());
-                let converter = key_converter(schema, schema.fields().len())?;
                 live.rebuild(&converter, &committed[index])?;
             }
             live.added.clear();
