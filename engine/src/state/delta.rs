@@ -209,7 +209,7 @@ pub(crate) fn split_by_key(
 
 /// The partition of a key with row encoding `key`, out of `partitions`: stable across
 /// processes and releases (FNV-1a).
-pub(crate) fn partition_of(key: &[u8], partitions: usize) -> usize {
+fn partition_of(key: &[u8], partitions: usize) -> usize {
     (fnv1a(key) % partitions.max(1) as u64) as usize
 }
 

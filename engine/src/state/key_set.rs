@@ -277,17 +277,16 @@ impl KeySet {
 
     /// Ends the batch: the keys for which `split` says closed (it returns a batch's
     /// `(kept, closed)` rows) are removed, and each partition's state and delta (the keys
-    /// added, the keys removed) are staged. Returns how many keys were removed.
+    /// added, the keys removed) are staged.
     pub fn stage(
         &self,
         schema: &SchemaRef,
         split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
-    ) -> Result<u64> {
+    ) -> Result<()> {
         let generation = self.state.generation();
         let committed = self.state.committed();
         let converter = key_converter(schema, schema.fields().len())?;
         let mut staged = Vec::with_capacity(self.partitions.len());
-        let mut removed = 0;
         for (partition, old) in self.partitions.iter().zip(committed) {
             let mut live = lock(partition);
             let added =
@@ -301,7 +300,6 @@ impl KeySet {
                 closed.extend((done.num_rows() > 0).then_some(done));
             }
             let closed = concat_batches(schema, &closed).map_err(arrow_error)?;
-            removed += closed.num_rows() as u64;
             if kept.is_empty() && added.num_rows() == 0 {
                 live.keys = RowSet::default();
             } else if closed.num_rows() > 0 {
@@ -323,7 +321,7 @@ impl KeySet {
         }
         self.state
             .stage(Arc::clone(schema), schema.fields().len(), staged);
-        Ok(removed)
+        Ok(())
     }
 
     /// Rows and bytes of the committed keys, including their hash sets.
