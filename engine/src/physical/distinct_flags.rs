@@ -1,10 +1,11 @@
 //! [`DistinctFlagsExec`]: marks, in a streaming aggregation's input, the rows that bring a
 //! `count(DISTINCT x)` a value its group has not counted before.
 //!
-//! For each such aggregate the operator keeps a [`KeySet`] of the `(group keys..., x)` pairs
+//! For each such aggregate the operator keeps a [`PairSet`] of the `(group keys..., x)` pairs
 //! counted so far (committed batches and the batch in flight). Each input row that passes the
 //! aggregate's `FILTER` and has a non-null `x` is looked up; the row is flagged when its pair
-//! is new, and the pair is added. The aggregation then counts the flagged rows with a plain
+//! is new, and the pair is added. The group keys of a batch are evaluated and encoded once
+//! for all the aggregates ([`BatchGroups`]). The aggregation then counts the flagged rows with a plain
 //! `count(x) FILTER (WHERE flag)`, whose state is one number per group, so a batch never
 //! re-merges a group's earlier values. The flags are appended to the input's columns, as
 //! booleans named `__weir_first_<aggregate>`.
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch};
 use arrow::buffer::BooleanBuffer;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -26,9 +28,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::state::KeySet;
+use crate::state::{BatchGroups, PairSet};
 
-/// One `count(DISTINCT x)` whose pairs are kept in a [`KeySet`].
+/// One `count(DISTINCT x)` whose pairs are kept in a [`PairSet`].
 #[derive(Debug, Clone)]
 pub(super) struct DistinctCount {
     /// The aggregate's position among the operator's aggregates.
@@ -38,7 +40,7 @@ pub(super) struct DistinctCount {
     /// The aggregate's `FILTER`, if any.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     /// The pairs counted so far.
-    pub pairs: Arc<KeySet>,
+    pub pairs: Arc<PairSet>,
     /// The pairs' columns: the group keys, then `x`.
     pub schema: SchemaRef,
 }
@@ -101,6 +103,9 @@ impl DistinctFlagsExec {
             .iter()
             .map(|expr| expr.evaluate(&batch)?.into_array(rows))
             .collect::<Result<Vec<ArrayRef>>>()?;
+        let weir_error = |e| DataFusionError::External(Box::new(e));
+        let converter = self.group_converter(&batch)?;
+        let groups = BatchGroups::new(&converter, keys, rows).map_err(weir_error)?;
         let mut columns = batch.columns().to_vec();
         for count in &self.counts {
             let value = count.value.evaluate(&batch)?.into_array(rows)?;
@@ -119,16 +124,23 @@ impl DistinctFlagsExec {
             let candidate = BooleanArray::from(BooleanBuffer::collect_bool(rows, |i| {
                 value.is_valid(i) && passes.is_none_or(|p| p.is_valid(i) && p.value(i))
             }));
-            let mut pair = keys.clone();
-            pair.push(value);
-            let pairs = RecordBatch::try_new(Arc::clone(&count.schema), pair)?;
             let new = count
                 .pairs
-                .insert(&pairs, Some(&candidate))
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+                .insert(&count.schema, &groups, &value, &candidate)
+                .map_err(weir_error)?;
             columns.push(Arc::new(BooleanArray::from(new)));
         }
         Ok(RecordBatch::try_new(self.schema(), columns)?)
+    }
+
+    /// A row converter for the group keys, of the types they have over `batch`.
+    fn group_converter(&self, batch: &RecordBatch) -> Result<RowConverter> {
+        let fields = self
+            .groups
+            .iter()
+            .map(|expr| Ok(SortField::new(expr.data_type(&batch.schema())?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(RowConverter::new(fields)?)
     }
 }
 

@@ -135,7 +135,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 .map(|i| {
                     (
                         i,
-                        self.context.state.key_set(&aggregate.distinct_state_id(i)),
+                        self.context.state.pair_set(&aggregate.distinct_state_id(i)),
                     )
                 })
                 .collect(),

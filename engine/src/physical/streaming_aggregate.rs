@@ -9,7 +9,7 @@
 //!
 //! **Distinct counts**: a `count(DISTINCT x)` would keep every value of `x` per group and
 //! re-merge them all whenever the group is touched. Instead its `(group, x)` pairs are a
-//! [`KeySet`] of their own; [`DistinctFlagsExec`] flags the rows whose pair is new, and the
+//! [`PairSet`] of their own; [`DistinctFlagsExec`] flags the rows whose pair is new, and the
 //! aggregation counts flagged rows (`count(x) FILTER (WHERE flag)`, one number per group).
 //! Pairs are evicted with their window. Not for session windows, whose groups merge.
 //!
@@ -78,7 +78,7 @@ use super::session_merge::merge_sessions;
 use crate::error::WeirError;
 use crate::runtime::OutputMode;
 use crate::state::{
-    KeySet, OperatorState, StagedPartition, compact, delta_of, diff, key_converter, split_by_key,
+    OperatorState, PairSet, StagedPartition, compact, delta_of, diff, key_converter, split_by_key,
 };
 
 /// What the operator did in one batch, for progress.
@@ -130,7 +130,7 @@ pub struct StreamingAggregateExec {
 impl StreamingAggregateExec {
     /// The operator for one batch. `group_by` and `aggr_expr` are over `input`'s schema;
     /// `schema` is the output schema the logical plan expects. `distinct` names the
-    /// `count(DISTINCT x)` aggregates counted from pairs kept in a [`KeySet`], and the set.
+    /// `count(DISTINCT x)` aggregates counted from pairs kept in a [`PairSet`], and the set.
     #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         operator_id: String,
@@ -141,7 +141,7 @@ impl StreamingAggregateExec {
         window_end: Option<usize>,
         session_start: Option<usize>,
         derived_end: Option<DerivedWindowEnd>,
-        distinct: Vec<(usize, Arc<KeySet>)>,
+        distinct: Vec<(usize, Arc<PairSet>)>,
         mode: OutputMode,
         watermark_ms: Option<i64>,
         state: Arc<OperatorState>,
@@ -648,7 +648,7 @@ fn count_distinct_by_pairs(
     group_by: &PhysicalGroupBy,
     partial: &AggregateExec,
     mut filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    distinct: Vec<(usize, Arc<KeySet>)>,
+    distinct: Vec<(usize, Arc<PairSet>)>,
 ) -> Result<(
     Vec<Arc<AggregateFunctionExpr>>,
     Vec<Option<Arc<dyn PhysicalExpr>>>,

@@ -8,10 +8,11 @@
 //! a re-run batch starts from exactly the state the interrupted attempt started from.
 
 mod delta;
-mod key_set;
+mod pair_set;
+mod pair_table;
 mod store;
 
 pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
-pub use key_set::KeySet;
+pub use pair_set::{BatchGroups, PairSet};
 pub(crate) use store::compact;
 pub use store::{OperatorState, QueryState, StagedPartition};

@@ -6,7 +6,7 @@
 //! state/<operator id>/<partition>/<N>.snapshot   Arrow IPC: the whole state after batch N,
 //!                                                every 10th batch, written in the background
 //! state/<operator id>.distinct-<i>/<partition>/…  the same for a part of the operator's state
-//!                                                kept as a [`KeySet`] (the pairs of its
+//!                                                kept as a [`PairSet`] (the pairs of its
 //!                                                `count(DISTINCT)` aggregate i)
 //! ```
 //! An operator's state is split into the query's state partitions by a hash of the group key
@@ -33,7 +33,7 @@ use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
 use super::delta::{delta_schema, replay};
-use super::key_set::KeySet;
+use super::pair_set::PairSet;
 use crate::error::{Result, WeirError};
 
 /// A snapshot every this many batches.
@@ -99,7 +99,7 @@ impl OperatorState {
     }
 
     /// Changes each time the committed state does: whoever keeps something derived from the
-    /// committed state (a [`KeySet`]'s hash sets) tells by it whether that is current.
+    /// committed state (a [`PairSet`]'s tables) tells by it whether that is current.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -140,7 +140,7 @@ pub struct QueryState {
     dir: StoreLocation,
     partitions: usize,
     operators: Mutex<BTreeMap<String, Arc<OperatorState>>>,
-    key_sets: Mutex<BTreeMap<String, Arc<KeySet>>>,
+    pair_sets: Mutex<BTreeMap<String, Arc<PairSet>>>,
 }
 
 impl QueryState {
@@ -150,7 +150,7 @@ impl QueryState {
             dir,
             partitions: partitions.max(1),
             operators: Mutex::new(BTreeMap::new()),
-            key_sets: Mutex::new(BTreeMap::new()),
+            pair_sets: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -163,13 +163,13 @@ impl QueryState {
         )
     }
 
-    /// The state of `id` kept as a [`KeySet`], created empty on first use.
-    pub fn key_set(&self, id: &str) -> Arc<KeySet> {
+    /// The state of `id` kept as a [`PairSet`], created empty on first use.
+    pub fn pair_set(&self, id: &str) -> Arc<PairSet> {
         let state = self.operator(id);
         Arc::clone(
-            lock(&self.key_sets)
+            lock(&self.pair_sets)
                 .entry(id.to_string())
-                .or_insert_with(|| Arc::new(KeySet::new(state))),
+                .or_insert_with(|| Arc::new(PairSet::new(state))),
         )
     }
 
@@ -182,10 +182,10 @@ impl QueryState {
             .filter(|(k, _)| *k == id || k.starts_with(&prefix))
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
-        let key_sets = lock(&self.key_sets).clone();
+        let pair_sets = lock(&self.pair_sets).clone();
         operators
             .iter()
-            .map(|(k, state)| match key_sets.get(k) {
+            .map(|(k, state)| match pair_sets.get(k) {
                 Some(set) => set.size(),
                 None => state.size(),
             })

@@ -1,0 +1,525 @@
+//! [`PairSet`]: the `(group, value)` pairs a `count(DISTINCT value)` has counted, kept
+//! across batches. A batch asks which of its pairs are new; only those go into the batch's
+//! delta, so a batch's work grows with its own rows, not with the pairs counted so far.
+//!
+//! The pairs are kept twice:
+//! - as Arrow record batches in an [`OperatorState`] whose columns are the group keys and the
+//!   value, all of them key columns, so they are persisted (a delta per batch, with the pairs
+//!   added and removed), snapshotted and loaded like any operator's state;
+//! - in memory, per state partition, in a [`PairTable`] for probing, with the groups
+//!   numbered by [`GroupIds`] (see `pair_table.rs`).
+//!
+//! Pairs leave the set a group at a time, when the group's window closes: a batch's `stage`
+//! asks which groups are closed, and only then touches the pairs kept.
+//!
+//! The tables change as a batch runs. A batch starts with [`PairSet::begin`], which rebuilds
+//! them from the committed pairs when they do not reflect those (after a restart, or when the
+//! previous batch failed before it committed), and ends with [`PairSet::stage`].
+
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
+};
+use arrow::compute::{concat_batches, take_record_batch};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::{RowConverter, Rows};
+use hashbrown::{HashMap, HashSet};
+
+use super::delta::{delta_of, key_converter};
+use super::pair_table::{GroupId, GroupIds, PairHashes, PairTable, ValueKeys};
+use super::store::{OperatorState, StagedPartition, compact};
+use crate::error::{Result, WeirError};
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
+    WeirError::Internal(format!("updating distinct pairs: {e}"))
+}
+
+/// The group keys of a batch's rows, row-encoded and numbered within the batch: worked out
+/// once per batch for all of an operator's `count(DISTINCT)` aggregates.
+#[derive(Debug)]
+pub struct BatchGroups {
+    /// The group key columns of the rows.
+    columns: Vec<ArrayRef>,
+    /// Their row encodings; `None` without group keys (one group).
+    rows: Option<Rows>,
+    /// The first row of each of the batch's groups.
+    firsts: Vec<u32>,
+    /// Each row's group, as a position in `firsts`.
+    of_row: Vec<u32>,
+}
+
+impl BatchGroups {
+    /// The groups of `num_rows` rows whose group key columns are `columns`, encoded by
+    /// `converter` (a converter for those columns' types).
+    pub fn new(converter: &RowConverter, columns: Vec<ArrayRef>, num_rows: usize) -> Result<Self> {
+        if columns.is_empty() {
+            return Ok(Self {
+                columns,
+                rows: None,
+                firsts: if num_rows > 0 { vec![0] } else { Vec::new() },
+                of_row: vec![0; num_rows],
+            });
+        }
+        let rows = converter.convert_columns(&columns).map_err(arrow_error)?;
+        let mut firsts = Vec::new();
+        let mut of_row = Vec::with_capacity(num_rows);
+        let mut seen: HashMap<&[u8], u32> = HashMap::new();
+        let mut previous: Option<(&[u8], u32)> = None;
+        for (i, row) in rows.iter().enumerate() {
+            let key = row.data();
+            // Rows of one group often come together (one window, in event-time order).
+            let group = match previous {
+                Some((last, group)) if last == key => group,
+                _ => *seen.entry(key).or_insert_with(|| {
+                    firsts.push(i as u32);
+                    firsts.len() as u32 - 1
+                }),
+            };
+            previous = Some((key, group));
+            of_row.push(group);
+        }
+        drop(seen);
+        Ok(Self {
+            columns,
+            rows: Some(rows),
+            firsts,
+            of_row,
+        })
+    }
+
+    /// The row-encoded key of the batch's group `group`.
+    fn key(&self, group: usize) -> &[u8] {
+        match &self.rows {
+            Some(rows) => rows.row(self.firsts[group] as usize).data(),
+            None => &[],
+        }
+    }
+}
+
+/// What the tables hold.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Reflects {
+    /// Nothing known: rebuild before use.
+    Unknown,
+    /// Exactly the committed pairs of this generation of the state.
+    Committed(u64),
+    /// The committed pairs plus the pairs of a batch in flight.
+    InFlight,
+}
+
+#[derive(Debug)]
+struct LivePartition {
+    pairs: PairTable,
+    /// The pairs added by the batch in flight.
+    added: Vec<RecordBatch>,
+}
+
+/// The pairs of one `count(DISTINCT)`; see the module docs.
+#[derive(Debug)]
+pub struct PairSet {
+    state: Arc<OperatorState>,
+    reflects: Mutex<Reflects>,
+    groups: RwLock<GroupIds>,
+    partitions: Vec<Mutex<LivePartition>>,
+}
+
+impl PairSet {
+    pub(crate) fn new(state: Arc<OperatorState>) -> Self {
+        let partitions = (0..state.partitions())
+            .map(|_| {
+                Mutex::new(LivePartition {
+                    pairs: PairTable::new(&DataType::Null),
+                    added: Vec::new(),
+                })
+            })
+            .collect();
+        Self {
+            state,
+            reflects: Mutex::new(Reflects::Unknown),
+            groups: RwLock::new(GroupIds::default()),
+            partitions,
+        }
+    }
+
+    /// Starts a batch over pairs of `schema` (the group keys, then the value): the tables are
+    /// made to hold the committed pairs.
+    pub fn begin(&self, schema: &SchemaRef) -> Result<()> {
+        let mut reflects = lock(&self.reflects);
+        if *reflects != Reflects::Committed(self.state.generation()) {
+            self.rebuild(schema)?;
+        }
+        for partition in &self.partitions {
+            lock(partition).added.clear();
+        }
+        *reflects = Reflects::InFlight;
+        Ok(())
+    }
+
+    /// Makes the tables hold exactly the committed pairs.
+    fn rebuild(&self, schema: &SchemaRef) -> Result<()> {
+        let value_column = schema.fields().len() - 1;
+        let value_type = schema.field(value_column).data_type();
+        let converter = key_converter(schema, value_column)?;
+        let mut groups = GroupIds::default();
+        let mut tables: Vec<PairTable> = (0..self.partitions.len())
+            .map(|_| PairTable::new(value_type))
+            .collect();
+        let mut scratch = Vec::new();
+        for batch in self.state.committed().iter().flatten() {
+            let columns = batch.columns()[..value_column].to_vec();
+            let batch_groups = BatchGroups::new(&converter, columns, batch.num_rows())?;
+            let ids: Vec<GroupId> = (0..batch_groups.firsts.len())
+                .map(|g| groups.get_or_insert(batch_groups.key(g)))
+                .collect();
+            let values = ValueKeys::new(batch.column(value_column))?;
+            for (i, group) in batch_groups.of_row.iter().enumerate() {
+                let group = ids[*group as usize];
+                let value_hash = values.hash(i);
+                let partition = PairHashes::partition(group.hash, value_hash, tables.len());
+                tables[partition].insert(group.number, &values, i, value_hash, &mut scratch)?;
+            }
+        }
+        *self.groups.write().unwrap_or_else(|p| p.into_inner()) = groups;
+        for (partition, table) in self.partitions.iter().zip(tables) {
+            lock(partition).pairs = table;
+        }
+        Ok(())
+    }
+
+    /// The numbers of the batch's groups, numbering the groups not seen before.
+    fn number(&self, groups: &BatchGroups) -> Vec<GroupId> {
+        let known: Vec<Option<GroupId>> = {
+            let ids = self.groups.read().unwrap_or_else(|p| p.into_inner());
+            (0..groups.firsts.len())
+                .map(|g| ids.get(groups.key(g)))
+                .collect()
+        };
+        if known.iter().all(Option::is_some) {
+            return known.into_iter().flatten().collect();
+        }
+        let mut ids = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        known
+            .into_iter()
+            .enumerate()
+            .map(|(g, id)| id.unwrap_or_else(|| ids.get_or_insert(groups.key(g))))
+            .collect()
+    }
+
+    /// Adds the pairs of `groups` and `values` of the rows for which `candidate` is true, and
+    /// says, per row, whether its pair was new: not in the set before, and not an earlier
+    /// row's. `schema` is the pairs' schema. Safe to call from several tasks at once within
+    /// one batch.
+    pub fn insert(
+        &self,
+        schema: &SchemaRef,
+        groups: &BatchGroups,
+        values: &ArrayRef,
+        candidate: &BooleanArray,
+    ) -> Result<Vec<bool>> {
+        if *lock(&self.reflects) != Reflects::InFlight {
+            return Err(WeirError::Internal(
+                "pairs were added to a distinct count outside a batch".to_string(),
+            ));
+        }
+        let ids = self.number(groups);
+        let keys = ValueKeys::new(values)?;
+        let mut by_partition: Vec<Vec<(u32, u64)>> = vec![Vec::new(); self.partitions.len()];
+        for (i, group) in groups.of_row.iter().enumerate() {
+            if candidate.is_valid(i) && candidate.value(i) {
+                let value_hash = keys.hash(i);
+                let group = ids[*group as usize];
+                let partition =
+                    PairHashes::partition(group.hash, value_hash, self.partitions.len());
+                by_partition[partition].push((i as u32, value_hash));
+            }
+        }
+        let mut pair_columns = groups.columns.clone();
+        pair_columns.push(Arc::clone(values));
+        let pairs = RecordBatch::try_new(Arc::clone(schema), pair_columns).map_err(arrow_error)?;
+        let mut new = vec![false; groups.of_row.len()];
+        let mut scratch = Vec::new();
+        for (partition, rows) in self.partitions.iter().zip(by_partition) {
+            if rows.is_empty() {
+                continue;
+            }
+            let mut live = lock(partition);
+            let mut added = Vec::new();
+            for (i, value_hash) in rows {
+                let group = ids[groups.of_row[i as usize] as usize].number;
+                if live
+                    .pairs
+                    .insert(group, &keys, i as usize, value_hash, &mut scratch)?
+                {
+                    new[i as usize] = true;
+                    added.push(i);
+                }
+            }
+            if !added.is_empty() {
+                let added =
+                    take_record_batch(&pairs, &UInt32Array::from(added)).map_err(arrow_error)?;
+                live.added.push(added);
+            }
+        }
+        Ok(new)
+    }
+
+    /// Ends the batch: the groups for which `split` says closed (it returns a batch's
+    /// `(kept, closed)` rows) leave the set with their pairs, and each partition's state and
+    /// delta (the pairs added, the pairs removed) are staged.
+    pub fn stage(
+        &self,
+        schema: &SchemaRef,
+        split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
+    ) -> Result<()> {
+        let generation = self.state.generation();
+        let mut reflects = lock(&self.reflects);
+        let closed = self.close_groups(schema, &split)?;
+        let value_type = schema.field(schema.fields().len() - 1).data_type();
+        let mut staged = Vec::with_capacity(self.partitions.len());
+        for (partition, old) in self.partitions.iter().zip(self.state.committed()) {
+            let mut live = lock(partition);
+            let added =
+                concat_batches(schema, &std::mem::take(&mut live.added)).map_err(arrow_error)?;
+            let (added, added_closed) = split(&added)?;
+            let mut closed_pairs = vec![added_closed];
+            let mut kept = Vec::with_capacity(old.len() + 1);
+            if closed.is_empty() {
+                kept = old;
+            } else {
+                live.pairs.remove_groups(&closed);
+                if live.pairs.len() == 0 {
+                    live.pairs = PairTable::new(value_type);
+                }
+                for batch in old {
+                    let (open, done) = split(&batch)?;
+                    kept.extend((open.num_rows() > 0).then_some(open));
+                    closed_pairs.extend((done.num_rows() > 0).then_some(done));
+                }
+            }
+            let closed_pairs = concat_batches(schema, &closed_pairs).map_err(arrow_error)?;
+            kept.extend((added.num_rows() > 0).then(|| added.clone()));
+            staged.push(StagedPartition {
+                state: compact(schema, kept).map_err(arrow_error)?,
+                delta: delta_of(schema, added, closed_pairs)?,
+            });
+        }
+        self.state
+            .stage(Arc::clone(schema), schema.fields().len(), staged);
+        // Promoting the staged state makes it the next generation.
+        *reflects = Reflects::Committed(generation + 1);
+        Ok(())
+    }
+
+    /// Removes the groups `split` says are closed from the numbered groups; their numbers.
+    fn close_groups(
+        &self,
+        schema: &SchemaRef,
+        split: &impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
+    ) -> Result<HashSet<u64>> {
+        let mut ids = self.groups.write().unwrap_or_else(|p| p.into_inner());
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let value_column = schema.fields().len() - 1;
+        let converter = key_converter(schema, value_column)?;
+        let keys: Vec<Box<[u8]>> = ids.keys().map(Box::from).collect();
+        let mut columns = if value_column == 0 {
+            Vec::new()
+        } else {
+            let parser = converter.parser();
+            converter
+                .convert_rows(keys.iter().map(|key| parser.parse(key)))
+                .map_err(arrow_error)?
+        };
+        columns.push(new_null_array(
+            schema.field(value_column).data_type(),
+            keys.len(),
+        ));
+        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        let groups = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+            .map_err(arrow_error)?;
+        let (_, closed) = split(&groups)?;
+        if closed.num_rows() == 0 {
+            return Ok(HashSet::new());
+        }
+        let closed = BatchGroups::new(
+            &converter,
+            closed.columns()[..value_column].to_vec(),
+            closed.num_rows(),
+        )?;
+        Ok((0..closed.firsts.len())
+            .filter_map(|g| ids.remove(closed.key(g)))
+            .map(|id| id.number)
+            .collect())
+    }
+
+    /// Rows and bytes of the committed pairs, including their tables.
+    pub fn size(&self) -> (u64, u64) {
+        let (rows, bytes) = self.state.size();
+        let tables: usize = self.partitions.iter().map(|p| lock(p).pairs.memory()).sum();
+        let groups = self
+            .groups
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .memory();
+        (rows, bytes + (tables + groups) as u64)
+    }
+
+    /// The pairs in the tables (committed and in flight).
+    #[cfg(test)]
+    fn pairs_in_tables(&self) -> usize {
+        self.partitions.iter().map(|p| lock(p).pairs.len()).sum()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    use weir_connectors::{BatchId, StoreLocation};
+
+    use super::*;
+    use crate::state::QueryState;
+
+    fn schema(value: DataType) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, true),
+            Field::new("v", value, true),
+        ]))
+    }
+
+    /// Inserts the pairs of `groups` and `values`, row by row, into `set`; which were new.
+    fn insert(set: &PairSet, schema: &SchemaRef, groups: &[&str], values: ArrayRef) -> Vec<bool> {
+        let converter = key_converter(schema, 1).unwrap();
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(groups.to_vec()))];
+        let groups = BatchGroups::new(&converter, columns, values.len()).unwrap();
+        let candidate = BooleanArray::from(vec![true; values.len()]);
+        set.insert(schema, &groups, &values, &candidate).unwrap()
+    }
+
+    fn ints(values: &[i64]) -> ArrayRef {
+        Arc::new(Int64Array::from(values.to_vec()))
+    }
+
+    fn keep_all(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
+        Ok((batch.clone(), batch.slice(0, 0)))
+    }
+
+    /// Closes group "closed" (and nothing else).
+    fn close_group_named_closed(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
+        let names = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
+        let open: BooleanArray = names.iter().map(|n| Some(n != Some("closed"))).collect();
+        let closed = arrow::compute::not(&open).unwrap();
+        Ok((
+            arrow::compute::filter_record_batch(batch, &open).unwrap(),
+            arrow::compute::filter_record_batch(batch, &closed).unwrap(),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_pair_is_new_once_across_batches_a_failed_batch_and_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
+        let state = QueryState::new(location(), 3);
+        let set = state.pair_set("op.distinct-0");
+        let schema = schema(DataType::Int64);
+
+        // Batch 0: repeated pairs within the batch are new once; a non-candidate is not added.
+        set.begin(&schema).unwrap();
+        let converter = key_converter(&schema, 1).unwrap();
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["a", "a", "b", "c"]))];
+        let groups = BatchGroups::new(&converter, columns, 4).unwrap();
+        let candidate = BooleanArray::from(vec![true, true, true, false]);
+        let first = set
+            .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &candidate)
+            .unwrap();
+        assert_eq!(first, [true, false, true, false]);
+        set.stage(&schema, keep_all).unwrap();
+        state.persist(BatchId(0)).await.unwrap();
+        state.promote();
+
+        // Batch 1 adds ("c", 1) but fails before it commits: the next batch must not see it.
+        set.begin(&schema).unwrap();
+        assert_eq!(
+            insert(&set, &schema, &["c", "a"], ints(&[1, 1])),
+            [true, false]
+        );
+        set.begin(&schema).unwrap();
+        let first = insert(&set, &schema, &["c", "a", "a"], ints(&[1, 1, 2]));
+        assert_eq!(first, [true, false, true]);
+        set.stage(&schema, keep_all).unwrap();
+        state.persist(BatchId(1)).await.unwrap();
+        state.promote();
+        assert_eq!(set.size().0, 4);
+
+        // A restart loads the pairs of both committed batches from their deltas.
+        let restarted = QueryState::new(location(), 3);
+        restarted
+            .load(&["op.distinct-0".to_string()], Some(BatchId(1)))
+            .await
+            .unwrap();
+        let set = restarted.pair_set("op.distinct-0");
+        set.begin(&schema).unwrap();
+        let first = insert(
+            &set,
+            &schema,
+            &["a", "b", "c", "a", "d"],
+            ints(&[1, 1, 1, 2, 1]),
+        );
+        assert_eq!(first, [false, false, false, false, true]);
+    }
+
+    /// A closed group's pairs leave the set (and the state) with it; the other groups' stay.
+    async fn closing_a_group_forgets_its_pairs_only(values: impl Fn(&[i64]) -> ArrayRef) {
+        let dir = tempfile::tempdir().unwrap();
+        let location = StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
+        let state = QueryState::new(location, 2);
+        let set = state.pair_set("op.distinct-0");
+        let schema = schema(values(&[]).data_type().clone());
+        let groups = ["open", "closed", "open", "closed", "closed"];
+
+        set.begin(&schema).unwrap();
+        let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 3]));
+        assert_eq!(first, [true; 5]);
+        set.stage(&schema, keep_all).unwrap();
+        state.persist(BatchId(0)).await.unwrap();
+        state.promote();
+        assert_eq!(set.size().0, 5);
+
+        set.begin(&schema).unwrap();
+        assert_eq!(insert(&set, &schema, &["open"], values(&[3])), [true]);
+        set.stage(&schema, close_group_named_closed).unwrap();
+        state.persist(BatchId(1)).await.unwrap();
+        state.promote();
+        assert_eq!(set.size().0, 3, "open's 1, 2 and 3 are kept");
+        assert_eq!(set.pairs_in_tables(), 3);
+
+        set.begin(&schema).unwrap();
+        let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
+        assert_eq!(first, [false, true, false, true, true]);
+    }
+
+    #[tokio::test]
+    async fn closing_a_group_forgets_its_pairs_only_with_values_kept_as_bits() {
+        closing_a_group_forgets_its_pairs_only(ints).await;
+    }
+
+    #[tokio::test]
+    async fn closing_a_group_forgets_its_pairs_only_with_encoded_values() {
+        closing_a_group_forgets_its_pairs_only(|values| {
+            let strings: Vec<String> = values.iter().map(|v| format!("value {v}")).collect();
+            Arc::new(StringArray::from(strings)) as ArrayRef
+        })
+        .await;
+    }
+}

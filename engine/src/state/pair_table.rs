@@ -1,0 +1,432 @@
+//! The in-memory tables of a [`PairSet`](super::PairSet): which `(group, value)` pairs a
+//! `count(DISTINCT value)` has counted.
+//!
+//! - [`GroupIds`] numbers the groups: a group's row-encoded key is kept once, and its pairs
+//!   refer to it by a number.
+//! - [`PairTable`] holds one state partition's pairs. A value of a fixed-width integer type
+//!   (integers, dates, times, timestamps, durations) is kept as its bits, so a pair is two
+//!   `u64`s; any other value (strings, floats, decimals, …) is kept as its row encoding, after
+//!   the group's number, in one buffer per partition.
+//!
+//! A pair's state partition follows from a hash of the group's key and of the value that is
+//! the same in every process and release ([`stable_hash`], [`PairHashes::partition`]); group
+//! numbers are local to the process and only used within a partition's table.
+
+use arrow::array::{Array, ArrayRef};
+use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, Rows, SortField};
+use hashbrown::{HashMap, HashSet, HashTable};
+
+use crate::error::{Result, WeirError};
+
+const K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Murmur3's 64-bit finalizer: every input bit moves the high and the low output bits.
+fn mix(mut hash: u64) -> u64 {
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^ (hash >> 33)
+}
+
+/// A hash of a row encoding that is the same in every process and release, read 8 bytes at
+/// a time.
+pub(super) fn stable_hash(key: &[u8]) -> u64 {
+    let mut chunks = key.chunks_exact(8);
+    let mut hash = (key.len() as u64).wrapping_mul(K);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(word))
+            .wrapping_mul(K)
+            .rotate_left(31);
+    }
+    let mut tail = [0; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    mix((hash ^ u64::from_le_bytes(tail)).wrapping_mul(K))
+}
+
+/// The two hashes of a pair, from its group's and its value's stable hashes.
+pub(super) struct PairHashes;
+
+impl PairHashes {
+    /// The state partition of a pair, out of `partitions`: stable, as both hashes are.
+    pub fn partition(group_hash: u64, value_hash: u64, partitions: usize) -> usize {
+        let hash = mix(group_hash.rotate_left(23) ^ value_hash ^ 0x5851_f42d_4c95_7f2d);
+        (((hash >> 32) * partitions as u64) >> 32) as usize
+    }
+
+    /// A pair's hash within its partition's table, from the process-local group number.
+    pub fn in_table(group: u64, value_hash: u64) -> u64 {
+        mix(group.wrapping_mul(K) ^ value_hash)
+    }
+}
+
+/// A process-local group number, with the stable hash of the group's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GroupId {
+    pub number: u64,
+    pub hash: u64,
+}
+
+/// The groups that have pairs, by row-encoded key.
+#[derive(Debug, Default)]
+pub(super) struct GroupIds {
+    ids: HashMap<Box<[u8]>, GroupId>,
+    next: u64,
+}
+
+impl GroupIds {
+    pub fn get(&self, key: &[u8]) -> Option<GroupId> {
+        self.ids.get(key).copied()
+    }
+
+    pub fn get_or_insert(&mut self, key: &[u8]) -> GroupId {
+        if let Some(id) = self.ids.get(key) {
+            return *id;
+        }
+        let id = GroupId {
+            number: self.next,
+            hash: stable_hash(key),
+        };
+        self.next += 1;
+        self.ids.insert(key.into(), id);
+        id
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<GroupId> {
+        self.ids.remove(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ids.keys().map(|k| k.as_ref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Bytes held, roughly: the keys, their allocations' headers and the table's slots.
+    pub fn memory(&self) -> usize {
+        let keys: usize = self.ids.keys().map(|k| k.len() + 16).sum();
+        keys + self.ids.capacity() * (std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1)
+    }
+}
+
+/// Whether values of `data_type` are kept as their bits: integer-like types of at most 8
+/// bytes, whose equality is their bits' equality (not floats: `-0.0` and `NaN`s).
+pub(super) fn kept_as_bits(data_type: &DataType) -> bool {
+    use DataType::*;
+    matches!(
+        data_type,
+        Int8 | Int16
+            | Int32
+            | Int64
+            | UInt8
+            | UInt16
+            | UInt32
+            | UInt64
+            | Date32
+            | Date64
+            | Time32(_)
+            | Time64(_)
+            | Timestamp(_, _)
+            | Duration(_)
+    )
+}
+
+/// A batch's values of one `count(DISTINCT value)`, keyed as its pair tables keep them.
+pub(super) enum ValueKeys {
+    /// The values' bits (see [`kept_as_bits`]).
+    Bits(Vec<u64>),
+    /// The values' row encodings.
+    Encoded(Rows),
+}
+
+fn value_error(e: arrow::error::ArrowError) -> WeirError {
+    WeirError::Internal(format!("encoding distinct values: {e}"))
+}
+
+impl ValueKeys {
+    pub fn new(values: &ArrayRef) -> Result<Self> {
+        let data_type = values.data_type();
+        if !kept_as_bits(data_type) {
+            let converter =
+                RowConverter::new(vec![SortField::new(data_type.clone())]).map_err(value_error)?;
+            let rows = converter
+                .convert_columns(std::slice::from_ref(values))
+                .map_err(value_error)?;
+            return Ok(Self::Encoded(rows));
+        }
+        let data = values.to_data();
+        let width = data_type.primitive_width().unwrap_or(8);
+        let bytes = data.buffers().first().map(|b| b.as_slice()).unwrap_or(&[]);
+        let start = data.offset() * width;
+        let Some(bytes) = bytes.get(start..start + data.len() * width) else {
+            return Err(WeirError::Internal(format!(
+                "a {data_type} array shorter than its length"
+            )));
+        };
+        let bits = bytes
+            .chunks_exact(width)
+            .map(|value| {
+                let mut word = [0; 8];
+                word[..width].copy_from_slice(value);
+                u64::from_le_bytes(word)
+            })
+            .collect();
+        Ok(Self::Bits(bits))
+    }
+
+    /// The stable hash of value `i`.
+    pub fn hash(&self, i: usize) -> u64 {
+        match self {
+            Self::Bits(bits) => hash_bits(bits[i]),
+            Self::Encoded(rows) => stable_hash(rows.row(i).data()),
+        }
+    }
+}
+
+fn hash_bits(bits: u64) -> u64 {
+    mix(bits ^ 0x2545_f491_4f6c_dd1d)
+}
+
+/// Row-encoded keys, one after the other in one buffer, found through a hash table of their
+/// positions: no allocation per key.
+#[derive(Debug, Default)]
+pub(super) struct RowSet {
+    table: HashTable<u32>,
+    bytes: Vec<u8>,
+    /// Key `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
+    ends: Vec<usize>,
+    /// Key `i`'s hash, so growing the table does not hash the keys again.
+    hashes: Vec<u64>,
+    /// Bytes of removed keys, still in `bytes` until the next compaction.
+    removed_bytes: usize,
+}
+
+impl RowSet {
+    fn key<'a>(bytes: &'a [u8], ends: &[usize], i: u32) -> &'a [u8] {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        &bytes[start..ends[i]]
+    }
+
+    /// Adds `key` (with hash `hash`); whether it was not there.
+    pub fn insert(&mut self, hash: u64, key: &[u8]) -> bool {
+        let Self {
+            table,
+            bytes,
+            ends,
+            hashes,
+            ..
+        } = self;
+        if table
+            .find(hash, |i| Self::key(bytes, ends, *i) == key)
+            .is_some()
+        {
+            return false;
+        }
+        let index = ends.len() as u32;
+        bytes.extend_from_slice(key);
+        ends.push(bytes.len());
+        hashes.push(hash);
+        table.insert_unique(hash, index, |i| hashes[*i as usize]);
+        true
+    }
+
+    /// Removes the keys `keep` says no to, then drops their bytes once they are more than
+    /// the bytes of the keys kept.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        let Self {
+            table,
+            bytes,
+            ends,
+            removed_bytes,
+            ..
+        } = self;
+        table.retain(|i| {
+            let key = Self::key(bytes, ends, *i);
+            let kept = keep(key);
+            if !kept {
+                *removed_bytes += key.len();
+            }
+            kept
+        });
+        if self.removed_bytes <= self.bytes.len() / 2 {
+            return;
+        }
+        let mut kept = Self {
+            table: HashTable::with_capacity(self.table.len()),
+            ..Self::default()
+        };
+        for i in self.table.iter() {
+            let key = Self::key(&self.bytes, &self.ends, *i);
+            kept.insert(self.hashes[*i as usize], key);
+        }
+        *self = kept;
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Bytes held, including the table's slots.
+    pub fn memory(&self) -> usize {
+        self.bytes.capacity()
+            + (self.ends.capacity() + self.hashes.capacity()) * std::mem::size_of::<u64>()
+            + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+    }
+}
+
+/// One state partition's pairs: `(group number, value bits)`, or the group number's bytes
+/// followed by the value's row encoding.
+#[derive(Debug)]
+pub(super) enum PairTable {
+    Bits(HashTable<(u64, u64)>),
+    Encoded(RowSet),
+}
+
+impl PairTable {
+    /// An empty table for values of `data_type`.
+    pub fn new(data_type: &DataType) -> Self {
+        if kept_as_bits(data_type) {
+            Self::Bits(HashTable::new())
+        } else {
+            Self::Encoded(RowSet::default())
+        }
+    }
+
+    /// Adds the pair of `group` and value `i` of `values`, whose stable hash is
+    /// `value_hash`; whether it was not there. `scratch` is reused for encoded keys.
+    pub fn insert(
+        &mut self,
+        group: u64,
+        values: &ValueKeys,
+        i: usize,
+        value_hash: u64,
+        scratch: &mut Vec<u8>,
+    ) -> Result<bool> {
+        let hash = PairHashes::in_table(group, value_hash);
+        match (self, values) {
+            (Self::Bits(table), ValueKeys::Bits(bits)) => {
+                let pair = (group, bits[i]);
+                if table.find(hash, |p| *p == pair).is_some() {
+                    return Ok(false);
+                }
+                table.insert_unique(hash, pair, |(group, bits)| {
+                    PairHashes::in_table(*group, hash_bits(*bits))
+                });
+                Ok(true)
+            }
+            (Self::Encoded(set), ValueKeys::Encoded(rows)) => {
+                scratch.clear();
+                scratch.extend_from_slice(&group.to_le_bytes());
+                scratch.extend_from_slice(rows.row(i).data());
+                Ok(set.insert(hash, scratch))
+            }
+            _ => Err(WeirError::Internal(
+                "a distinct value of another type than its pair table's".to_string(),
+            )),
+        }
+    }
+
+    /// Removes the pairs of the groups numbered in `closed`.
+    pub fn remove_groups(&mut self, closed: &HashSet<u64>) {
+        match self {
+            Self::Bits(table) => table.retain(|(group, _)| !closed.contains(group)),
+            Self::Encoded(set) => set.retain(|key| {
+                let mut group = [0; 8];
+                group.copy_from_slice(&key[..8]);
+                !closed.contains(&u64::from_le_bytes(group))
+            }),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Bits(table) => table.len(),
+            Self::Encoded(set) => set.len(),
+        }
+    }
+
+    /// Bytes held, including the table's slots.
+    pub fn memory(&self) -> usize {
+        match self {
+            Self::Bits(table) => table.capacity() * (std::mem::size_of::<(u64, u64)>() + 1),
+            Self::Encoded(set) => set.memory(),
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Int16Array, TimestampMillisecondArray};
+
+    use super::*;
+
+    #[test]
+    fn removed_keys_are_gone_and_the_others_stay_through_compaction() {
+        let mut set = RowSet::default();
+        let key = |i: u32| format!("key-{i}").into_bytes();
+        for i in 0..100 {
+            assert!(set.insert(stable_hash(&key(i)), &key(i)));
+        }
+        assert!(!set.insert(stable_hash(&key(7)), &key(7)));
+        let number = |k: &[u8]| {
+            std::str::from_utf8(&k[4..])
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        };
+        set.retain(|k| number(k) >= 70);
+        assert_eq!(set.len(), 30, "keys 70..100 stay");
+        assert_eq!(set.removed_bytes, 0, "compacted once sparse");
+        for i in 0..100 {
+            // A removed key is new again; a kept one is not.
+            assert_eq!(set.insert(stable_hash(&key(i)), &key(i)), i < 70, "key {i}");
+        }
+    }
+
+    #[test]
+    fn values_kept_as_bits_are_read_from_where_a_sliced_array_starts() {
+        let values: ArrayRef = Arc::new(Int16Array::from(vec![5, -1, 7, 300]));
+        let ValueKeys::Bits(bits) = ValueKeys::new(&values.slice(1, 3)).unwrap() else {
+            panic!("an Int16 value is kept as bits");
+        };
+        assert_eq!(bits, [0xffff, 7, 300]);
+        let times: ArrayRef = Arc::new(TimestampMillisecondArray::from(vec![-2, 1_700_000]));
+        let ValueKeys::Bits(bits) = ValueKeys::new(&times).unwrap() else {
+            panic!("a timestamp is kept as bits");
+        };
+        assert_eq!(bits, [(-2i64) as u64, 1_700_000]);
+    }
+
+    #[test]
+    fn a_pair_is_its_group_and_value_whichever_way_the_value_is_kept() {
+        let strings: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["x", "y", "x"]));
+        let ints: ArrayRef = Arc::new(arrow::array::Int64Array::from(vec![1, 2, 1]));
+        for values in [strings, ints] {
+            let keys = ValueKeys::new(&values).unwrap();
+            let mut table = PairTable::new(values.data_type());
+            let mut scratch = Vec::new();
+            let mut insert = |table: &mut PairTable, group: u64, i: usize| {
+                table
+                    .insert(group, &keys, i, keys.hash(i), &mut scratch)
+                    .unwrap()
+            };
+            assert!(insert(&mut table, 1, 0));
+            assert!(insert(&mut table, 1, 1));
+            assert!(!insert(&mut table, 1, 2), "value 2 is value 0 again");
+            assert!(insert(&mut table, 2, 2), "in another group it is new");
+            assert!(!insert(&mut table, 2, 0));
+            table.remove_groups(&HashSet::from([1]));
+            assert_eq!(table.len(), 1);
+            assert!(insert(&mut table, 1, 1), "group 1's pairs were removed");
+        }
+    }
+}
