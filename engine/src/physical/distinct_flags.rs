@@ -121,9 +121,17 @@ impl DistinctFlagsExec {
                     })
                 })
                 .transpose()?;
-            let candidate = BooleanArray::from(BooleanBuffer::collect_bool(rows, |i| {
-                value.is_valid(i) && passes.is_none_or(|p| p.is_valid(i) && p.value(i))
-            }));
+            // Rows with a value that pass the filter (a null filter result does not pass).
+            let mut candidate = match value.logical_nulls() {
+                Some(valid) => valid.into_inner(),
+                None => BooleanBuffer::new_set(rows),
+            };
+            if let Some(passes) = passes {
+                candidate = &candidate & passes.values();
+                if let Some(valid) = passes.nulls() {
+                    candidate = &candidate & valid.inner();
+                }
+            }
             let new = count
                 .pairs
                 .insert(&count.schema, &groups, &value, &candidate)

@@ -19,8 +19,9 @@
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
+    ArrayRef, BooleanBufferBuilder, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
 };
+use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::{RowConverter, Rows};
@@ -219,8 +220,8 @@ impl PairSet {
         schema: &SchemaRef,
         groups: &BatchGroups,
         values: &ArrayRef,
-        candidate: &BooleanArray,
-    ) -> Result<Vec<bool>> {
+        candidate: &BooleanBuffer,
+    ) -> Result<BooleanBuffer> {
         if *lock(&self.reflects) != Reflects::InFlight {
             return Err(WeirError::Internal(
                 "pairs were added to a distinct count outside a batch".to_string(),
@@ -228,20 +229,21 @@ impl PairSet {
         }
         let ids = self.number(groups);
         let keys = ValueKeys::new(values)?;
-        let mut by_partition: Vec<Vec<(u32, u64)>> = vec![Vec::new(); self.partitions.len()];
-        for (i, group) in groups.of_row.iter().enumerate() {
-            if candidate.is_valid(i) && candidate.value(i) {
-                let value_hash = keys.hash(i);
-                let group = ids[*group as usize];
-                let partition =
-                    PairHashes::partition(group.hash, value_hash, self.partitions.len());
-                by_partition[partition].push((i as u32, value_hash));
-            }
+        let partitions = self.partitions.len();
+        let share = candidate.count_set_bits() / partitions + 64;
+        let mut by_partition: Vec<Vec<(u32, u64)>> =
+            (0..partitions).map(|_| Vec::with_capacity(share)).collect();
+        for i in candidate.set_indices() {
+            let value_hash = keys.hash(i);
+            let group = ids[groups.of_row[i] as usize];
+            let partition = PairHashes::partition(group.hash, value_hash, partitions);
+            by_partition[partition].push((i as u32, value_hash));
         }
         let mut pair_columns = groups.columns.clone();
         pair_columns.push(Arc::clone(values));
         let pairs = RecordBatch::try_new(Arc::clone(schema), pair_columns).map_err(arrow_error)?;
-        let mut new = vec![false; groups.of_row.len()];
+        let mut new = BooleanBufferBuilder::new(groups.of_row.len());
+        new.append_n(groups.of_row.len(), false);
         let mut scratch = Vec::new();
         for (partition, rows) in self.partitions.iter().zip(by_partition) {
             if rows.is_empty() {
@@ -255,7 +257,7 @@ impl PairSet {
                     .pairs
                     .insert(group, &keys, i as usize, value_hash, &mut scratch)?
                 {
-                    new[i as usize] = true;
+                    new.set_bit(i as usize, true);
                     added.push(i);
                 }
             }
@@ -265,7 +267,7 @@ impl PairSet {
                 live.added.push(added);
             }
         }
-        Ok(new)
+        Ok(new.finish())
     }
 
     /// Ends the batch: the groups for which `split` says closed (it returns a batch's
@@ -380,7 +382,7 @@ impl PairSet {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use arrow::array::{Int64Array, StringArray};
+    use arrow::array::{BooleanArray, Int64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
     use weir_connectors::{BatchId, StoreLocation};
 
@@ -399,8 +401,9 @@ mod tests {
         let converter = key_converter(schema, 1).unwrap();
         let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(groups.to_vec()))];
         let groups = BatchGroups::new(&converter, columns, values.len()).unwrap();
-        let candidate = BooleanArray::from(vec![true; values.len()]);
-        set.insert(schema, &groups, &values, &candidate).unwrap()
+        let candidate = BooleanBuffer::new_set(values.len());
+        let new = set.insert(schema, &groups, &values, &candidate).unwrap();
+        new.iter().collect()
     }
 
     fn ints(values: &[i64]) -> ArrayRef {
@@ -439,11 +442,11 @@ mod tests {
         let converter = key_converter(&schema, 1).unwrap();
         let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["a", "a", "b", "c"]))];
         let groups = BatchGroups::new(&converter, columns, 4).unwrap();
-        let candidate = BooleanArray::from(vec![true, true, true, false]);
+        let candidate = BooleanBuffer::from(vec![true, true, true, false]);
         let first = set
             .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &candidate)
             .unwrap();
-        assert_eq!(first, [true, false, true, false]);
+        assert_eq!(first.iter().collect::<Vec<_>>(), [true, false, true, false]);
         set.stage(&schema, keep_all).unwrap();
         state.persist(BatchId(0)).await.unwrap();
         state.promote();
