@@ -168,14 +168,24 @@ impl ValueKeys {
                 "a {data_type} array shorter than its length"
             )));
         };
-        let bits = bytes
-            .chunks_exact(width)
-            .map(|value| {
-                let mut word = [0; 8];
-                word[..width].copy_from_slice(value);
-                u64::from_le_bytes(word)
-            })
-            .collect();
+        // One loop per width, so that each reads its values with a fixed-size load.
+        fn read<const N: usize>(bytes: &[u8], to_bits: fn([u8; N]) -> u64) -> Vec<u64> {
+            bytes
+                .chunks_exact(N)
+                .map(|value| to_bits(value.try_into().unwrap_or([0; N])))
+                .collect()
+        }
+        let bits = match width {
+            1 => read::<1>(bytes, |b| u64::from(b[0])),
+            2 => read::<2>(bytes, |b| u64::from(u16::from_le_bytes(b))),
+            4 => read::<4>(bytes, |b| u64::from(u32::from_le_bytes(b))),
+            8 => read::<8>(bytes, u64::from_le_bytes),
+            _ => {
+                return Err(WeirError::Internal(format!(
+                    "{data_type} values of {width} bytes cannot be kept as bits"
+                )));
+            }
+        };
         Ok(Self::Bits(bits))
     }
 
