@@ -4,8 +4,8 @@
 //! For each such aggregate the operator keeps a [`PairSet`] of the `(group keys..., x)` pairs
 //! counted so far (committed batches and the batch in flight). Each input row that passes the
 //! aggregate's `FILTER` and has a non-null `x` is looked up; the row is flagged when its pair
-//! is new, and the pair is added. The group keys of a batch are evaluated and encoded once
-//! for all the aggregates ([`BatchGroups`]). The aggregation then counts the flagged rows with a plain
+//! is new, and the pair is added. The group keys of a batch are evaluated and numbered once
+//! for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The aggregation then counts the flagged rows with a plain
 //! `count(x) FILTER (WHERE flag)`, whose state is one number per group, so a batch never
 //! re-merges a group's earlier values. The flags are appended to the input's columns, as
 //! booleans named `__weir_first_<aggregate>`.
@@ -28,7 +28,7 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::state::{BatchGroups, PairSet};
+use crate::state::PairSet;
 
 /// One `count(DISTINCT x)` whose pairs are kept in a [`PairSet`].
 #[derive(Debug, Clone)]
@@ -105,7 +105,14 @@ impl DistinctFlagsExec {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let weir_error = |e| DataFusionError::External(Box::new(e));
         let converter = self.group_converter(&batch)?;
-        let groups = BatchGroups::new(&converter, keys, rows).map_err(weir_error)?;
+        let Some(first) = self.counts.first() else {
+            return Ok(batch);
+        };
+        let groups = first
+            .pairs
+            .numbers()
+            .number(&converter, keys, rows)
+            .map_err(weir_error)?;
         let mut columns = batch.columns().to_vec();
         for count in &self.counts {
             let value = count.value.evaluate(&batch)?.into_array(rows)?;

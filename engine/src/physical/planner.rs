@@ -135,7 +135,9 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 .map(|i| {
                     (
                         i,
-                        self.context.state.pair_set(&aggregate.distinct_state_id(i)),
+                        self.context
+                            .state
+                            .pair_set(&aggregate.operator_id, &aggregate.distinct_state_id(i)),
                     )
                 })
                 .collect(),

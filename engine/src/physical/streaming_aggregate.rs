@@ -290,12 +290,20 @@ impl StreamingAggregateExec {
         }
         self.state
             .stage(state_schema, self.group_by.expr().len(), staged);
-        for count in &self.distinct {
+        if let Some(first) = self.distinct.first() {
+            // The groups closed are found once, for all the distinct counts.
             let split = |pairs: &RecordBatch| self.split_open(pairs).map_err(WeirError::from);
-            count
+            let closed = first
                 .pairs
-                .stage(&count.schema, split)
+                .numbers()
+                .close(&first.schema, &split)
                 .map_err(weir_error)?;
+            for count in &self.distinct {
+                count
+                    .pairs
+                    .stage(&count.schema, split, &closed)
+                    .map_err(weir_error)?;
+            }
         }
 
         let emitted: usize = output.iter().map(|b| b.num_rows()).sum();

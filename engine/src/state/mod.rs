@@ -8,11 +8,13 @@
 //! a re-run batch starts from exactly the state the interrupted attempt started from.
 
 mod delta;
+mod group_numbers;
 mod pair_set;
 mod pair_table;
 mod store;
 
 pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
-pub use pair_set::{BatchGroups, PairSet};
+pub use group_numbers::{BatchGroups, GroupNumbers};
+pub use pair_set::PairSet;
 pub(crate) use store::compact;
 pub use store::{OperatorState, QueryState, StagedPartition};

@@ -6,29 +6,27 @@
 //! - as Arrow record batches in an [`OperatorState`] whose columns are the group keys and the
 //!   value, all of them key columns, so they are persisted (a delta per batch, with the pairs
 //!   added and removed), snapshotted and loaded like any operator's state;
-//! - in memory, per state partition, in a [`PairTable`] for probing, with the groups
-//!   numbered by [`GroupIds`] (see `pair_table.rs`).
+//! - in memory, per state partition, in a [`PairTable`] for probing (see `pair_table.rs`),
+//!   with the groups numbered by the aggregation's [`GroupNumbers`].
 //!
 //! Pairs leave the set a group at a time, when the group's window closes: a batch's `stage`
-//! asks which groups are closed, and only then touches the pairs kept.
+//! is told which groups closed, and only then touches the pairs kept.
 //!
 //! The tables change as a batch runs. A batch starts with [`PairSet::begin`], which rebuilds
 //! them from the committed pairs when they do not reflect those (after a restart, or when the
 //! previous batch failed before it committed), and ends with [`PairSet::stage`].
 
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use arrow::array::{
-    ArrayRef, BooleanBufferBuilder, RecordBatch, RecordBatchOptions, UInt32Array, new_null_array,
-};
+use arrow::array::{ArrayRef, BooleanBufferBuilder, RecordBatch, UInt32Array};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::row::{RowConverter, Rows};
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashSet;
 
 use super::delta::{delta_of, key_converter};
-use super::pair_table::{GroupId, GroupIds, PairHashes, PairTable, ValueKeys};
+use super::group_numbers::{BatchGroups, GroupNumbers};
+use super::pair_table::{PairHashes, PairTable, ValueKeys};
 use super::store::{OperatorState, StagedPartition, compact};
 use crate::error::{Result, WeirError};
 
@@ -38,68 +36,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
     WeirError::Internal(format!("updating distinct pairs: {e}"))
-}
-
-/// The group keys of a batch's rows, row-encoded and numbered within the batch: worked out
-/// once per batch for all of an operator's `count(DISTINCT)` aggregates.
-#[derive(Debug)]
-pub struct BatchGroups {
-    /// The group key columns of the rows.
-    columns: Vec<ArrayRef>,
-    /// Their row encodings; `None` without group keys (one group).
-    rows: Option<Rows>,
-    /// The first row of each of the batch's groups.
-    firsts: Vec<u32>,
-    /// Each row's group, as a position in `firsts`.
-    of_row: Vec<u32>,
-}
-
-impl BatchGroups {
-    /// The groups of `num_rows` rows whose group key columns are `columns`, encoded by
-    /// `converter` (a converter for those columns' types).
-    pub fn new(converter: &RowConverter, columns: Vec<ArrayRef>, num_rows: usize) -> Result<Self> {
-        if columns.is_empty() {
-            return Ok(Self {
-                columns,
-                rows: None,
-                firsts: if num_rows > 0 { vec![0] } else { Vec::new() },
-                of_row: vec![0; num_rows],
-            });
-        }
-        let rows = converter.convert_columns(&columns).map_err(arrow_error)?;
-        let mut firsts = Vec::new();
-        let mut of_row = Vec::with_capacity(num_rows);
-        let mut seen: HashMap<&[u8], u32> = HashMap::new();
-        let mut previous: Option<(&[u8], u32)> = None;
-        for (i, row) in rows.iter().enumerate() {
-            let key = row.data();
-            // Rows of one group often come together (one window, in event-time order).
-            let group = match previous {
-                Some((last, group)) if last == key => group,
-                _ => *seen.entry(key).or_insert_with(|| {
-                    firsts.push(i as u32);
-                    firsts.len() as u32 - 1
-                }),
-            };
-            previous = Some((key, group));
-            of_row.push(group);
-        }
-        drop(seen);
-        Ok(Self {
-            columns,
-            rows: Some(rows),
-            firsts,
-            of_row,
-        })
-    }
-
-    /// The row-encoded key of the batch's group `group`.
-    fn key(&self, group: usize) -> &[u8] {
-        match &self.rows {
-            Some(rows) => rows.row(self.firsts[group] as usize).data(),
-            None => &[],
-        }
-    }
 }
 
 /// What the tables hold.
@@ -125,12 +61,13 @@ struct LivePartition {
 pub struct PairSet {
     state: Arc<OperatorState>,
     reflects: Mutex<Reflects>,
-    groups: RwLock<GroupIds>,
+    /// The numbers of the groups, shared with the aggregation's other pair sets.
+    numbers: Arc<GroupNumbers>,
     partitions: Vec<Mutex<LivePartition>>,
 }
 
 impl PairSet {
-    pub(crate) fn new(state: Arc<OperatorState>) -> Self {
+    pub(crate) fn new(state: Arc<OperatorState>, numbers: Arc<GroupNumbers>) -> Self {
         let partitions = (0..state.partitions())
             .map(|_| {
                 Mutex::new(LivePartition {
@@ -142,7 +79,7 @@ impl PairSet {
         Self {
             state,
             reflects: Mutex::new(Reflects::Unknown),
-            groups: RwLock::new(GroupIds::default()),
+            numbers,
             partitions,
         }
     }
@@ -166,49 +103,29 @@ impl PairSet {
         let value_column = schema.fields().len() - 1;
         let value_type = schema.field(value_column).data_type();
         let converter = key_converter(schema, value_column)?;
-        let mut groups = GroupIds::default();
         let mut tables: Vec<PairTable> = (0..self.partitions.len())
             .map(|_| PairTable::new(value_type))
             .collect();
         let mut scratch = Vec::new();
         for batch in self.state.committed().iter().flatten() {
             let columns = batch.columns()[..value_column].to_vec();
-            let batch_groups = BatchGroups::new(&converter, columns, batch.num_rows())?;
-            let ids: Vec<GroupId> = (0..batch_groups.firsts.len())
-                .map(|g| groups.get_or_insert(batch_groups.key(g)))
-                .collect();
+            let groups = self.numbers.number(&converter, columns, batch.num_rows())?;
             let values = ValueKeys::new(batch.column(value_column))?;
-            for (i, group) in batch_groups.of_row.iter().enumerate() {
-                let group = ids[*group as usize];
+            for (i, group) in groups.of_row.iter().enumerate() {
                 let value_hash = values.hash(i);
                 let partition = PairHashes::partition(group.hash, value_hash, tables.len());
                 tables[partition].insert(group.number, &values, i, value_hash, &mut scratch)?;
             }
         }
-        *self.groups.write().unwrap_or_else(|p| p.into_inner()) = groups;
         for (partition, table) in self.partitions.iter().zip(tables) {
             lock(partition).pairs = table;
         }
         Ok(())
     }
 
-    /// The numbers of the batch's groups, numbering the groups not seen before.
-    fn number(&self, groups: &BatchGroups) -> Vec<GroupId> {
-        let known: Vec<Option<GroupId>> = {
-            let ids = self.groups.read().unwrap_or_else(|p| p.into_inner());
-            (0..groups.firsts.len())
-                .map(|g| ids.get(groups.key(g)))
-                .collect()
-        };
-        if known.iter().all(Option::is_some) {
-            return known.into_iter().flatten().collect();
-        }
-        let mut ids = self.groups.write().unwrap_or_else(|p| p.into_inner());
-        known
-            .into_iter()
-            .enumerate()
-            .map(|(g, id)| id.unwrap_or_else(|| ids.get_or_insert(groups.key(g))))
-            .collect()
+    /// The numbers of the groups the pairs refer to.
+    pub fn numbers(&self) -> &Arc<GroupNumbers> {
+        &self.numbers
     }
 
     /// Adds the pairs of `groups` and `values` of the rows for which `candidate` is true, and
@@ -227,7 +144,6 @@ impl PairSet {
                 "pairs were added to a distinct count outside a batch".to_string(),
             ));
         }
-        let ids = self.number(groups);
         let keys = ValueKeys::new(values)?;
         let partitions = self.partitions.len();
         let share = candidate.count_set_bits() / partitions + 64;
@@ -235,7 +151,7 @@ impl PairSet {
             (0..partitions).map(|_| Vec::with_capacity(share)).collect();
         for i in candidate.set_indices() {
             let value_hash = keys.hash(i);
-            let group = ids[groups.of_row[i] as usize];
+            let group = groups.of_row[i];
             let partition = PairHashes::partition(group.hash, value_hash, partitions);
             by_partition[partition].push((i as u32, value_hash));
         }
@@ -252,7 +168,7 @@ impl PairSet {
             let mut live = lock(partition);
             let mut added = Vec::new();
             for (i, value_hash) in rows {
-                let group = ids[groups.of_row[i as usize] as usize].number;
+                let group = groups.of_row[i as usize].number;
                 if live
                     .pairs
                     .insert(group, &keys, i as usize, value_hash, &mut scratch)?
@@ -270,17 +186,18 @@ impl PairSet {
         Ok(new.finish())
     }
 
-    /// Ends the batch: the groups for which `split` says closed (it returns a batch's
-    /// `(kept, closed)` rows) leave the set with their pairs, and each partition's state and
-    /// delta (the pairs added, the pairs removed) are staged.
+    /// Ends the batch: the groups numbered in `closed` leave the set with their pairs, and
+    /// each partition's state and delta (the pairs added, the pairs removed) are staged.
+    /// `split` returns a batch's `(kept, closed)` pairs: those of the groups in `closed`
+    /// (see [`GroupNumbers::close`]).
     pub fn stage(
         &self,
         schema: &SchemaRef,
         split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
+        closed: &HashSet<u64>,
     ) -> Result<()> {
         let generation = self.state.generation();
         let mut reflects = lock(&self.reflects);
-        let closed = self.close_groups(schema, &split)?;
         let value_type = schema.field(schema.fields().len() - 1).data_type();
         let mut staged = Vec::with_capacity(self.partitions.len());
         for (partition, old) in self.partitions.iter().zip(self.state.committed()) {
@@ -293,7 +210,7 @@ impl PairSet {
             if closed.is_empty() {
                 kept = old;
             } else {
-                live.pairs.remove_groups(&closed);
+                live.pairs.remove_groups(closed);
                 if live.pairs.len() == 0 {
                     live.pairs = PairTable::new(value_type);
                 }
@@ -317,59 +234,12 @@ impl PairSet {
         Ok(())
     }
 
-    /// Removes the groups `split` says are closed from the numbered groups; their numbers.
-    fn close_groups(
-        &self,
-        schema: &SchemaRef,
-        split: &impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
-    ) -> Result<HashSet<u64>> {
-        let mut ids = self.groups.write().unwrap_or_else(|p| p.into_inner());
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let value_column = schema.fields().len() - 1;
-        let converter = key_converter(schema, value_column)?;
-        let keys: Vec<Box<[u8]>> = ids.keys().map(Box::from).collect();
-        let mut columns = if value_column == 0 {
-            Vec::new()
-        } else {
-            let parser = converter.parser();
-            converter
-                .convert_rows(keys.iter().map(|key| parser.parse(key)))
-                .map_err(arrow_error)?
-        };
-        columns.push(new_null_array(
-            schema.field(value_column).data_type(),
-            keys.len(),
-        ));
-        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
-        let groups = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
-            .map_err(arrow_error)?;
-        let (_, closed) = split(&groups)?;
-        if closed.num_rows() == 0 {
-            return Ok(HashSet::new());
-        }
-        let closed = BatchGroups::new(
-            &converter,
-            closed.columns()[..value_column].to_vec(),
-            closed.num_rows(),
-        )?;
-        Ok((0..closed.firsts.len())
-            .filter_map(|g| ids.remove(closed.key(g)))
-            .map(|id| id.number)
-            .collect())
-    }
-
-    /// Rows and bytes of the committed pairs, including their tables.
+    /// Rows and bytes of the committed pairs, including their tables (not the group numbers,
+    /// which the aggregation's pair sets share).
     pub fn size(&self) -> (u64, u64) {
         let (rows, bytes) = self.state.size();
         let tables: usize = self.partitions.iter().map(|p| lock(p).pairs.memory()).sum();
-        let groups = self
-            .groups
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .memory();
-        (rows, bytes + (tables + groups) as u64)
+        (rows, bytes + tables as u64)
     }
 
     /// The pairs in the tables (committed and in flight).
@@ -400,7 +270,10 @@ mod tests {
     fn insert(set: &PairSet, schema: &SchemaRef, groups: &[&str], values: ArrayRef) -> Vec<bool> {
         let converter = key_converter(schema, 1).unwrap();
         let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(groups.to_vec()))];
-        let groups = BatchGroups::new(&converter, columns, values.len()).unwrap();
+        let groups = set
+            .numbers()
+            .number(&converter, columns, values.len())
+            .unwrap();
         let candidate = BooleanBuffer::new_set(values.len());
         let new = set.insert(schema, &groups, &values, &candidate).unwrap();
         new.iter().collect()
@@ -434,20 +307,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location(), 3);
-        let set = state.pair_set("op.distinct-0");
+        let set = state.pair_set("op", "op.distinct-0");
         let schema = schema(DataType::Int64);
 
         // Batch 0: repeated pairs within the batch are new once; a non-candidate is not added.
         set.begin(&schema).unwrap();
         let converter = key_converter(&schema, 1).unwrap();
         let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(vec!["a", "a", "b", "c"]))];
-        let groups = BatchGroups::new(&converter, columns, 4).unwrap();
+        let groups = set.numbers().number(&converter, columns, 4).unwrap();
         let candidate = BooleanBuffer::from(vec![true, true, true, false]);
         let first = set
             .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &candidate)
             .unwrap();
         assert_eq!(first.iter().collect::<Vec<_>>(), [true, false, true, false]);
-        set.stage(&schema, keep_all).unwrap();
+        set.stage(&schema, keep_all, &HashSet::new()).unwrap();
         state.persist(BatchId(0)).await.unwrap();
         state.promote();
 
@@ -460,7 +333,7 @@ mod tests {
         set.begin(&schema).unwrap();
         let first = insert(&set, &schema, &["c", "a", "a"], ints(&[1, 1, 2]));
         assert_eq!(first, [true, false, true]);
-        set.stage(&schema, keep_all).unwrap();
+        set.stage(&schema, keep_all, &HashSet::new()).unwrap();
         state.persist(BatchId(1)).await.unwrap();
         state.promote();
         assert_eq!(set.size().0, 4);
@@ -471,7 +344,7 @@ mod tests {
             .load(&["op.distinct-0".to_string()], Some(BatchId(1)))
             .await
             .unwrap();
-        let set = restarted.pair_set("op.distinct-0");
+        let set = restarted.pair_set("op", "op.distinct-0");
         set.begin(&schema).unwrap();
         let first = insert(
             &set,
@@ -482,34 +355,51 @@ mod tests {
         assert_eq!(first, [false, false, false, false, true]);
     }
 
-    /// A closed group's pairs leave the set (and the state) with it; the other groups' stay.
+    /// A closed group's pairs leave the sets (and the state) with it, the other groups' stay;
+    /// the group is found closed once, for both sets of the operator.
     async fn closing_a_group_forgets_its_pairs_only(values: impl Fn(&[i64]) -> ArrayRef) {
         let dir = tempfile::tempdir().unwrap();
         let location = StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location, 2);
-        let set = state.pair_set("op.distinct-0");
+        let sets = [
+            state.pair_set("op", "op.distinct-0"),
+            state.pair_set("op", "op.distinct-1"),
+        ];
         let schema = schema(values(&[]).data_type().clone());
         let groups = ["open", "closed", "open", "closed", "closed"];
 
-        set.begin(&schema).unwrap();
-        let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 3]));
-        assert_eq!(first, [true; 5]);
-        set.stage(&schema, keep_all).unwrap();
+        for set in &sets {
+            set.begin(&schema).unwrap();
+            let first = insert(set, &schema, &groups, values(&[1, 1, 2, 2, 3]));
+            assert_eq!(first, [true; 5]);
+            set.stage(&schema, keep_all, &HashSet::new()).unwrap();
+        }
         state.persist(BatchId(0)).await.unwrap();
         state.promote();
-        assert_eq!(set.size().0, 5);
+        assert_eq!(sets[1].size().0, 5);
 
-        set.begin(&schema).unwrap();
-        assert_eq!(insert(&set, &schema, &["open"], values(&[3])), [true]);
-        set.stage(&schema, close_group_named_closed).unwrap();
+        for set in &sets {
+            set.begin(&schema).unwrap();
+            assert_eq!(insert(set, &schema, &["open"], values(&[3])), [true]);
+        }
+        let closed = sets[0]
+            .numbers()
+            .close(&schema, &close_group_named_closed)
+            .unwrap();
+        assert_eq!(closed.len(), 1);
+        for set in &sets {
+            set.stage(&schema, close_group_named_closed, &closed)
+                .unwrap();
+        }
         state.persist(BatchId(1)).await.unwrap();
         state.promote();
-        assert_eq!(set.size().0, 3, "open's 1, 2 and 3 are kept");
-        assert_eq!(set.pairs_in_tables(), 3);
-
-        set.begin(&schema).unwrap();
-        let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
-        assert_eq!(first, [false, true, false, true, true]);
+        for set in &sets {
+            assert_eq!(set.size().0, 3, "open's 1, 2 and 3 are kept");
+            assert_eq!(set.pairs_in_tables(), 3);
+            set.begin(&schema).unwrap();
+            let first = insert(set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
+            assert_eq!(first, [false, true, false, true, true]);
+        }
     }
 
     #[tokio::test]

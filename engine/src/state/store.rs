@@ -33,6 +33,7 @@ use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
 use super::delta::{delta_schema, replay};
+use super::group_numbers::GroupNumbers;
 use super::pair_set::PairSet;
 use crate::error::{Result, WeirError};
 
@@ -141,6 +142,8 @@ pub struct QueryState {
     partitions: usize,
     operators: Mutex<BTreeMap<String, Arc<OperatorState>>>,
     pair_sets: Mutex<BTreeMap<String, Arc<PairSet>>>,
+    /// By operator: the group numbers its pair sets share.
+    group_numbers: Mutex<BTreeMap<String, Arc<GroupNumbers>>>,
 }
 
 impl QueryState {
@@ -151,6 +154,7 @@ impl QueryState {
             partitions: partitions.max(1),
             operators: Mutex::new(BTreeMap::new()),
             pair_sets: Mutex::new(BTreeMap::new()),
+            group_numbers: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -163,18 +167,24 @@ impl QueryState {
         )
     }
 
-    /// The state of `id` kept as a [`PairSet`], created empty on first use.
-    pub fn pair_set(&self, id: &str) -> Arc<PairSet> {
+    /// The state of `id`, a part of operator `operator`'s state, kept as a [`PairSet`];
+    /// created empty on first use. The pair sets of one operator share its group numbers.
+    pub fn pair_set(&self, operator: &str, id: &str) -> Arc<PairSet> {
         let state = self.operator(id);
+        let numbers = Arc::clone(
+            lock(&self.group_numbers)
+                .entry(operator.to_string())
+                .or_default(),
+        );
         Arc::clone(
             lock(&self.pair_sets)
                 .entry(id.to_string())
-                .or_insert_with(|| Arc::new(PairSet::new(state))),
+                .or_insert_with(|| Arc::new(PairSet::new(state, numbers))),
         )
     }
 
     /// Rows and bytes of the committed state of operator `id`, with its parts' (ids
-    /// `<id>.<part>`, such as its distinct pairs).
+    /// `<id>.<part>`, such as its distinct pairs, and their group numbers).
     pub fn size_of(&self, id: &str) -> (u64, u64) {
         let prefix = format!("{id}.");
         let operators: Vec<(String, Arc<OperatorState>)> = lock(&self.operators)
@@ -183,13 +193,16 @@ impl QueryState {
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
         let pair_sets = lock(&self.pair_sets).clone();
+        let numbers = lock(&self.group_numbers)
+            .get(id)
+            .map_or(0, |n| n.memory() as u64);
         operators
             .iter()
             .map(|(k, state)| match pair_sets.get(k) {
                 Some(set) => set.size(),
                 None => state.size(),
             })
-            .fold((0, 0), |(rows, bytes), (r, b)| (rows + r, bytes + b))
+            .fold((0, numbers), |(rows, bytes), (r, b)| (rows + r, bytes + b))
     }
 
     fn partition_dir(&self, id: &str, partition: usize) -> StoreLocation {

@@ -1,0 +1,142 @@
+//! [`GroupNumbers`]: the groups of one aggregation that its `count(DISTINCT)` pairs refer to,
+//! numbered once for all of the aggregation's [`PairSet`](super::PairSet)s.
+//!
+//! A batch's rows are numbered once ([`GroupNumbers::number`]), whatever the number of
+//! distinct counts; a batch's closed groups are found once ([`GroupNumbers::close`]) and
+//! every pair set drops their pairs. Numbers are never reused, so a number means one group
+//! for the life of the process, even across a failed batch.
+
+use std::sync::{Arc, RwLock};
+
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::datatypes::SchemaRef;
+use arrow::row::RowConverter;
+use hashbrown::HashSet;
+
+use super::delta::key_converter;
+use super::pair_table::{GroupId, GroupIds};
+use crate::error::{Result, WeirError};
+
+fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
+    WeirError::Internal(format!("numbering distinct-count groups: {e}"))
+}
+
+/// The group keys of a batch's rows and each row's group number.
+#[derive(Debug)]
+pub struct BatchGroups {
+    /// The group key columns of the rows.
+    pub(super) columns: Vec<ArrayRef>,
+    /// Each row's group.
+    pub(super) of_row: Vec<GroupId>,
+}
+
+/// The numbered groups of one aggregation; see the module docs.
+#[derive(Debug, Default)]
+pub struct GroupNumbers {
+    ids: RwLock<GroupIds>,
+}
+
+impl GroupNumbers {
+    /// Numbers the groups of `num_rows` rows whose group key columns are `columns`, encoded by
+    /// `converter` (a converter for those columns' types); groups not seen before get new
+    /// numbers.
+    pub fn number(
+        &self,
+        converter: &RowConverter,
+        columns: Vec<ArrayRef>,
+        num_rows: usize,
+    ) -> Result<BatchGroups> {
+        let rows = if columns.is_empty() {
+            None
+        } else {
+            Some(converter.convert_columns(&columns).map_err(arrow_error)?)
+        };
+        let key = |i: usize| rows.as_ref().map_or(&[][..], |rows| rows.row(i).data());
+        let unknown = GroupId {
+            number: u64::MAX,
+            hash: 0,
+        };
+        let mut of_row = Vec::with_capacity(num_rows);
+        let mut missing = Vec::new();
+        {
+            let ids = self.ids.read().unwrap_or_else(|p| p.into_inner());
+            let mut previous: Option<(&[u8], GroupId)> = None;
+            for i in 0..num_rows {
+                let row = key(i);
+                // Rows of one group often come together (one window, in event-time order).
+                let id = match previous {
+                    Some((last, id)) if last == row => id,
+                    _ => match ids.get(row) {
+                        Some(id) => id,
+                        None => {
+                            missing.push(i);
+                            unknown
+                        }
+                    },
+                };
+                previous = (id != unknown).then_some((row, id));
+                of_row.push(id);
+            }
+        }
+        if !missing.is_empty() {
+            let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+            for i in missing {
+                of_row[i] = ids.get_or_insert(key(i));
+            }
+        }
+        Ok(BatchGroups { columns, of_row })
+    }
+
+    /// Removes the groups `split` says are closed (it returns a batch's `(kept, closed)`
+    /// rows); their numbers. `schema` is a pair set's: the group keys, then the value.
+    pub fn close(
+        &self,
+        schema: &SchemaRef,
+        split: &impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
+    ) -> Result<HashSet<u64>> {
+        let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let value_column = schema.fields().len() - 1;
+        let converter = key_converter(schema, value_column)?;
+        let keys: Vec<Box<[u8]>> = ids.keys().map(Box::from).collect();
+        let mut columns = if value_column == 0 {
+            Vec::new()
+        } else {
+            let parser = converter.parser();
+            converter
+                .convert_rows(keys.iter().map(|key| parser.parse(key)))
+                .map_err(arrow_error)?
+        };
+        columns.push(new_null_array(
+            schema.field(value_column).data_type(),
+            keys.len(),
+        ));
+        let options = RecordBatchOptions::new().with_row_count(Some(keys.len()));
+        let groups = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+            .map_err(arrow_error)?;
+        let (_, closed) = split(&groups)?;
+        if closed.num_rows() == 0 {
+            return Ok(HashSet::new());
+        }
+        let closed = if value_column == 0 {
+            vec![Box::from(&[][..])]
+        } else {
+            let rows = converter
+                .convert_columns(&closed.columns()[..value_column])
+                .map_err(arrow_error)?;
+            rows.iter().map(|row| Box::from(row.data())).collect()
+        };
+        Ok(closed
+            .iter()
+            .filter_map(|key| ids.remove(key))
+            .map(|id| id.number)
+            .collect())
+    }
+
+    /// Bytes held.
+    pub fn memory(&self) -> usize {
+        self.ids.read().unwrap_or_else(|p| p.into_inner()).memory()
+    }
+}
