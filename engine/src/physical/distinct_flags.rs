@@ -5,10 +5,10 @@
 //! counted so far (committed batches and the batch in flight). Each input row that passes the
 //! aggregate's `FILTER` and has a non-null `x` is looked up; the row is flagged when its pair
 //! is new, and the pair is added. The group keys of a batch are evaluated and numbered once
-//! for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The aggregation then counts the flagged rows with a plain
-//! `count(x) FILTER (WHERE flag)`, whose state is one number per group, so a batch never
-//! re-merges a group's earlier values. The flags are appended to the input's columns, as
-//! booleans named `__weir_first_<aggregate>`.
+//! for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The aggregation
+//! then counts the flagged rows with a plain `count(x) FILTER (WHERE flag)`, whose state is
+//! one number per group, so a batch never re-merges a group's earlier values. The flags are
+//! appended to the input's columns, as booleans named `__weir_first_<aggregate>`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -97,6 +97,9 @@ impl DistinctFlagsExec {
     }
 
     fn flag(&self, batch: RecordBatch) -> Result<RecordBatch> {
+        let Some(first) = self.counts.first() else {
+            return Ok(batch);
+        };
         let rows = batch.num_rows();
         let keys = self
             .groups
@@ -105,9 +108,6 @@ impl DistinctFlagsExec {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let weir_error = |e| DataFusionError::External(Box::new(e));
         let converter = self.group_converter(&batch)?;
-        let Some(first) = self.counts.first() else {
-            return Ok(batch);
-        };
         let groups = first
             .pairs
             .numbers()
