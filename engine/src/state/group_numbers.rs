@@ -11,14 +11,65 @@ use std::sync::{Arc, RwLock};
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
 use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 
 use super::delta::key_converter;
-use super::pair_table::{GroupId, GroupIds};
+use super::pair_table::stable_hash;
 use crate::error::{Result, WeirError};
 
 fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
     WeirError::Internal(format!("numbering distinct-count groups: {e}"))
+}
+
+/// A process-local group number, with the stable hash of the group's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct GroupId {
+    pub number: u64,
+    pub hash: u64,
+}
+
+/// The groups that have pairs, by row-encoded key.
+#[derive(Debug, Default)]
+pub(super) struct GroupIds {
+    ids: HashMap<Box<[u8]>, GroupId>,
+    next: u64,
+}
+
+impl GroupIds {
+    pub fn get(&self, key: &[u8]) -> Option<GroupId> {
+        self.ids.get(key).copied()
+    }
+
+    pub fn get_or_insert(&mut self, key: &[u8]) -> GroupId {
+        if let Some(id) = self.ids.get(key) {
+            return *id;
+        }
+        let id = GroupId {
+            number: self.next,
+            hash: stable_hash(key),
+        };
+        self.next += 1;
+        self.ids.insert(key.into(), id);
+        id
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<GroupId> {
+        self.ids.remove(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        self.ids.keys().map(|k| k.as_ref())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Bytes held, roughly: the keys, their allocations' headers and the table's slots.
+    pub fn memory(&self) -> usize {
+        let keys: usize = self.ids.keys().map(|k| k.len() + 16).sum();
+        keys + self.ids.capacity() * (std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1)
+    }
 }
 
 /// The group keys of a batch's rows and each row's group number.

@@ -206,19 +206,19 @@ impl PairSet {
                 concat_batches(schema, &std::mem::take(&mut live.added)).map_err(arrow_error)?;
             let (added, added_closed) = split(&added)?;
             let mut closed_pairs = vec![added_closed];
-            let mut kept = Vec::with_capacity(old.len() + 1);
-            if closed.is_empty() {
-                kept = old;
-            } else {
+            let mut kept = old;
+            if !closed.is_empty() {
                 live.pairs.remove_groups(closed);
                 if live.pairs.len() == 0 {
                     live.pairs = PairTable::new(value_type);
                 }
-                for batch in old {
-                    let (open, done) = split(&batch)?;
-                    kept.extend((open.num_rows() > 0).then_some(open));
+                let mut open = Vec::with_capacity(kept.len() + 1);
+                for batch in kept {
+                    let (still_open, done) = split(&batch)?;
+                    open.extend((still_open.num_rows() > 0).then_some(still_open));
                     closed_pairs.extend((done.num_rows() > 0).then_some(done));
                 }
+                kept = open;
             }
             let closed_pairs = concat_batches(schema, &closed_pairs).map_err(arrow_error)?;
             kept.extend((added.num_rows() > 0).then(|| added.clone()));

@@ -1,8 +1,6 @@
 //! The in-memory tables of a [`PairSet`](super::PairSet): which `(group, value)` pairs a
 //! `count(DISTINCT value)` has counted.
 //!
-//! - [`GroupIds`] numbers the groups: a group's row-encoded key is kept once, and its pairs
-//!   refer to it by a number.
 //! - [`PairTable`] holds one state partition's pairs. A value of a fixed-width integer type
 //!   (integers, dates, times, timestamps, durations) is kept as its bits, so a pair is two
 //!   `u64`s; any other value (strings, floats, decimals, …) is kept as its row encoding, after
@@ -15,7 +13,7 @@
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, Rows, SortField};
-use hashbrown::{HashMap, HashSet, HashTable};
+use hashbrown::{HashSet, HashTable};
 
 use crate::error::{Result, WeirError};
 
@@ -60,57 +58,6 @@ impl PairHashes {
     /// A pair's hash within its partition's table, from the process-local group number.
     pub fn in_table(group: u64, value_hash: u64) -> u64 {
         mix(group.wrapping_mul(K) ^ value_hash)
-    }
-}
-
-/// A process-local group number, with the stable hash of the group's key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct GroupId {
-    pub number: u64,
-    pub hash: u64,
-}
-
-/// The groups that have pairs, by row-encoded key.
-#[derive(Debug, Default)]
-pub(super) struct GroupIds {
-    ids: HashMap<Box<[u8]>, GroupId>,
-    next: u64,
-}
-
-impl GroupIds {
-    pub fn get(&self, key: &[u8]) -> Option<GroupId> {
-        self.ids.get(key).copied()
-    }
-
-    pub fn get_or_insert(&mut self, key: &[u8]) -> GroupId {
-        if let Some(id) = self.ids.get(key) {
-            return *id;
-        }
-        let id = GroupId {
-            number: self.next,
-            hash: stable_hash(key),
-        };
-        self.next += 1;
-        self.ids.insert(key.into(), id);
-        id
-    }
-
-    pub fn remove(&mut self, key: &[u8]) -> Option<GroupId> {
-        self.ids.remove(key)
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        self.ids.keys().map(|k| k.as_ref())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
-    }
-
-    /// Bytes held, roughly: the keys, their allocations' headers and the table's slots.
-    pub fn memory(&self) -> usize {
-        let keys: usize = self.ids.keys().map(|k| k.len() + 16).sum();
-        keys + self.ids.capacity() * (std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1)
     }
 }
 
