@@ -253,6 +253,108 @@ async fn late_rows_are_counted_and_the_watermark_is_reported() {
     query.stop().await.unwrap();
 }
 
+/// The line of the last batch's physical plan showing the streaming aggregation of `query`.
+async fn aggregate_plan_line(engine: &Engine, query: &str) -> String {
+    let analyzed = engine
+        .sql(&format!("EXPLAIN ANALYZE {query}"))
+        .await
+        .unwrap();
+    let text = pretty_format_batches(&analyzed).unwrap().to_string();
+    text.lines()
+        .find(|l| l.contains("StreamingAggregateExec"))
+        .unwrap_or_else(|| panic!("{text}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_hopping_row_is_late_only_in_its_windows_that_closed() {
+    let engine = engine_with_source_c(0).await;
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'update') AS \
+             SELECT window_start, window_end, sum(v) AS total \
+             FROM HOP(c, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) GROUP BY window_start, window_end",
+        )
+        .await
+        .unwrap();
+    insert_into_c(&engine, &query, "(1, '2024-01-01 00:01:40')").await;
+    // The watermark is now 00:01:40. 00:01:32 is in [01:30, 01:45), still open, and in
+    // [01:25, 01:40) and [01:20, 01:35), closed: late twice. 00:01:00's three windows closed.
+    insert_into_c(
+        &engine,
+        &query,
+        "(10, '2024-01-01 00:01:32'), (100, '2024-01-01 00:01:00')",
+    )
+    .await;
+    let batches = query.recent_progress();
+    let last_with_input = batches.iter().rev().find(|p| p.input_rows > 0).unwrap();
+    assert_eq!(last_with_input.operators[0].late_rows, 5);
+    // The batches that emitted rows (the watermark's move also ran a batch emitting none).
+    let output = engine.connectors().memory_output("out").unwrap().batches();
+    let per_batch: Vec<String> = output
+        .values()
+        .filter(|b| b.iter().any(|b| b.num_rows() > 0))
+        .map(|b| table(b))
+        .collect();
+    assert_eq!(
+        per_batch,
+        [
+            "+---------------------+---------------------+-------+\n\
+             | window_start        | window_end          | total |\n\
+             +---------------------+---------------------+-------+\n\
+             | 2024-01-01T00:01:30 | 2024-01-01T00:01:45 | 1     |\n\
+             | 2024-01-01T00:01:35 | 2024-01-01T00:01:50 | 1     |\n\
+             | 2024-01-01T00:01:40 | 2024-01-01T00:01:55 | 1     |\n\
+             +---------------------+---------------------+-------+",
+            "+---------------------+---------------------+-------+\n\
+             | window_start        | window_end          | total |\n\
+             +---------------------+---------------------+-------+\n\
+             | 2024-01-01T00:01:30 | 2024-01-01T00:01:45 | 11    |\n\
+             +---------------------+---------------------+-------+",
+        ]
+    );
+    let line = aggregate_plan_line(&engine, "out").await;
+    assert!(
+        line.contains("by panes of 5000 ms in 3 windows each"),
+        "{line}"
+    );
+    query.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_hopping_window_read_by_a_filter_is_not_aggregated_by_panes() {
+    let engine = engine_with_source_c(0).await;
+    // The filter reads the window start, so each row must be unnested into its windows
+    // before it: the rows of [00:00:55, 00:01:10) are left out.
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'update') AS \
+             SELECT window_start, window_end, sum(v) AS total \
+             FROM HOP(c, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) \
+             WHERE window_start >= TIMESTAMP '2024-01-01 00:01:00' GROUP BY window_start, window_end",
+        )
+        .await
+        .unwrap();
+    insert_into_c(
+        &engine,
+        &query,
+        "(1, '2024-01-01 00:01:02'), (2, '2024-01-01 00:01:06')",
+    )
+    .await;
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out").await.unwrap()),
+        "+---------------------+---------------------+-------+\n\
+         | window_start        | window_end          | total |\n\
+         +---------------------+---------------------+-------+\n\
+         | 2024-01-01T00:01:00 | 2024-01-01T00:01:15 | 3     |\n\
+         | 2024-01-01T00:01:05 | 2024-01-01T00:01:20 | 2     |\n\
+         +---------------------+---------------------+-------+"
+    );
+    let line = aggregate_plan_line(&engine, "out").await;
+    assert!(!line.contains("panes"), "{line}");
+    query.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_state() {
     let dir = tempfile::tempdir().unwrap();

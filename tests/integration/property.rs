@@ -369,6 +369,49 @@ proptest! {
     }
 }
 
+const HOPPING: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total, \
+    max(amount) AS top, count(*) FILTER (WHERE amount > 0) AS positive \
+    FROM HOP(e, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) GROUP BY window_start, window_end, name";
+
+/// Each row in its three windows by unnesting their starts, aggregated as one batch.
+async fn hopping_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
+    let ctx = event_context(rows);
+    let pane = "date_bin(INTERVAL '5' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00')";
+    let sql = format!(
+        "SELECT window_start, window_start + INTERVAL '15' SECOND AS window_end, name, count(*) AS n, \
+         sum(amount) AS total, max(amount) AS top, count(*) FILTER (WHERE amount > 0) AS positive \
+         FROM (SELECT name, amount, unnest(make_array({pane}, {pane} - INTERVAL '5' SECOND, \
+         {pane} - INTERVAL '10' SECOND)) AS window_start FROM e) GROUP BY window_start, name"
+    );
+    sorted_lines(
+        &ctx.sql(&sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run"),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Hopping windows are aggregated by panes (each row once, in its latest window) and the
+    /// panes added to their windows: the same windows as unnesting every row into each.
+    #[test]
+    fn hopping_windows_by_panes_match_the_batch_oracle_for_any_batch_split(
+        mut rows in proptest::collection::vec((0i64..120, proptest::option::of("[ab]"), -100i64..100), 0..80),
+        max_per_batch in 1usize..30,
+    ) {
+        rows.sort_by_key(|r| r.0);
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let (expected, actual) = runtime.block_on(async {
+            (hopping_oracle(&rows).await, windowed_streamed_query(&rows, max_per_batch, HOPPING).await)
+        });
+        prop_assert_eq!(actual, expected);
+    }
+}
+
 /// Sessions by gaps and islands: a row starts a new session when it comes 10 s or more after
 /// the previous row of its name.
 async fn sessions_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {

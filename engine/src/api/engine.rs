@@ -12,6 +12,7 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::Mutex;
 use weir_connectors::ConnectorRegistry;
+use weir_sql::planner::AggregateHopPanes;
 use weir_sql::{Statement, parse_sql};
 
 use super::catalog::Catalog;
@@ -81,6 +82,7 @@ impl EngineBuilder {
             runtime = runtime.with_memory_limit(bytes, 1.0);
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
+        ctx.add_optimizer_rule(Arc::new(AggregateHopPanes));
         let window_inputs = WindowInputs::default();
         // DataFusion looks table functions up by their exact spelling.
         let tumble = Arc::new(Tumble {

@@ -16,7 +16,10 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
-use weir_sql::logical::{SESSION_START_METADATA, WINDOW_END_METADATA, WINDOW_METADATA};
+use weir_sql::logical::{
+    HOP_METADATA, SESSION_START_METADATA, WINDOW_END_METADATA, WINDOW_METADATA,
+    WINDOW_STARTS_COLUMN,
+};
 
 /// What a window function needs to know about a relation named in its first argument.
 #[derive(Debug, Clone)]
@@ -239,6 +242,12 @@ fn windowed(
         start_metadata.insert(WINDOW_METADATA.to_string(), window.clone());
         end_metadata.insert(WINDOW_METADATA.to_string(), window);
     }
+    if windows > 1 {
+        // Lets an aggregation over the window count each row once, in its latest window
+        // (`weir_sql::planner::AggregateHopPanes`).
+        let hop = format!("{} {windows}", nanos(&slide));
+        start_metadata.insert(HOP_METADATA.to_string(), hop);
+    }
     let builder = if windows == 0 {
         let session = FieldMetadata::from(HashMap::from([(
             SESSION_START_METADATA.to_string(),
@@ -284,8 +293,9 @@ fn windowed(
     Ok(Arc::new(ViewTable::new(plan, None)))
 }
 
-/// The temporary column holding a row's window starts before they are unnested.
-const STARTS: &str = "__weir_window_starts";
+/// The temporary column holding a row's window starts (latest first) before they are
+/// unnested.
+const STARTS: &str = WINDOW_STARTS_COLUMN;
 
 fn nanos(interval: &ScalarValue) -> i128 {
     match interval {

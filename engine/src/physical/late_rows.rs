@@ -18,6 +18,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, SendableRecordBatchStream,
 };
 use futures::StreamExt;
+use weir_sql::logical::HopPanes;
+
+use super::hop_panes::late_windows;
 
 /// Keeps the rows whose `window_end` is after `watermark_ms`; counts the others in `late`.
 #[derive(Debug, Clone)]
@@ -26,6 +29,9 @@ pub(super) struct DropLateRowsExec {
     /// A row's window end (or, for session windows, the row's session start).
     window_end: Arc<dyn PhysicalExpr>,
     watermark_ms: i64,
+    /// For a hopping window aggregated by panes, `window_end` is the start of the row's
+    /// latest window, and a row counts once per window of it that closed.
+    panes: Option<HopPanes>,
     late: Arc<AtomicU64>,
 }
 
@@ -34,12 +40,14 @@ impl DropLateRowsExec {
         input: Arc<dyn ExecutionPlan>,
         window_end: Arc<dyn PhysicalExpr>,
         watermark_ms: i64,
+        panes: Option<HopPanes>,
         late: Arc<AtomicU64>,
     ) -> Self {
         Self {
             input,
             window_end,
             watermark_ms,
+            panes,
             late,
         }
     }
@@ -49,15 +57,23 @@ impl DropLateRowsExec {
             .window_end
             .evaluate(&batch)?
             .into_array(batch.num_rows())?;
-        let Some(open) = after(&ends, self.watermark_ms)? else {
-            return Ok(batch);
+        let (open, late) = match self.panes {
+            Some(panes) => late_windows(&ends, self.watermark_ms, panes)?,
+            None => match after(&ends, self.watermark_ms)? {
+                Some(open) => {
+                    let late = batch.num_rows() - open.true_count();
+                    (Some(open), late as u64)
+                }
+                None => (None, 0),
+            },
         };
-        let late = batch.num_rows() - open.true_count();
-        if late == 0 {
-            return Ok(batch);
+        self.late.fetch_add(late, Ordering::Relaxed);
+        match open {
+            Some(open) if open.true_count() < batch.num_rows() => {
+                Ok(filter_record_batch(&batch, &open)?)
+            }
+            _ => Ok(batch),
         }
-        self.late.fetch_add(late as u64, Ordering::Relaxed);
-        Ok(filter_record_batch(&batch, &open)?)
     }
 }
 
@@ -87,7 +103,11 @@ impl DisplayAs for DropLateRowsExec {
             f,
             "DropLateRowsExec: {} > {}",
             self.window_end, self.watermark_ms
-        )
+        )?;
+        if let Some(panes) = self.panes {
+            write!(f, ", by panes of {} ms", panes.slide_ms)?;
+        }
+        Ok(())
     }
 }
 

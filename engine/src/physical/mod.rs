@@ -2,6 +2,7 @@
 //! logical extension nodes of `weir_sql::logical` to them ([`planner`]).
 
 mod distinct_flags;
+mod hop_panes;
 mod late_rows;
 pub mod planner;
 mod session_merge;

@@ -129,6 +129,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggregate.window_end,
             aggregate.session_start,
             aggregate.derived_window_end,
+            aggregate.hop_panes,
             aggregate
                 .distinct_counts()
                 .into_iter()

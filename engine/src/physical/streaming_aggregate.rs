@@ -13,6 +13,12 @@
 //! aggregation counts flagged rows (`count(x) FILTER (WHERE flag)`, one number per group).
 //! Pairs are evicted with their window. Not for session windows, whose groups merge.
 //!
+//! **Hopping windows by panes** (`HopPanes`): when the input holds each row once, keyed by
+//! its pane (the start of its latest window), the partial aggregation groups rows by pane;
+//! each pane's partial state is then repeated into the windows holding it, and merged with
+//! the window's committed state as below, so a row is aggregated once rather than once per
+//! window.
+//!
 //! **Per batch**: the new rows stream into a partial aggregation (`AggregateMode::Partial`,
 //! in parallel over the input's partitions), late rows dropped on the way; that partial
 //! state is split by key hash into the query's state partitions, and each state partition,
@@ -39,15 +45,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{
-    ArrayRef, BooleanArray, DurationMicrosecondArray, DurationMillisecondArray,
-    DurationNanosecondArray, DurationSecondArray, RecordBatch, Scalar,
-};
+use arrow::array::{BooleanArray, RecordBatch, Scalar};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::kernels::numeric::add;
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use arrow::datatypes::SchemaRef;
 use arrow::row::Row;
 use datafusion::common::HashSet;
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -70,9 +73,10 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream, collect, collect_partitioned,
 };
 use futures::StreamExt;
-use weir_sql::logical::DerivedWindowEnd;
+use weir_sql::logical::{DerivedWindowEnd, HopPanes};
 
 use super::distinct_flags::{DistinctCount, DistinctFlagsExec, flagged_schema, pair_schema};
+use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, after};
 use super::session_merge::merge_sessions;
 use crate::error::WeirError;
@@ -116,6 +120,8 @@ pub struct StreamingAggregateExec {
     end_from_start: Option<EndFromStart>,
     /// Position of a session window's start among the group keys (session windows merge).
     session_start: Option<usize>,
+    /// Set when the input holds each row once, keyed by its hopping window's pane.
+    hop_panes: Option<HopPanes>,
     mode: OutputMode,
     /// The watermark in force for this batch, in ms since the epoch.
     watermark_ms: Option<i64>,
@@ -141,6 +147,7 @@ impl StreamingAggregateExec {
         window_end: Option<usize>,
         session_start: Option<usize>,
         derived_end: Option<DerivedWindowEnd>,
+        hop_panes: Option<HopPanes>,
         distinct: Vec<(usize, Arc<PairSet>)>,
         mode: OutputMode,
         watermark_ms: Option<i64>,
@@ -206,6 +213,7 @@ impl StreamingAggregateExec {
             end_offset_ms,
             end_from_start,
             session_start,
+            hop_panes,
             mode,
             watermark_ms,
             state,
@@ -253,7 +261,10 @@ impl StreamingAggregateExec {
                 .into_iter()
                 .flatten()
                 .collect();
-        let new_partial = concat_batches(&state_schema, &new_partial)?;
+        let mut new_partial = concat_batches(&state_schema, &new_partial)?;
+        if let Some(panes) = self.hop_panes {
+            new_partial = self.windows_of_panes(new_partial, panes)?;
+        }
         let committed = self.state.committed();
         self.check_state_layout(&committed, &state_schema)?;
         let late_rows = late.load(Ordering::Relaxed);
@@ -519,6 +530,30 @@ impl StreamingAggregateExec {
         })
     }
 
+    /// The partial state of the windows holding the panes of `panes_state`: each pane's state
+    /// repeated into each of its windows still open. A window's rows from several panes are
+    /// merged with its committed state in `merge_groups`, as any batch's partial state is.
+    fn windows_of_panes(&self, panes_state: RecordBatch, panes: HopPanes) -> Result<RecordBatch> {
+        let Some(start) = self.window_end else {
+            return Err(DataFusionError::Internal(
+                "hopping window panes without a window start".to_string(),
+            ));
+        };
+        if panes_state.num_rows() == 0 {
+            return Ok(panes_state);
+        }
+        let windows = expand_panes(&panes_state, start, panes)?;
+        let Some(watermark) = self.watermark_ms else {
+            return Ok(windows);
+        };
+        // A late row's closed windows were counted when the row was dropped or kept.
+        let threshold = watermark.saturating_sub(self.end_offset_ms);
+        match after(windows.column(start), threshold)? {
+            Some(open) => Ok(filter_record_batch(&windows, &open)?),
+            None => Ok(windows),
+        }
+    }
+
     /// Splits state into (open, closed) groups: in `update` and `append` mode, a window is
     /// closed when its end is at or before the watermark in force; `complete` mode and
     /// aggregations without a window or a watermark close nothing.
@@ -574,27 +609,7 @@ impl StreamingAggregateExec {
             return Ok(batch);
         };
         let start = batch.column(derived.start);
-        let size: ArrayRef = match start.data_type() {
-            DataType::Timestamp(TimeUnit::Second, _) => {
-                Arc::new(DurationSecondArray::from(vec![derived.size_ms / 1000]))
-            }
-            DataType::Timestamp(TimeUnit::Millisecond, _) => {
-                Arc::new(DurationMillisecondArray::from(vec![derived.size_ms]))
-            }
-            DataType::Timestamp(TimeUnit::Microsecond, _) => {
-                Arc::new(DurationMicrosecondArray::from(vec![derived.size_ms * 1000]))
-            }
-            DataType::Timestamp(TimeUnit::Nanosecond, _) => {
-                Arc::new(DurationNanosecondArray::from(vec![
-                    derived.size_ms * 1_000_000,
-                ]))
-            }
-            other => {
-                return Err(DataFusionError::Internal(format!(
-                    "window start is {other}, not a timestamp"
-                )));
-            }
-        };
+        let size = durations(start.data_type(), std::iter::once(derived.size_ms))?;
         let end = add(start, &Scalar::new(size))?;
         let mut columns = batch.columns().to_vec();
         columns.insert(derived.end, end);
@@ -641,6 +656,7 @@ impl StreamingAggregateExec {
             Arc::clone(&self.input),
             Arc::clone(&self.group_by.expr()[index].0),
             watermark,
+            self.hop_panes,
             late,
         ))
     }
@@ -758,6 +774,13 @@ impl DisplayAs for StreamingAggregateExec {
                 self.schema.field(derived.end).name(),
                 groups[derived.start],
                 derived.size_ms
+            )?;
+        }
+        if let Some(panes) = self.hop_panes {
+            write!(
+                f,
+                ", by panes of {} ms in {} windows each",
+                panes.slide_ms, panes.windows
             )?;
         }
         Ok(())

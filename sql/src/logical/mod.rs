@@ -4,6 +4,6 @@
 mod streaming_aggregate;
 
 pub use streaming_aggregate::{
-    DerivedWindowEnd, SESSION_START_METADATA, StreamingAggregateNode, WINDOW_END_METADATA,
-    WINDOW_METADATA,
+    DerivedWindowEnd, HOP_METADATA, HopPanes, SESSION_START_METADATA, StreamingAggregateNode,
+    WINDOW_END_METADATA, WINDOW_METADATA, WINDOW_STARTS_COLUMN,
 };

@@ -24,6 +24,15 @@ pub const SESSION_START_METADATA: &str = "weir.session_start";
 /// query groups by both, the end follows from the start, so only the start is kept in state.
 pub const WINDOW_METADATA: &str = "weir.window";
 
+/// Field metadata key on the `window_start` column of a hopping window (set by `HOP`):
+/// `"<slide in ns> <windows per row>"`. The column is the unnested
+/// [`WINDOW_STARTS_COLUMN`], whose list holds a row's window starts, latest first.
+pub const HOP_METADATA: &str = "weir.hop";
+
+/// The list column `HOP` computes for each row (its window starts, latest first) and unnests
+/// into `window_start`.
+pub const WINDOW_STARTS_COLUMN: &str = "__weir_window_starts";
+
 /// A tumbling or hopping window whose end is its start plus a fixed size, both group keys:
 /// the aggregation groups by the start alone and adds the end to its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
@@ -34,6 +43,20 @@ pub struct DerivedWindowEnd {
     pub end: usize,
     /// The window size in milliseconds.
     pub size_ms: i64,
+}
+
+/// A hopping window aggregated by panes (set by [`AggregateHopPanes`]): the input holds
+/// each row once, with `window_start` the start of its latest window (its pane, a whole
+/// slide); the aggregation groups rows by pane first, then adds each pane's partial state to
+/// the `windows` windows that contain it (starts `pane − j × slide`, `j < windows`).
+///
+/// [`AggregateHopPanes`]: crate::planner::AggregateHopPanes
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
+pub struct HopPanes {
+    /// The slide, a pane's length, in milliseconds.
+    pub slide_ms: i64,
+    /// The windows each pane (and each row) is in: size ÷ slide.
+    pub windows: i64,
 }
 
 /// A grouped aggregation over a stream. Its state is, per group, the aggregate functions'
@@ -59,6 +82,8 @@ pub struct StreamingAggregateNode {
     pub session_start: Option<usize>,
     /// Set when the window end is a group key that follows from the window start key.
     pub derived_window_end: Option<DerivedWindowEnd>,
+    /// Set when a hopping window is aggregated by panes (see [`HopPanes`]).
+    pub hop_panes: Option<HopPanes>,
     /// Stable id of the operator within its query, naming its state in the checkpoint.
     pub operator_id: String,
 }
@@ -116,6 +141,7 @@ impl StreamingAggregateNode {
             watermarked,
             session_start,
             derived_window_end,
+            hop_panes: None,
             operator_id,
         })
     }
@@ -239,6 +265,13 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
                 self.group_expr[derived.start], derived.size_ms
             )?;
         }
+        if let Some(panes) = self.hop_panes {
+            write!(
+                f,
+                ", by panes of {} ms, each in {} windows",
+                panes.slide_ms, panes.windows
+            )?;
+        }
         Ok(())
     }
 
@@ -272,6 +305,7 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
         node.watermarked = self.watermarked;
         node.session_start = self.session_start;
         node.derived_window_end = self.derived_window_end;
+        node.hop_panes = self.hop_panes;
         Ok(node)
     }
 }

@@ -2,6 +2,7 @@
 //! [`StreamingTable`]s and static tables, then checks that every operator can run on a
 //! micro-batch at a time ([`check_incremental`]).
 
+mod hop_panes;
 mod incremental;
 mod spark_window;
 mod streaming_table;
@@ -10,6 +11,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
+pub use hop_panes::AggregateHopPanes;
 pub use incremental::{check_incremental, incrementalize, streaming_aggregate};
 pub use spark_window::rewrite_spark_windows;
 pub use streaming_table::StreamingTable;
