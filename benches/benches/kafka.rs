@@ -47,7 +47,7 @@ fn env_number(name: &str, default: u64) -> Result<u64, Error> {
 }
 
 fn main() -> Result<(), Error> {
-    weir::cli::allocator::keep_freed_memory();
+    weir::cli::allocator::configure();
     let brokers = std::env::var("WEIR_BENCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:19092".into());
     let s3 = std::env::var("WEIR_BENCH_S3").unwrap_or_else(|_| "http://127.0.0.1:5000".into());
     let events = env_number("WEIR_BENCH_EVENTS", 2_000_000)?;

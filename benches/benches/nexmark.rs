@@ -46,7 +46,7 @@ const GENERATE_CHUNK: u64 = 64 * 1024;
 const PROGRESS_HISTORY: usize = 100;
 
 fn main() -> Result<()> {
-    weir::cli::allocator::keep_freed_memory();
+    weir::cli::allocator::configure();
     let settings = Settings::from_env_and_args()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -39,7 +39,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn main() -> Result<(), Error> {
-    weir::cli::allocator::keep_freed_memory();
+    weir::cli::allocator::configure();
     let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
     let runs = env_number("WEIR_BENCH_RUNS", 3)?.max(1);

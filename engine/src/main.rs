@@ -5,6 +5,6 @@
 static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Allocator {};
 
 fn main() -> std::process::ExitCode {
-    weir::cli::allocator::keep_freed_memory();
+    weir::cli::allocator::configure();
     weir::cli::main()
 }
