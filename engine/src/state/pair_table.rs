@@ -179,17 +179,20 @@ impl RowSet {
             hashes,
             ..
         } = self;
-        if table
-            .find(hash, |i| Self::key(bytes, ends, *i) == key)
-            .is_some()
-        {
+        // One probe finds the key or the slot for it.
+        let entry = table.entry(
+            hash,
+            |i| Self::key(bytes, ends, *i) == key,
+            |i| hashes[*i as usize],
+        );
+        let hashbrown::hash_table::Entry::Vacant(slot) = entry else {
             return false;
-        }
+        };
         let index = ends.len() as u32;
+        slot.insert(index);
         bytes.extend_from_slice(key);
         ends.push(bytes.len());
         hashes.push(hash);
-        table.insert_unique(hash, index, |i| hashes[*i as usize]);
         true
     }
 
@@ -268,14 +271,20 @@ impl PairTable {
         let hash = PairHashes::in_table(group, value_hash);
         match (self, values) {
             (Self::Bits(table), ValueKeys::Bits(bits)) => {
+                // One probe finds the pair or the slot for it.
                 let pair = (group, bits[i]);
-                if table.find(hash, |p| *p == pair).is_some() {
-                    return Ok(false);
+                let entry = table.entry(
+                    hash,
+                    |p| *p == pair,
+                    |(group, bits)| PairHashes::in_table(*group, hash_bits(*bits)),
+                );
+                match entry {
+                    hashbrown::hash_table::Entry::Occupied(_) => Ok(false),
+                    hashbrown::hash_table::Entry::Vacant(slot) => {
+                        slot.insert(pair);
+                        Ok(true)
+                    }
                 }
-                table.insert_unique(hash, pair, |(group, bits)| {
-                    PairHashes::in_table(*group, hash_bits(*bits))
-                });
-                Ok(true)
             }
             (Self::Encoded(set), ValueKeys::Encoded(rows)) => {
                 scratch.clear();
