@@ -87,14 +87,22 @@ async fn oracle(query: &str, rows: &[(i64, Option<String>, i64)]) -> Vec<String>
         Arc::new(MemTable::try_new(typed, vec![vec![input]]).expect("table")),
     )
     .expect("register");
-    sorted_lines(
-        &ctx.sql(query)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run"),
-    )
+    batch_lines(&ctx, query).await
+}
+
+/// The sorted rows of `sql` run as one DataFusion batch query in `ctx`.
+async fn batch_lines(ctx: &SessionContext, sql: &str) -> Vec<String> {
+    let rows = ctx.sql(sql).await.expect("plan").collect().await;
+    sorted_lines(&rows.expect("run"))
+}
+
+/// A runtime for a property test's case: two worker threads, as on the CI machine.
+fn case_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 /// Feeds `rows` in `chunks` (one INSERT each, the query drained after `drain_every` chunks)
@@ -181,7 +189,7 @@ proptest! {
         max_per_batch in 1usize..40,
         query in 0usize..QUERIES.len(),
     ) {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime = case_runtime();
         let (expected, actual) = runtime.block_on(async {
             let q = QUERIES[query];
             (oracle(q, &rows).await, streamed(q, &rows, &chunks, drain_every, max_per_batch).await)
@@ -219,7 +227,7 @@ proptest! {
         max_per_batch in 1usize..40,
         query in 0usize..AGGREGATIONS.len(),
     ) {
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime = case_runtime();
         let (expected, actual) = runtime.block_on(async {
             let q = AGGREGATIONS[query];
             let streamed = streamed_with(q, ", output_mode = 'complete'", &rows, &chunks, drain_every, max_per_batch).await;
@@ -341,14 +349,7 @@ async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
     let ctx = event_context(rows);
     let sql = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') AS window_start, name, \
                count(*) AS n, sum(amount) AS total, count(DISTINCT amount % 7) AS sevens FROM e GROUP BY 1, 2";
-    sorted_lines(
-        &ctx.sql(sql)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run"),
-    )
+    batch_lines(&ctx, sql).await
 }
 
 proptest! {
@@ -361,7 +362,7 @@ proptest! {
     ) {
         // In event-time order nothing is late, so every row must be counted exactly once.
         rows.sort_by_key(|r| r.0);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime = case_runtime();
         let (expected, actual) = runtime.block_on(async {
             (windowed_oracle(&rows).await, windowed_streamed(&rows, max_per_batch).await)
         });
@@ -383,14 +384,7 @@ async fn hopping_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
          FROM (SELECT name, amount, unnest(make_array({pane}, {pane} - INTERVAL '5' SECOND, \
          {pane} - INTERVAL '10' SECOND)) AS window_start FROM e) GROUP BY window_start, name"
     );
-    sorted_lines(
-        &ctx.sql(&sql)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run"),
-    )
+    batch_lines(&ctx, &sql).await
 }
 
 proptest! {
@@ -404,7 +398,7 @@ proptest! {
         max_per_batch in 1usize..30,
     ) {
         rows.sort_by_key(|r| r.0);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime = case_runtime();
         let (expected, actual) = runtime.block_on(async {
             (hopping_oracle(&rows).await, windowed_streamed_query(&rows, max_per_batch, HOPPING).await)
         });
@@ -423,14 +417,7 @@ async fn sessions_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
         numbered AS (SELECT *, sum(starts) OVER (PARTITION BY name ORDER BY ts ROWS UNBOUNDED PRECEDING) AS session FROM marked) \
         SELECT min(ts) AS window_start, max(ts) + INTERVAL '10' SECOND AS window_end, name, count(*) AS n, sum(amount) AS total \
         FROM numbered GROUP BY name, session";
-    sorted_lines(
-        &ctx.sql(sql)
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run"),
-    )
+    batch_lines(&ctx, sql).await
 }
 
 proptest! {
@@ -442,7 +429,7 @@ proptest! {
         max_per_batch in 1usize..30,
     ) {
         rows.sort_by_key(|r| r.0);
-        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        let runtime = case_runtime();
         let (expected, actual) = runtime.block_on(async {
             (sessions_oracle(&rows).await, windowed_streamed_query(&rows, max_per_batch, SESSIONS).await)
         });
