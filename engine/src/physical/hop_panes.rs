@@ -35,16 +35,14 @@ pub(super) fn expand_panes(
         ))
     })?;
     let indices = UInt32Array::from_iter_values((0..repeated).map(|i| i / windows as u32));
-    let mut expanded = take_record_batch(batch, &indices)?;
+    let expanded = take_record_batch(batch, &indices)?;
     let offsets = durations(
         batch.column(start).data_type(),
         (0..rows).flat_map(|_| (0..panes.windows).map(|j| j * panes.slide_ms)),
     )?;
-    let starts = sub(expanded.column(start), &offsets)?;
     let mut columns = expanded.columns().to_vec();
-    columns[start] = starts;
-    expanded = RecordBatch::try_new(expanded.schema(), columns)?;
-    Ok(expanded)
+    columns[start] = sub(&columns[start], &offsets)?;
+    Ok(RecordBatch::try_new(expanded.schema(), columns)?)
 }
 
 /// For rows whose latest window starts at `starts` (a timestamp column): the rows with a

@@ -67,7 +67,9 @@ impl DropLateRowsExec {
                 None => (None, 0),
             },
         };
-        self.late.fetch_add(late, Ordering::Relaxed);
+        if late > 0 {
+            self.late.fetch_add(late, Ordering::Relaxed);
+        }
         match open {
             Some(open) if open.true_count() < batch.num_rows() => {
                 Ok(filter_record_batch(&batch, &open)?)
