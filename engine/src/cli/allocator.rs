@@ -13,8 +13,9 @@
 //! the kernel then defragments on demand (the common `defrag = madvise` setting), a fault
 //! compacts memory and zeroes a whole 2 MiB page while the micro-batch waits.
 //! [`small_pages_only`] switches huge pages off for the process; measured on the stateful
-//! Nexmark queries, it cut system time by a third to a half (q16: 2.37 → 1.54 s) and wall time
-//! by 4–18 % (`benches/RESULTS.md`, session 9). Setting `MIMALLOC_ALLOW_THP` overrides this.
+//! Nexmark queries, it cut system time by 35–43 % on q5, q15 and q16 (q16: 2.37 → 1.54 s; it
+//! rose slightly on q7 and q17) and wall time by 4–18 % on all five measured
+//! (`benches/RESULTS.md`, session 9). Setting `MIMALLOC_ALLOW_THP` overrides this.
 
 /// Tunes the allocator for micro-batches ([`keep_freed_memory`], [`small_pages_only`]); call
 /// first in `main`.
