@@ -356,6 +356,43 @@ async fn a_hopping_window_read_by_a_filter_is_not_aggregated_by_panes() {
 }
 
 #[tokio::test]
+async fn a_hopping_window_over_a_view_of_another_keeps_the_inner_windows() {
+    let engine = engine_with_source_c(0).await;
+    engine
+        .execute(
+            "CREATE VIEW inner_windows AS SELECT v, ts, window_start AS inner_start \
+             FROM HOP(c, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND)",
+        )
+        .await
+        .unwrap();
+    // Only the outer windows are aggregated by panes: each row is still in three inner
+    // windows, so each outer window counts it three times.
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'update') AS \
+             SELECT window_start, window_end, count(*) AS n \
+             FROM HOP(inner_windows, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) \
+             GROUP BY window_start, window_end",
+        )
+        .await
+        .unwrap();
+    insert_into_c(&engine, &query, "(1, '2024-01-01 00:01:40')").await;
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out").await.unwrap()),
+        "+---------------------+---------------------+---+\n\
+         | window_start        | window_end          | n |\n\
+         +---------------------+---------------------+---+\n\
+         | 2024-01-01T00:01:30 | 2024-01-01T00:01:45 | 3 |\n\
+         | 2024-01-01T00:01:35 | 2024-01-01T00:01:50 | 3 |\n\
+         | 2024-01-01T00:01:40 | 2024-01-01T00:01:55 | 3 |\n\
+         +---------------------+---------------------+---+"
+    );
+    let line = aggregate_plan_line(&engine, "out").await;
+    assert!(line.contains("by panes of 5000 ms"), "{line}");
+    query.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_state() {
     let dir = tempfile::tempdir().unwrap();
     let engine = engine_with_source_c(1).await;

@@ -16,7 +16,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result};
 use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection, Unnest};
@@ -59,9 +59,15 @@ impl OptimizerRule for AggregateHopPanes {
             .input
             .clone()
             .transform_down(|node| match node {
-                LogicalPlan::Unnest(unnest) if unnests_window_starts(&unnest) => Ok(
-                    Transformed::yes(LogicalPlan::Unnest(latest_start_only(unnest)?)),
-                ),
+                // The first is the one `panes_of` checked; one further down (a HOP over a
+                // view of another HOP) expands rows the aggregation must see expanded.
+                LogicalPlan::Unnest(unnest) if unnests_window_starts(&unnest) => {
+                    Ok(Transformed::new(
+                        LogicalPlan::Unnest(latest_start_only(unnest)?),
+                        true,
+                        TreeNodeRecursion::Stop,
+                    ))
+                }
                 other => Ok(Transformed::no(other)),
             })?
             .data;
