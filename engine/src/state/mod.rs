@@ -10,6 +10,7 @@
 mod delta;
 mod group_numbers;
 mod pair_set;
+mod pair_slots;
 mod pair_table;
 mod store;
 

@@ -16,7 +16,7 @@
 //! them from the committed pairs when they do not reflect those (after a restart, or when the
 //! previous batch failed before it committed), and ends with [`PairSet::stage`].
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use arrow::array::{ArrayRef, BooleanBufferBuilder, RecordBatch, UInt32Array};
 use arrow::buffer::BooleanBuffer;
@@ -26,7 +26,7 @@ use hashbrown::HashSet;
 
 use super::delta::{delta_of, key_converter};
 use super::group_numbers::{BatchGroups, GroupNumbers};
-use super::pair_table::{PairHashes, PairTable, ValueKeys};
+use super::pair_table::{BatchScratch, PairHashes, PairTable, ValueKeys};
 use super::store::{OperatorState, StagedPartition, compact};
 use crate::error::{Result, WeirError};
 
@@ -160,28 +160,38 @@ impl PairSet {
         let pairs = RecordBatch::try_new(Arc::clone(schema), pair_columns).map_err(arrow_error)?;
         let mut new = BooleanBufferBuilder::new(groups.of_row.len());
         new.append_n(groups.of_row.len(), false);
-        let mut scratch = Vec::new();
-        for (partition, rows) in self.partitions.iter().zip(by_partition) {
-            if rows.is_empty() {
-                continue;
-            }
-            let mut live = lock(partition);
+        let mut scratch = BatchScratch::default();
+        let mut insert_into = |live: &mut LivePartition, rows: &[(u32, u64)]| -> Result<()> {
             let mut added = Vec::new();
-            for (i, value_hash) in rows {
-                let group = groups.of_row[i as usize].number;
-                if live
-                    .pairs
-                    .insert(group, &keys, i as usize, value_hash, &mut scratch)?
-                {
+            live.pairs
+                .insert_rows(rows, &groups.of_row, &keys, &mut scratch, |i| {
                     new.set_bit(i as usize, true);
                     added.push(i);
-                }
-            }
+                })?;
             if !added.is_empty() {
                 let added =
                     take_record_batch(&pairs, &UInt32Array::from(added)).map_err(arrow_error)?;
                 live.added.push(added);
             }
+            Ok(())
+        };
+        // The partitions no other task holds first, then the others, waiting for each: tasks
+        // that all went in partition order would queue behind each other at every one.
+        let mut busy = Vec::new();
+        for (partition, rows) in self.partitions.iter().zip(by_partition) {
+            if rows.is_empty() {
+                continue;
+            }
+            match partition.try_lock() {
+                Ok(mut live) => insert_into(&mut live, &rows)?,
+                Err(TryLockError::Poisoned(poisoned)) => {
+                    insert_into(&mut poisoned.into_inner(), &rows)?
+                }
+                Err(TryLockError::WouldBlock) => busy.push((partition, rows)),
+            }
+        }
+        for (partition, rows) in busy {
+            insert_into(&mut lock(partition), &rows)?;
         }
         Ok(new.finish())
     }

@@ -3,8 +3,8 @@
 //!
 //! - [`PairTable`] holds one state partition's pairs. A value of a fixed-width integer type
 //!   (integers, dates, times, timestamps, durations) is kept as its bits, so a pair is two
-//!   `u64`s; any other value (strings, floats, decimals, …) is kept as its row encoding, after
-//!   the group's number, in one buffer per partition.
+//!   `u64`s, in a [`PairSlots`]; any other value (strings, floats, decimals, …) is kept as its
+//!   row encoding, after the group's number, in one buffer per partition ([`RowSet`]).
 //!
 //! A pair's state partition follows from a hash of the group's key and of the value that is
 //! the same in every process and release ([`stable_hash`], [`PairHashes::partition`]); group
@@ -15,6 +15,8 @@ use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::{HashSet, HashTable};
 
+use super::group_numbers::GroupId;
+use super::pair_slots::{Pair, PairSlots};
 use crate::error::{Result, WeirError};
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -240,19 +242,31 @@ impl RowSet {
     }
 }
 
+/// Buffers [`PairTable::insert_rows`] reuses from one call to the next.
+#[derive(Debug, Default)]
+pub(super) struct BatchScratch {
+    pairs: Vec<(Pair, u64)>,
+    key: Vec<u8>,
+}
+
 /// One state partition's pairs: `(group number, value bits)`, or the group number's bytes
 /// followed by the value's row encoding.
 #[derive(Debug)]
 pub(super) enum PairTable {
-    Bits(HashTable<(u64, u64)>),
+    Bits(PairSlots),
     Encoded(RowSet),
+}
+
+/// The hash in its table of a pair kept as bits.
+fn hash_in_table((group, bits): &Pair) -> u64 {
+    PairHashes::in_table(*group, hash_bits(*bits))
 }
 
 impl PairTable {
     /// An empty table for values of `data_type`.
     pub fn new(data_type: &DataType) -> Self {
         if kept_as_bits(data_type) {
-            Self::Bits(HashTable::new())
+            Self::Bits(PairSlots::default())
         } else {
             Self::Encoded(RowSet::default())
         }
@@ -270,21 +284,8 @@ impl PairTable {
     ) -> Result<bool> {
         let hash = PairHashes::in_table(group, value_hash);
         match (self, values) {
-            (Self::Bits(table), ValueKeys::Bits(bits)) => {
-                // One probe finds the pair or the slot for it.
-                let pair = (group, bits[i]);
-                let entry = table.entry(
-                    hash,
-                    |p| *p == pair,
-                    |(group, bits)| PairHashes::in_table(*group, hash_bits(*bits)),
-                );
-                match entry {
-                    hashbrown::hash_table::Entry::Occupied(_) => Ok(false),
-                    hashbrown::hash_table::Entry::Vacant(slot) => {
-                        slot.insert(pair);
-                        Ok(true)
-                    }
-                }
+            (Self::Bits(slots), ValueKeys::Bits(bits)) => {
+                Ok(slots.insert((group, bits[i]), hash, hash_in_table))
             }
             (Self::Encoded(set), ValueKeys::Encoded(rows)) => {
                 scratch.clear();
@@ -298,10 +299,41 @@ impl PairTable {
         }
     }
 
+    /// Adds the pairs of `rows`, each the index of a value of `values` and that value's
+    /// stable hash, with the groups `groups` gives by row; calls `on_new` with each row whose
+    /// pair was not there (nor an earlier row's). `scratch` is reused between calls.
+    pub fn insert_rows(
+        &mut self,
+        rows: &[(u32, u64)],
+        groups: &[GroupId],
+        values: &ValueKeys,
+        scratch: &mut BatchScratch,
+        mut on_new: impl FnMut(u32),
+    ) -> Result<()> {
+        if let (Self::Bits(slots), ValueKeys::Bits(bits)) = (&mut *self, values) {
+            // A batch's pairs go in together, so that their probes overlap (see `PairSlots`).
+            scratch.pairs.clear();
+            scratch.pairs.extend(rows.iter().map(|&(row, value_hash)| {
+                let group = groups[row as usize].number;
+                let pair = (group, bits[row as usize]);
+                (pair, PairHashes::in_table(group, value_hash))
+            }));
+            slots.insert_batch(&scratch.pairs, hash_in_table, |i| on_new(rows[i].0));
+            return Ok(());
+        }
+        for &(row, value_hash) in rows {
+            let group = groups[row as usize].number;
+            if self.insert(group, values, row as usize, value_hash, &mut scratch.key)? {
+                on_new(row);
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the pairs of the groups numbered in `closed`.
     pub fn remove_groups(&mut self, closed: &HashSet<u64>) {
         match self {
-            Self::Bits(table) => table.retain(|(group, _)| !closed.contains(group)),
+            Self::Bits(slots) => slots.retain(|(group, _)| !closed.contains(group), hash_in_table),
             Self::Encoded(set) => set.retain(|key| {
                 let mut group = [0; 8];
                 group.copy_from_slice(&key[..8]);
@@ -312,7 +344,7 @@ impl PairTable {
 
     pub fn len(&self) -> usize {
         match self {
-            Self::Bits(table) => table.len(),
+            Self::Bits(slots) => slots.len(),
             Self::Encoded(set) => set.len(),
         }
     }
@@ -320,7 +352,7 @@ impl PairTable {
     /// Bytes held, including the table's slots.
     pub fn memory(&self) -> usize {
         match self {
-            Self::Bits(table) => table.capacity() * (std::mem::size_of::<(u64, u64)>() + 1),
+            Self::Bits(slots) => slots.memory(),
             Self::Encoded(set) => set.memory(),
         }
     }
