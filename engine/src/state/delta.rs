@@ -4,6 +4,11 @@
 //! A delta has the state's columns plus a boolean `__weir_delete`: a row with `false` is an
 //! upsert (a group that is new or whose state changed), a row with `true` removes the group
 //! with that row's key. Groups are identified by their first `keys` columns.
+//!
+//! A delta may instead remove keys by a prefix of them ([`Delta::delete_prefix`]): a delete
+//! row then removes every key whose first `delete_prefix` columns are the row's, whatever
+//! its other columns. A [`PairSet`](super::PairSet) records a closed window this way: one
+//! row per closed group instead of one per `(group, value)` pair it counted.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -74,52 +79,122 @@ pub(crate) fn diff(
     )
 }
 
+/// A delta read back from its file.
+#[derive(Debug)]
+pub(crate) struct Delta {
+    /// The state's columns, then `__weir_delete`.
+    pub rows: RecordBatch,
+    /// How many leading key columns a delete row matches (all the keys, unless the delta
+    /// removes keys by a prefix of them; see the module docs).
+    pub delete_prefix: usize,
+}
+
+/// The keys added since a prefix delete became possible, by the row encoding of their prefix.
+struct KeysByPrefix {
+    converter: RowConverter,
+    columns: usize,
+    keys: HashMap<Vec<u8>, Vec<Vec<u8>>>,
+}
+
+impl KeysByPrefix {
+    fn new(schema: &SchemaRef, columns: usize) -> Result<Self> {
+        Ok(Self {
+            converter: key_converter(schema, columns)?,
+            columns,
+            keys: HashMap::new(),
+        })
+    }
+
+    /// The row encodings of the prefixes of `batch`'s rows.
+    fn prefixes(&self, batch: &RecordBatch) -> Result<arrow::row::Rows> {
+        self.converter
+            .convert_columns(&batch.columns()[..self.columns])
+            .map_err(arrow_error)
+    }
+}
+
 /// Applies `deltas`, oldest first, to `base`; returns the resulting state.
 pub(crate) fn replay(
     schema: &SchemaRef,
     keys: usize,
     base: Vec<RecordBatch>,
-    deltas: Vec<RecordBatch>,
+    deltas: Vec<Delta>,
 ) -> Result<Vec<RecordBatch>> {
     let by_key = key_converter(schema, keys)?;
     let width = schema.fields().len();
+    // Only one prefix is ever used for an operator's deletes (a pair set's group columns).
+    let mut by_prefix = match deltas.iter().map(|d| d.delete_prefix).find(|p| *p < keys) {
+        Some(prefix) => Some(KeysByPrefix::new(schema, prefix)?),
+        None => None,
+    };
     // Every row ever seen, by (batch, row); the map keeps each live key's latest position.
     let mut sources: Vec<RecordBatch> = Vec::new();
     let mut live: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
     let mut order: Vec<Vec<u8>> = Vec::new();
-    for batch in base {
-        let index = sources.len();
-        let rows = by_key
-            .convert_columns(&batch.columns()[..keys])
-            .map_err(arrow_error)?;
-        for (row, key) in rows.iter().enumerate() {
-            let key = key.data().to_vec();
-            if live.insert(key.clone(), (index, row)).is_none() {
-                order.push(key);
-            }
-        }
-        sources.push(batch);
-    }
-    for delta in deltas {
-        let deleted = delta
-            .column(width)
-            .as_any()
-            .downcast_ref::<BooleanArray>()
-            .cloned()
-            .ok_or_else(|| WeirError::Internal("a state delta has no delete column".to_string()))?;
+    let parts = base.into_iter().map(|batch| (batch, None, keys)).chain(
+        deltas
+            .into_iter()
+            .map(|delta| (delta.rows, Some(()), delta.delete_prefix)),
+    );
+    for (batch, is_delta, delete_prefix) in parts {
+        let deleted = match is_delta {
+            None => None,
+            Some(()) => Some(
+                batch
+                    .column(width)
+                    .as_any()
+                    .downcast_ref::<BooleanArray>()
+                    .cloned()
+                    .ok_or_else(|| {
+                        WeirError::Internal("a state delta has no delete column".to_string())
+                    })?,
+            ),
+        };
         let state_part =
-            RecordBatch::try_new(Arc::clone(schema), delta.columns()[..width].to_vec())
+            RecordBatch::try_new(Arc::clone(schema), batch.columns()[..width].to_vec())
                 .map_err(arrow_error)?;
         let index = sources.len();
         let rows = by_key
             .convert_columns(&state_part.columns()[..keys])
             .map_err(arrow_error)?;
+        let prefixes = match &by_prefix {
+            Some(by_prefix) => Some(by_prefix.prefixes(&state_part)?),
+            None => None,
+        };
+        if delete_prefix < keys
+            && by_prefix
+                .as_ref()
+                .is_some_and(|p| p.columns != delete_prefix)
+        {
+            return Err(WeirError::Internal(
+                "state deltas delete by different key prefixes".to_string(),
+            ));
+        }
         for (row, key) in rows.iter().enumerate() {
             let key = key.data().to_vec();
-            if deleted.value(row) {
-                live.remove(&key);
-            } else if live.insert(key.clone(), (index, row)).is_none() {
-                order.push(key);
+            let is_delete = deleted.as_ref().is_some_and(|d| d.value(row));
+            match (&mut by_prefix, &prefixes) {
+                (Some(by_prefix), Some(prefixes)) if is_delete && delete_prefix < keys => {
+                    for key in by_prefix
+                        .keys
+                        .remove(prefixes.row(row).data())
+                        .unwrap_or_default()
+                    {
+                        live.remove(&key);
+                    }
+                }
+                _ if is_delete => {
+                    live.remove(&key);
+                }
+                (by_prefix, prefixes) => {
+                    if let (Some(by_prefix), Some(prefixes)) = (by_prefix, prefixes) {
+                        let prefix = prefixes.row(row).data().to_vec();
+                        by_prefix.keys.entry(prefix).or_default().push(key.clone());
+                    }
+                    if live.insert(key.clone(), (index, row)).is_none() {
+                        order.push(key);
+                    }
+                }
             }
         }
         sources.push(state_part);
@@ -255,7 +330,11 @@ mod tests {
             "c and d upserted, b deleted; a unchanged is not written"
         );
         let d2 = diff(&schema, 1, &[v1.clone()], &[v2.clone()]).unwrap();
-        let rebuilt = replay(&schema, 1, vec![v0], vec![d1.clone(), d2.clone()]).unwrap();
+        let by_key = |rows: &RecordBatch| Delta {
+            rows: rows.clone(),
+            delete_prefix: 1,
+        };
+        let rebuilt = replay(&schema, 1, vec![v0], vec![by_key(&d1), by_key(&d2)]).unwrap();
         let sorted = |b: &[RecordBatch]| {
             let mut lines: Vec<String> = pretty_format_batches(b)
                 .unwrap()
@@ -269,7 +348,57 @@ mod tests {
         assert_eq!(sorted(&rebuilt), sorted(&[v2.clone()]));
         // From nothing, with the first delta being everything.
         let d0 = diff(&schema, 1, &[], &[state(&["a", "b", "c"], &[1, 2, 3])]).unwrap();
-        let from_empty = replay(&schema, 1, vec![], vec![d0, d1, d2]).unwrap();
+        let from_empty = replay(
+            &schema,
+            1,
+            vec![],
+            vec![by_key(&d0), by_key(&d1), by_key(&d2)],
+        );
+        let from_empty = from_empty.unwrap();
         assert_eq!(sorted(&from_empty), sorted(&[v2]));
+    }
+
+    /// Pairs `(group, value)`, both keys.
+    fn pairs(groups: &[&str], values: &[Option<i64>]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("g", DataType::Utf8, true),
+            Field::new("v", DataType::Int64, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(groups.to_vec())),
+                Arc::new(Int64Array::from(values.to_vec())),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_delete_by_prefix_removes_every_key_of_its_group_and_nothing_added_after() {
+        let base = pairs(&["a", "a", "b", "c"], &[Some(1), Some(2), Some(1), Some(5)]);
+        let schema = base.schema();
+        // Batch 1 adds a pair to "a" and "b", then closes "a" and "c" (value null: any value).
+        let added = pairs(&["a", "b"], &[Some(3), Some(2)]);
+        let closed = pairs(&["a", "c"], &[None, None]);
+        let d1 = delta_of(&schema, added, closed).unwrap();
+        // Batch 2 adds to "a" again, a group of the same key opened anew, and closes "b".
+        let d2 = delta_of(&schema, pairs(&["a"], &[Some(9)]), pairs(&["b"], &[None])).unwrap();
+        let by_group = |rows: RecordBatch| Delta {
+            rows,
+            delete_prefix: 1,
+        };
+        let state = replay(&schema, 2, vec![base], vec![by_group(d1), by_group(d2)]).unwrap();
+        let state = pretty_format_batches(&state).unwrap().to_string();
+        assert_eq!(
+            state.lines().collect::<Vec<_>>(),
+            [
+                "+---+---+",
+                "| g | v |",
+                "+---+---+",
+                "| a | 9 |",
+                "+---+---+"
+            ]
+        );
     }
 }

@@ -81,6 +81,54 @@ pub struct BatchGroups {
     pub(super) of_row: Vec<GroupId>,
 }
 
+/// The groups a batch closed.
+#[derive(Debug)]
+pub struct ClosedGroups {
+    /// Their numbers.
+    pub(super) numbers: HashSet<u64>,
+    /// Their group key columns.
+    keys: Vec<ArrayRef>,
+    rows: usize,
+}
+
+impl ClosedGroups {
+    /// No group, for pair sets of `schema`.
+    pub(super) fn none(schema: &SchemaRef) -> Self {
+        let value_column = schema.fields().len() - 1;
+        Self {
+            numbers: HashSet::new(),
+            keys: schema.fields()[..value_column]
+                .iter()
+                .map(|f| arrow::array::new_empty_array(f.data_type()))
+                .collect(),
+            rows: 0,
+        }
+    }
+
+    /// How many groups closed.
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The groups as rows of a pair set of `schema` (the group keys, then the value) whose
+    /// value is null: the delete rows that remove each group's pairs.
+    pub(super) fn as_pairs(&self, schema: &SchemaRef) -> Result<RecordBatch> {
+        let value_column = schema.fields().len() - 1;
+        let mut columns = self.keys.clone();
+        columns.push(new_null_array(
+            schema.field(value_column).data_type(),
+            self.rows,
+        ));
+        let options = RecordBatchOptions::new().with_row_count(Some(self.rows));
+        RecordBatch::try_new_with_options(Arc::clone(schema), columns, &options)
+            .map_err(arrow_error)
+    }
+}
+
 /// The numbered groups of one aggregation; see the module docs.
 #[derive(Debug, Default)]
 pub struct GroupNumbers {
@@ -139,15 +187,15 @@ impl GroupNumbers {
     }
 
     /// Removes the groups `split` says are closed (it returns a batch's `(kept, closed)`
-    /// rows); their numbers. `schema` is a pair set's: the group keys, then the value.
+    /// rows). `schema` is a pair set's: the group keys, then the value.
     pub fn close(
         &self,
         schema: &SchemaRef,
         split: &impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
-    ) -> Result<HashSet<u64>> {
+    ) -> Result<ClosedGroups> {
         let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
         if ids.is_empty() {
-            return Ok(HashSet::new());
+            return Ok(ClosedGroups::none(schema));
         }
         let value_column = schema.fields().len() - 1;
         let converter = key_converter(schema, value_column)?;
@@ -169,9 +217,9 @@ impl GroupNumbers {
             .map_err(arrow_error)?;
         let (_, closed) = split(&groups)?;
         if closed.num_rows() == 0 {
-            return Ok(HashSet::new());
+            return Ok(ClosedGroups::none(schema));
         }
-        let closed = if value_column == 0 {
+        let keys = if value_column == 0 {
             vec![Box::from(&[][..])]
         } else {
             let rows = converter
@@ -179,11 +227,16 @@ impl GroupNumbers {
                 .map_err(arrow_error)?;
             rows.iter().map(|row| Box::from(row.data())).collect()
         };
-        Ok(closed
+        let numbers = keys
             .iter()
             .filter_map(|key| ids.remove(key))
             .map(|id| id.number)
-            .collect())
+            .collect();
+        Ok(ClosedGroups {
+            numbers,
+            keys: closed.columns()[..value_column].to_vec(),
+            rows: closed.num_rows(),
+        })
     }
 
     /// Bytes held.

@@ -15,7 +15,7 @@ mod pair_table;
 mod store;
 
 pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
-pub use group_numbers::{BatchGroups, GroupNumbers};
+pub use group_numbers::{BatchGroups, ClosedGroups, GroupNumbers};
 pub use pair_set::PairSet;
 pub(crate) use store::compact;
 pub use store::{OperatorState, QueryState, StagedPartition};

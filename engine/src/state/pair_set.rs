@@ -22,10 +22,9 @@ use arrow::array::{ArrayRef, BooleanBufferBuilder, RecordBatch, UInt32Array};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
-use hashbrown::HashSet;
 
 use super::delta::{delta_of, key_converter};
-use super::group_numbers::{BatchGroups, GroupNumbers};
+use super::group_numbers::{BatchGroups, ClosedGroups, GroupNumbers};
 use super::pair_table::{BatchScratch, PairHashes, PairTable, ValueKeys};
 use super::store::{OperatorState, StagedPartition, compact};
 use crate::error::{Result, WeirError};
@@ -196,49 +195,54 @@ impl PairSet {
         Ok(new.finish())
     }
 
-    /// Ends the batch: the groups numbered in `closed` leave the set with their pairs, and
-    /// each partition's state and delta (the pairs added, the pairs removed) are staged.
-    /// `split` returns a batch's `(kept, closed)` pairs: those of the groups in `closed`
-    /// (see [`GroupNumbers::close`]).
+    /// Ends the batch: the groups in `closed` leave the set with their pairs, and each
+    /// partition's state and delta are staged. The delta holds the pairs added and a delete
+    /// row per closed group, which removes all its pairs (see `delta.rs`). `split` returns a
+    /// batch's `(kept, closed)` pairs: those of the groups in `closed` (see
+    /// [`GroupNumbers::close`]).
     pub fn stage(
         &self,
         schema: &SchemaRef,
         split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
-        closed: &HashSet<u64>,
+        closed: &ClosedGroups,
     ) -> Result<()> {
         let generation = self.state.generation();
         let mut reflects = lock(&self.reflects);
         let value_type = schema.field(schema.fields().len() - 1).data_type();
+        let group_columns = schema.fields().len() - 1;
+        // The pairs of a group that closed in this very batch are neither kept nor written.
+        let deletes = closed.as_pairs(schema)?;
         let mut staged = Vec::with_capacity(self.partitions.len());
         for (partition, old) in self.partitions.iter().zip(self.state.committed()) {
             let mut live = lock(partition);
-            let added =
+            let mut added =
                 concat_batches(schema, &std::mem::take(&mut live.added)).map_err(arrow_error)?;
-            let (added, added_closed) = split(&added)?;
-            let mut closed_pairs = vec![added_closed];
             let mut kept = old;
             if !closed.is_empty() {
-                live.pairs.remove_groups(closed);
+                live.pairs.remove_groups(&closed.numbers);
                 if live.pairs.len() == 0 {
                     live.pairs = PairTable::new(value_type);
                 }
+                added = split(&added)?.0;
                 let mut open = Vec::with_capacity(kept.len() + 1);
                 for batch in kept {
-                    let (still_open, done) = split(&batch)?;
+                    let still_open = split(&batch)?.0;
                     open.extend((still_open.num_rows() > 0).then_some(still_open));
-                    closed_pairs.extend((done.num_rows() > 0).then_some(done));
                 }
                 kept = open;
             }
-            let closed_pairs = concat_batches(schema, &closed_pairs).map_err(arrow_error)?;
             kept.extend((added.num_rows() > 0).then(|| added.clone()));
             staged.push(StagedPartition {
                 state: compact(schema, kept).map_err(arrow_error)?,
-                delta: delta_of(schema, added, closed_pairs)?,
+                delta: delta_of(schema, added, deletes.clone())?,
             });
         }
-        self.state
-            .stage(Arc::clone(schema), schema.fields().len(), staged);
+        self.state.stage_deleting_by_prefix(
+            Arc::clone(schema),
+            schema.fields().len(),
+            group_columns,
+            staged,
+        );
         // Promoting the staged state makes it the next generation.
         *reflects = Reflects::Committed(generation + 1);
         Ok(())
@@ -330,7 +334,8 @@ mod tests {
             .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &candidate)
             .unwrap();
         assert_eq!(first.iter().collect::<Vec<_>>(), [true, false, true, false]);
-        set.stage(&schema, keep_all, &HashSet::new()).unwrap();
+        set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
+            .unwrap();
         state.persist(BatchId(0)).await.unwrap();
         state.promote();
 
@@ -343,7 +348,8 @@ mod tests {
         set.begin(&schema).unwrap();
         let first = insert(&set, &schema, &["c", "a", "a"], ints(&[1, 1, 2]));
         assert_eq!(first, [true, false, true]);
-        set.stage(&schema, keep_all, &HashSet::new()).unwrap();
+        set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
+            .unwrap();
         state.persist(BatchId(1)).await.unwrap();
         state.promote();
         assert_eq!(set.size().0, 4);
@@ -382,7 +388,8 @@ mod tests {
             set.begin(&schema).unwrap();
             let first = insert(set, &schema, &groups, values(&[1, 1, 2, 2, 3]));
             assert_eq!(first, [true; 5]);
-            set.stage(&schema, keep_all, &HashSet::new()).unwrap();
+            set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
+                .unwrap();
         }
         state.persist(BatchId(0)).await.unwrap();
         state.promote();
@@ -409,6 +416,48 @@ mod tests {
             set.begin(&schema).unwrap();
             let first = insert(set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
             assert_eq!(first, [false, true, false, true, true]);
+        }
+
+        // Batch 1's deltas remove the closed group by one row each, not one per pair; a
+        // restart replays them to the same pairs.
+        for id in ["op.distinct-0", "op.distinct-1"] {
+            let (mut upserts, mut deletes) = (0, 0);
+            for partition in 0..2 {
+                let path = dir
+                    .path()
+                    .join(id)
+                    .join(partition.to_string())
+                    .join("1.delta");
+                let file = std::fs::File::open(path).unwrap();
+                let reader = arrow::ipc::reader::FileReader::try_new(file, None).unwrap();
+                assert_eq!(reader.schema().metadata()["weir.delete_prefix"], "1");
+                for batch in reader {
+                    let batch = batch.unwrap();
+                    let delete = batch.column(2).as_any().downcast_ref::<BooleanArray>();
+                    let delete = delete.unwrap();
+                    deletes += delete.true_count();
+                    upserts += delete.false_count();
+                }
+            }
+            assert_eq!(
+                (upserts, deletes),
+                (1, 2),
+                "open's 3; closed, in each partition"
+            );
+        }
+        let location = StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
+        let restarted = QueryState::new(location, 2);
+        let ids = ["op.distinct-0".to_string(), "op.distinct-1".to_string()];
+        restarted.load(&ids, Some(BatchId(1))).await.unwrap();
+        for id in &ids {
+            let set = restarted.pair_set("op", id);
+            set.begin(&schema).unwrap();
+            let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
+            assert_eq!(
+                first,
+                [false, true, false, true, true],
+                "{id} after a restart"
+            );
         }
     }
 

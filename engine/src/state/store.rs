@@ -13,7 +13,9 @@
 //! (the operator decides which key columns; see `StreamingAggregateExec`), and each batch
 //! works on the partitions in parallel; each partition has its own files. A delta has the
 //! state's columns plus a boolean `__weir_delete` (upsert or remove the row's group). The
-//! number of key columns is kept in the files' schema metadata. Loading version N reads the
+//! number of key columns is kept in the files' schema metadata, and so, in a delta whose
+//! delete rows remove every key with a prefix of theirs (a pair set's closed groups), is the
+//! prefix's length (`weir.delete_prefix`; see `delta.rs`). Loading version N reads the
 //! newest snapshot at or before N and replays the deltas after it. A snapshot is only an optimization: when its background write is lost in
 //! a crash, the previous snapshot and the deltas since rebuild the same state. The two newest
 //! snapshots and the deltas after the older of them are kept.
@@ -32,7 +34,7 @@ use arrow::ipc::writer::FileWriter;
 use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
-use super::delta::{delta_schema, replay};
+use super::delta::{Delta, delta_schema, replay};
 use super::group_numbers::GroupNumbers;
 use super::pair_set::PairSet;
 use crate::error::{Result, WeirError};
@@ -41,6 +43,9 @@ use crate::error::{Result, WeirError};
 const SNAPSHOT_INTERVAL: u64 = 10;
 /// Schema metadata key: how many leading columns identify a group.
 const KEYS_METADATA: &str = "weir.state_keys";
+/// Delta schema metadata key, when a delete row removes every key with its leading columns:
+/// how many (see `delta.rs`).
+const DELETE_PREFIX_METADATA: &str = "weir.delete_prefix";
 /// The most record batches a state partition is kept in before they are concatenated: few
 /// enough that per-batch work stays small, many enough that the state is copied only once
 /// every several micro-batches.
@@ -76,6 +81,8 @@ pub struct StagedPartition {
 struct Staged {
     schema: SchemaRef,
     keys: usize,
+    /// How many leading key columns the deltas' delete rows match.
+    delete_prefix: usize,
     partitions: Vec<StagedPartition>,
 }
 
@@ -118,9 +125,22 @@ impl OperatorState {
     /// Records what the batch in flight computed for each partition; the state's first
     /// `keys` columns identify a group.
     pub fn stage(&self, schema: SchemaRef, keys: usize, partitions: Vec<StagedPartition>) {
+        self.stage_deleting_by_prefix(schema, keys, keys, partitions);
+    }
+
+    /// As [`stage`](Self::stage), but a delete row of the deltas removes every key whose
+    /// first `delete_prefix` columns are the row's (see `delta.rs`).
+    pub fn stage_deleting_by_prefix(
+        &self,
+        schema: SchemaRef,
+        keys: usize,
+        delete_prefix: usize,
+        partitions: Vec<StagedPartition>,
+    ) {
         *lock(&self.staged) = Some(Staged {
             schema,
             keys,
+            delete_prefix: delete_prefix.min(keys),
             partitions,
         });
     }
@@ -251,7 +271,21 @@ impl QueryState {
                 for_delta
                     .partitions
                     .iter()
-                    .map(|part| encode(&schema, for_delta.keys, std::slice::from_ref(&part.delta)))
+                    .map(|part| {
+                        let mut metadata = HashMap::new();
+                        if for_delta.delete_prefix < for_delta.keys {
+                            metadata.insert(
+                                DELETE_PREFIX_METADATA.to_string(),
+                                for_delta.delete_prefix.to_string(),
+                            );
+                        }
+                        encode(
+                            &schema,
+                            for_delta.keys,
+                            metadata,
+                            std::slice::from_ref(&part.delta),
+                        )
+                    })
                     .collect::<Result<Vec<_>>>()
             })
             .await
@@ -323,21 +357,23 @@ async fn load_partition(
     }
     let (mut schema, mut keys, base_rows) = match base {
         Some(v) => {
-            let (s, k, rows) = read(dir, &format!("{v}.snapshot")).await?;
-            (Some(s), k, rows)
+            let snapshot = read(dir, &format!("{v}.snapshot")).await?;
+            (Some(snapshot.schema), snapshot.keys, snapshot.batches)
         }
         None => (None, 0, Vec::new()),
     };
     let mut replayed = Vec::new();
     for v in base.map_or(0, |b| b + 1)..=version.0 {
-        let (s, k, rows) = read(dir, &format!("{v}.delta")).await?;
+        let delta = read(dir, &format!("{v}.delta")).await?;
         if schema.is_none() {
-            schema = Some(Arc::new(Schema::new(
-                s.fields()[..s.fields().len() - 1].to_vec(),
-            )));
-            keys = k;
+            let fields = delta.schema.fields();
+            schema = Some(Arc::new(Schema::new(fields[..fields.len() - 1].to_vec())));
+            keys = delta.keys;
         }
-        replayed.extend(rows);
+        replayed.extend(delta.batches.into_iter().map(|rows| Delta {
+            rows,
+            delete_prefix: delta.delete_prefix,
+        }));
     }
     match schema {
         Some(schema) => replay(&schema, keys, base_rows, replayed),
@@ -355,9 +391,10 @@ async fn write_snapshot(
     state: Vec<RecordBatch>,
 ) {
     let result = async {
-        let bytes = tokio::task::spawn_blocking(move || encode(&schema, keys, &state))
-            .await
-            .map_err(|e| WeirError::Internal(format!("state snapshot task failed: {e}")))??;
+        let bytes =
+            tokio::task::spawn_blocking(move || encode(&schema, keys, HashMap::new(), &state))
+                .await
+                .map_err(|e| WeirError::Internal(format!("state snapshot task failed: {e}")))??;
         dir.put(&format!("{}.snapshot", batch.0), bytes).await?;
         let mut snapshots: Vec<u64> = dir
             .list()
@@ -397,7 +434,18 @@ async fn write_snapshot(
     }
 }
 
-async fn read(dir: &StoreLocation, name: &str) -> Result<(SchemaRef, usize, Vec<RecordBatch>)> {
+/// A state file read back.
+struct StateFile {
+    /// The schema, without metadata.
+    schema: SchemaRef,
+    keys: usize,
+    /// How many leading key columns a delete row matches (a delta's; all the keys unless the
+    /// file says otherwise).
+    delete_prefix: usize,
+    batches: Vec<RecordBatch>,
+}
+
+async fn read(dir: &StoreLocation, name: &str) -> Result<StateFile> {
     let bytes = dir.get(name).await?.ok_or_else(|| {
         WeirError::Checkpoint(format!(
             "{} is missing: the operator's state cannot be rebuilt",
@@ -414,6 +462,14 @@ async fn read(dir: &StoreLocation, name: &str) -> Result<(SchemaRef, usize, Vec<
         .get(KEYS_METADATA)
         .and_then(|k| k.parse().ok())
         .ok_or_else(|| damaged(&"no key count"))?;
+    let delete_prefix = match schema.metadata().get(DELETE_PREFIX_METADATA) {
+        None => keys,
+        Some(prefix) => prefix
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p <= keys)
+            .ok_or_else(|| damaged(&format!("a bad delete prefix '{prefix}'")))?,
+    };
     let batches = reader
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| damaged(&e))?;
@@ -423,12 +479,23 @@ async fn read(dir: &StoreLocation, name: &str) -> Result<(SchemaRef, usize, Vec<
         .map(|b| RecordBatch::try_new(Arc::clone(&plain), b.columns().to_vec()))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| damaged(&e))?;
-    Ok((plain, keys, batches))
+    Ok(StateFile {
+        schema: plain,
+        keys,
+        delete_prefix,
+        batches,
+    })
 }
 
-fn encode(schema: &SchemaRef, keys: usize, batches: &[RecordBatch]) -> Result<Bytes> {
+/// The Arrow IPC file of `batches`, with the key count and `metadata` in its schema.
+fn encode(
+    schema: &SchemaRef,
+    keys: usize,
+    mut metadata: HashMap<String, String>,
+    batches: &[RecordBatch],
+) -> Result<Bytes> {
     let failed = |e: arrow::error::ArrowError| WeirError::Internal(format!("encoding state: {e}"));
-    let metadata = HashMap::from([(KEYS_METADATA.to_string(), keys.to_string())]);
+    metadata.insert(KEYS_METADATA.to_string(), keys.to_string());
     let schema = Arc::new(Schema::new(schema.fields().clone()).with_metadata(metadata));
     // Sized up front, so the encoding is not copied as the buffer grows.
     let size: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
