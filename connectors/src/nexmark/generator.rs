@@ -156,10 +156,12 @@ pub fn schema(kind: EventKind) -> SchemaRef {
 /// The rows of stream `kind` among global events `first..end`, as one record batch.
 pub fn generate(kind: EventKind, config: &GeneratorConfig, first: u64, end: u64) -> RecordBatch {
     let events = events_of_kind(kind, first, end);
+    // The builders are sized up front: growing them copied every string column once more.
+    let rows = count_of_kind(kind, first, end);
     let columns = match kind {
-        EventKind::Person => persons(config, events),
-        EventKind::Auction => auctions(config, events),
-        EventKind::Bid => bids(config, events),
+        EventKind::Person => persons(config, events, rows),
+        EventKind::Auction => auctions(config, events, rows),
+        EventKind::Bid => bids(config, events, rows),
     };
     // INVARIANT: the builders above produce exactly the columns of `schema(kind)`.
     RecordBatch::try_new(schema(kind), columns).expect("generated columns match the schema")
@@ -173,6 +175,16 @@ fn events_of_kind(kind: EventKind, first: u64, end: u64) -> impl Iterator<Item =
     (first_cycle..last_cycle)
         .flat_map(move |cycle| range.clone().map(move |r| cycle * CYCLE + r))
         .filter(move |n| *n >= first && *n < end)
+}
+
+/// How many events of `kind` are in `first..end`: as many as [`events_of_kind`] yields.
+fn count_of_kind(kind: EventKind, first: u64, end: u64) -> usize {
+    let range = kind.cycle_range();
+    let below = |n: u64| {
+        let in_last_cycle = (n % CYCLE).clamp(range.start, range.end) - range.start;
+        n / CYCLE * (range.end - range.start) + in_last_cycle
+    };
+    (below(end) - below(first.min(end))) as usize
 }
 
 /// A small, fast random stream for one event: splitmix64 seeded by `(seed, n)`.
@@ -232,8 +244,11 @@ fn pick_person(rng: &mut EventRng, n: u64, hot_ratio: u64) -> i64 {
     }
 }
 
-fn bids(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<ArrayRef> {
-    let (lower, _) = events.size_hint();
+fn bids(
+    config: &GeneratorConfig,
+    events: impl Iterator<Item = u64>,
+    lower: usize,
+) -> Vec<ArrayRef> {
     let mut auction = Int64Builder::with_capacity(lower);
     let mut bidder = Int64Builder::with_capacity(lower);
     let mut price = Int64Builder::with_capacity(lower);
@@ -283,15 +298,19 @@ fn bids(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<Arra
     ]
 }
 
-fn persons(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<ArrayRef> {
-    let mut id = Int64Builder::new();
-    let mut name = StringBuilder::new();
-    let mut email = StringBuilder::new();
-    let mut card = StringBuilder::new();
-    let mut city = StringBuilder::new();
-    let mut state = StringBuilder::new();
-    let mut date_time = TimestampMillisecondBuilder::new();
-    let mut extra = StringBuilder::new();
+fn persons(
+    config: &GeneratorConfig,
+    events: impl Iterator<Item = u64>,
+    rows: usize,
+) -> Vec<ArrayRef> {
+    let mut id = Int64Builder::with_capacity(rows);
+    let mut name = StringBuilder::with_capacity(rows, rows * 16);
+    let mut email = StringBuilder::with_capacity(rows, rows * 24);
+    let mut card = StringBuilder::with_capacity(rows, rows * 19);
+    let mut city = StringBuilder::with_capacity(rows, rows * 12);
+    let mut state = StringBuilder::with_capacity(rows, rows * 2);
+    let mut date_time = TimestampMillisecondBuilder::with_capacity(rows);
+    let mut extra = StringBuilder::with_capacity(rows, rows * 16);
     for n in events {
         let mut rng = EventRng::new(config.seed, n);
         id.append_value(last_person_id(n));
@@ -327,17 +346,21 @@ fn persons(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<A
     ]
 }
 
-fn auctions(config: &GeneratorConfig, events: impl Iterator<Item = u64>) -> Vec<ArrayRef> {
-    let mut id = Int64Builder::new();
-    let mut item_name = StringBuilder::new();
-    let mut description = StringBuilder::new();
-    let mut initial_bid = Int64Builder::new();
-    let mut reserve = Int64Builder::new();
-    let mut date_time = TimestampMillisecondBuilder::new();
-    let mut expires = TimestampMillisecondBuilder::new();
-    let mut seller = Int64Builder::new();
-    let mut category = Int64Builder::new();
-    let mut extra = StringBuilder::new();
+fn auctions(
+    config: &GeneratorConfig,
+    events: impl Iterator<Item = u64>,
+    rows: usize,
+) -> Vec<ArrayRef> {
+    let mut id = Int64Builder::with_capacity(rows);
+    let mut item_name = StringBuilder::with_capacity(rows, rows * 10);
+    let mut description = StringBuilder::with_capacity(rows, rows * 50);
+    let mut initial_bid = Int64Builder::with_capacity(rows);
+    let mut reserve = Int64Builder::with_capacity(rows);
+    let mut date_time = TimestampMillisecondBuilder::with_capacity(rows);
+    let mut expires = TimestampMillisecondBuilder::with_capacity(rows);
+    let mut seller = Int64Builder::with_capacity(rows);
+    let mut category = Int64Builder::with_capacity(rows);
+    let mut extra = StringBuilder::with_capacity(rows, rows * 16);
     for n in events {
         let mut rng = EventRng::new(config.seed, n);
         id.append_value(last_auction_id(n));
@@ -376,6 +399,29 @@ mod tests {
     use arrow::datatypes::Int64Type;
 
     use super::*;
+
+    #[test]
+    fn the_rows_counted_ahead_are_the_rows_generated() {
+        for kind in [EventKind::Person, EventKind::Auction, EventKind::Bid] {
+            for (first, end) in [
+                (0, 0),
+                (0, 1),
+                (3, 4),
+                (0, 50),
+                (1, 49),
+                (49, 51),
+                (7, 5000),
+                (9, 7),
+            ] {
+                let listed = events_of_kind(kind, first, end).count();
+                assert_eq!(
+                    count_of_kind(kind, first, end),
+                    listed,
+                    "{kind:?} {first}..{end}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn proportions_are_1_3_46() {
