@@ -302,10 +302,11 @@ mod tests {
 
     use super::*;
 
-    fn state(keys: &[&str], values: &[i64]) -> RecordBatch {
+    /// State rows `(k, v)`, a null `v` where `values` has none.
+    fn rows(keys: &[&str], values: &[Option<i64>]) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, false),
-            Field::new("v", DataType::Int64, false),
+            Field::new("v", DataType::Int64, true),
         ]));
         RecordBatch::try_new(
             schema,
@@ -315,6 +316,11 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    fn state(keys: &[&str], values: &[i64]) -> RecordBatch {
+        let values: Vec<Option<i64>> = values.iter().copied().map(Some).collect();
+        rows(keys, &values)
     }
 
     #[test]
@@ -358,24 +364,10 @@ mod tests {
         assert_eq!(sorted(&from_empty), sorted(&[v2]));
     }
 
-    /// Pairs `(group, value)`, both keys.
-    fn pairs(groups: &[&str], values: &[Option<i64>]) -> RecordBatch {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("g", DataType::Utf8, true),
-            Field::new("v", DataType::Int64, true),
-        ]));
-        RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(StringArray::from(groups.to_vec())),
-                Arc::new(Int64Array::from(values.to_vec())),
-            ],
-        )
-        .unwrap()
-    }
-
     #[test]
     fn a_delete_by_prefix_removes_every_key_of_its_group_and_nothing_added_after() {
+        // Pairs (k, v), both keys.
+        let pairs = rows;
         let base = pairs(&["a", "a", "b", "c"], &[Some(1), Some(2), Some(1), Some(5)]);
         let schema = base.schema();
         // Batch 1 adds a pair to "a" and "b", then closes "a" and "c" (value null: any value).
@@ -394,7 +386,7 @@ mod tests {
             state.lines().collect::<Vec<_>>(),
             [
                 "+---+---+",
-                "| g | v |",
+                "| k | v |",
                 "+---+---+",
                 "| a | 9 |",
                 "+---+---+"
