@@ -131,15 +131,15 @@ pub(crate) fn replay(
     let mut sources: Vec<RecordBatch> = Vec::new();
     let mut live: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
     let mut order: Vec<Vec<u8>> = Vec::new();
-    let parts = base.into_iter().map(|batch| (batch, None, keys)).chain(
+    let parts = base.into_iter().map(|rows| (rows, false, keys)).chain(
         deltas
             .into_iter()
-            .map(|delta| (delta.rows, Some(()), delta.delete_prefix)),
+            .map(|delta| (delta.rows, true, delta.delete_prefix)),
     );
     for (batch, is_delta, delete_prefix) in parts {
         let deleted = match is_delta {
-            None => None,
-            Some(()) => Some(
+            false => None,
+            true => Some(
                 batch
                     .column(width)
                     .as_any()
@@ -172,29 +172,26 @@ pub(crate) fn replay(
         }
         for (row, key) in rows.iter().enumerate() {
             let key = key.data().to_vec();
-            let is_delete = deleted.as_ref().is_some_and(|d| d.value(row));
-            match (&mut by_prefix, &prefixes) {
-                (Some(by_prefix), Some(prefixes)) if is_delete && delete_prefix < keys => {
-                    for key in by_prefix
-                        .keys
-                        .remove(prefixes.row(row).data())
-                        .unwrap_or_default()
-                    {
+            let prefix = prefixes.as_ref().map(|p| p.row(row));
+            if deleted.as_ref().is_some_and(|d| d.value(row)) {
+                match (&mut by_prefix, prefix) {
+                    (Some(by_prefix), Some(prefix)) if delete_prefix < keys => {
+                        for key in by_prefix.keys.remove(prefix.data()).unwrap_or_default() {
+                            live.remove(&key);
+                        }
+                    }
+                    _ => {
                         live.remove(&key);
                     }
                 }
-                _ if is_delete => {
-                    live.remove(&key);
-                }
-                (by_prefix, prefixes) => {
-                    if let (Some(by_prefix), Some(prefixes)) = (by_prefix, prefixes) {
-                        let prefix = prefixes.row(row).data().to_vec();
-                        by_prefix.keys.entry(prefix).or_default().push(key.clone());
-                    }
-                    if live.insert(key.clone(), (index, row)).is_none() {
-                        order.push(key);
-                    }
-                }
+                continue;
+            }
+            if let (Some(by_prefix), Some(prefix)) = (&mut by_prefix, prefix) {
+                let keys_of_prefix = by_prefix.keys.entry(prefix.data().to_vec());
+                keys_of_prefix.or_default().push(key.clone());
+            }
+            if live.insert(key.clone(), (index, row)).is_none() {
+                order.push(key);
             }
         }
         sources.push(state_part);
