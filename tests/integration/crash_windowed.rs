@@ -25,16 +25,18 @@ use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 
 use crate::crash::{Job, Rng, file_names, oracle_over_json, rows_of, sink_batches};
 
-/// The query under test.
+/// The query under test. Its two distinct counts of `amount` share one pair set.
 const SELECT: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS \
-                      total, count(DISTINCT amount) FILTER (WHERE id % 3 = 0) AS kinds FROM TUMBLE(events, ts, INTERVAL '10' SECOND) GROUP BY window_start, \
+                      total, count(DISTINCT amount) FILTER (WHERE id % 3 = 0) AS kinds, \
+                      count(DISTINCT amount) AS all_kinds FROM TUMBLE(events, ts, INTERVAL '10' SECOND) GROUP BY window_start, \
                       window_end, name";
 /// The same windows as DataFusion computes them in one batch query.
 const ORACLE: &str = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') \
                       AS window_start, date_bin(INTERVAL '10' SECOND, ts, \
                       TIMESTAMP '1970-01-01T00:00:00') + INTERVAL '10' SECOND AS window_end, \
                       name, count(*) AS n, sum(amount) AS total, \
-                      count(DISTINCT amount) FILTER (WHERE id % 3 = 0) AS kinds FROM events \
+                      count(DISTINCT amount) FILTER (WHERE id % 3 = 0) AS kinds, \
+                      count(DISTINCT amount) AS all_kinds FROM events \
                       GROUP BY 1, 2, 3";
 /// SIGKILLs that must land on a running process while input remains.
 const KILLS: usize = 24;

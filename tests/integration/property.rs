@@ -251,8 +251,10 @@ async fn windowed_streamed(
     windowed_streamed_query(rows, max_per_batch, TUMBLING).await
 }
 
+// The two counts of `amount % 7` share one pair set, each with its own FILTER.
 const TUMBLING: &str = "SELECT window_start, name, count(*) AS n, sum(amount) AS total, \
-    count(DISTINCT amount % 7) AS sevens FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
+    count(DISTINCT amount % 7) AS sevens, count(DISTINCT amount % 7) FILTER (WHERE amount > 20) AS big_sevens \
+    FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
 
 const SESSIONS: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total \
     FROM SESSION(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
@@ -348,7 +350,8 @@ fn event_context(rows: &[(i64, Option<String>, i64)]) -> SessionContext {
 async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
     let ctx = event_context(rows);
     let sql = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') AS window_start, name, \
-               count(*) AS n, sum(amount) AS total, count(DISTINCT amount % 7) AS sevens FROM e GROUP BY 1, 2";
+               count(*) AS n, sum(amount) AS total, count(DISTINCT amount % 7) AS sevens, \
+               count(DISTINCT amount % 7) FILTER (WHERE amount > 20) AS big_sevens FROM e GROUP BY 1, 2";
     batch_lines(&ctx, sql).await
 }
 

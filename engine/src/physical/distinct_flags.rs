@@ -1,11 +1,13 @@
 //! [`DistinctFlagsExec`]: marks, in a streaming aggregation's input, the rows that bring a
 //! `count(DISTINCT x)` a value its group has not counted before.
 //!
-//! For each such aggregate the operator keeps a [`PairSet`] of the `(group keys..., x)` pairs
-//! counted so far (committed batches and the batch in flight). Each input row that passes the
-//! aggregate's `FILTER` and has a non-null `x` is looked up; the row is flagged when its pair
-//! is new, and the pair is added. The group keys of a batch are evaluated and numbered once
-//! for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The aggregation
+//! For the aggregates of each `x` the operator keeps a [`PairSet`] of the `(group keys..., x)`
+//! pairs counted so far (committed batches and the batch in flight), each marked with the
+//! aggregates that counted it. Each input row with a non-null `x` that passes the `FILTER` of
+//! at least one of them is looked up once; the row is flagged for each aggregate that had not
+//! counted its pair, and the pair is added. The group keys of a batch are evaluated and
+//! numbered once for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The
+//! aggregation
 //! then counts the flagged rows with a plain `count(x) FILTER (WHERE flag)`, whose state is
 //! one number per group, so a batch never re-merges a group's earlier values. The flags are
 //! appended to the input's columns, as booleans named `__weir_first_<aggregate>`.
@@ -20,7 +22,12 @@ use arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::physical_expr::aggregate::AggregateExprBuilder;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::aggregates::{AggregateExec, PhysicalGroupBy};
+use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
@@ -30,26 +37,38 @@ use futures::StreamExt;
 
 use crate::state::PairSet;
 
-/// One `count(DISTINCT x)` whose pairs are kept in a [`PairSet`].
+/// One `count(DISTINCT x)` counted from pairs.
 #[derive(Debug, Clone)]
-pub(super) struct DistinctCount {
+pub(super) struct DistinctMember {
     /// The aggregate's position among the operator's aggregates.
     pub index: usize,
-    /// `x`, over the aggregation's input.
-    pub value: Arc<dyn PhysicalExpr>,
     /// The aggregate's `FILTER`, if any.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+impl DistinctMember {
+    /// The name of the flag column this aggregate's rows get.
+    pub fn flag_name(&self) -> String {
+        format!("__weir_first_{}", self.index)
+    }
+}
+
+/// The `count(DISTINCT x)` aggregates of one `x`, whose pairs are kept in one [`PairSet`].
+#[derive(Debug, Clone)]
+pub(super) struct DistinctCounts {
+    /// The aggregates, in the order of the set's members.
+    pub members: Vec<DistinctMember>,
+    /// `x`, over the aggregation's input.
+    pub value: Arc<dyn PhysicalExpr>,
     /// The pairs counted so far.
     pub pairs: Arc<PairSet>,
     /// The pairs' columns: the group keys, then `x`.
     pub schema: SchemaRef,
 }
 
-impl DistinctCount {
-    /// The name of the flag column this aggregate's rows get.
-    pub fn flag_name(&self) -> String {
-        format!("__weir_first_{}", self.index)
-    }
+/// The aggregates of all of `counts`, in the order of their flag columns.
+pub(super) fn flag_order(counts: &[DistinctCounts]) -> impl Iterator<Item = &DistinctMember> {
+    counts.iter().flat_map(|c| &c.members)
 }
 
 /// The columns of the pairs of a `count(DISTINCT value)` grouped by `groups`.
@@ -66,12 +85,96 @@ pub(super) fn pair_schema(
     Ok(Arc::new(Schema::new(fields)))
 }
 
-/// Appends each [`DistinctCount`]'s flag to the input rows; see the module docs.
+/// The aggregates and filters of the partial aggregation, and its input schema, when the
+/// `count(DISTINCT x)` aggregates at the positions in `distinct` (in classes of one `x`, each
+/// with its pair set) are counted from pairs: each becomes
+/// `count(x) FILTER (WHERE __weir_first_<position>)` over the input plus the flags
+/// `DistinctFlagsExec` appends.
+#[allow(clippy::type_complexity)]
+pub(super) fn count_distinct_by_pairs(
+    input: &SchemaRef,
+    group_by: &PhysicalGroupBy,
+    partial: &AggregateExec,
+    mut filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
+    distinct: Vec<(Vec<usize>, Arc<PairSet>)>,
+) -> Result<(
+    Vec<Arc<AggregateFunctionExpr>>,
+    Vec<Option<Arc<dyn PhysicalExpr>>>,
+    Vec<DistinctCounts>,
+    SchemaRef,
+)> {
+    let mut aggr_expr = partial.aggr_expr().to_vec();
+    let mut counts = Vec::with_capacity(distinct.len());
+    for (indices, pairs) in distinct {
+        let mut value = None;
+        for &index in &indices {
+            let aggregate = aggr_expr.get(index).ok_or_else(|| {
+                DataFusionError::Internal(format!("no aggregate {index} to count distinct"))
+            })?;
+            match (aggregate.expressions().as_slice(), &value) {
+                ([x], None) if aggregate.fun().name() == "count" && aggregate.is_distinct() => {
+                    value = Some(Arc::clone(x));
+                }
+                ([x], Some(first))
+                    if aggregate.fun().name() == "count"
+                        && aggregate.is_distinct()
+                        && x.as_ref() == first.as_ref() => {}
+                _ => {
+                    return Err(DataFusionError::Internal(format!(
+                        "{} is not a count(DISTINCT x) of the value of its class",
+                        aggregate.name()
+                    )));
+                }
+            }
+        }
+        let value = value.ok_or_else(|| {
+            DataFusionError::Internal("a class of distinct counts with no count".to_string())
+        })?;
+        if pairs.members() != indices.len() {
+            return Err(DataFusionError::Internal(format!(
+                "{} distinct counts share a pair set of {}",
+                indices.len(),
+                pairs.members()
+            )));
+        }
+        counts.push(DistinctCounts {
+            members: indices
+                .iter()
+                .map(|&index| DistinctMember {
+                    index,
+                    filter: filter_expr[index].clone(),
+                })
+                .collect(),
+            schema: pair_schema(group_by.expr(), &value, input)?,
+            value,
+            pairs,
+        });
+    }
+    let flagged = flagged_schema(input, &counts);
+    for (k, member) in flag_order(&counts).enumerate() {
+        let original = &aggr_expr[member.index];
+        let value = original.expressions().first().cloned().ok_or_else(|| {
+            DataFusionError::Internal(format!("{} has no argument", original.name()))
+        })?;
+        let by_pairs = AggregateExprBuilder::new(count_udaf(), vec![value])
+            .schema(Arc::clone(&flagged))
+            .alias(original.name())
+            .human_display(original.human_display().unwrap_or(original.name()))
+            .build()?;
+        aggr_expr[member.index] = Arc::new(by_pairs);
+        let flag: Arc<dyn PhysicalExpr> =
+            Arc::new(Column::new(&member.flag_name(), input.fields().len() + k));
+        filter_expr[member.index] = Some(flag);
+    }
+    Ok((aggr_expr, filter_expr, counts, flagged))
+}
+
+/// Appends each [`DistinctMember`]'s flag to the input rows; see the module docs.
 #[derive(Debug, Clone)]
 pub(super) struct DistinctFlagsExec {
     input: Arc<dyn ExecutionPlan>,
     groups: Vec<Arc<dyn PhysicalExpr>>,
-    counts: Vec<DistinctCount>,
+    counts: Vec<DistinctCounts>,
     properties: Arc<PlanProperties>,
 }
 
@@ -79,7 +182,7 @@ impl DistinctFlagsExec {
     pub(super) fn new(
         input: Arc<dyn ExecutionPlan>,
         groups: Vec<Arc<dyn PhysicalExpr>>,
-        counts: Vec<DistinctCount>,
+        counts: Vec<DistinctCounts>,
     ) -> Self {
         let schema = flagged_schema(&input.schema(), &counts);
         let properties = Arc::new(PlanProperties::new(
@@ -116,34 +219,34 @@ impl DistinctFlagsExec {
         let mut columns = batch.columns().to_vec();
         for count in &self.counts {
             let value = count.value.evaluate(&batch)?.into_array(rows)?;
-            let passes = match &count.filter {
-                Some(filter) => Some(filter.evaluate(&batch)?.into_array(rows)?),
-                None => None,
-            };
-            let passes = passes
-                .as_ref()
-                .map(|p| {
-                    p.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| {
-                        DataFusionError::Internal("an aggregate FILTER is not boolean".into())
-                    })
-                })
-                .transpose()?;
-            // Rows with a value that pass the filter (a null filter result does not pass).
-            let mut candidate = match value.logical_nulls() {
+            // Rows with a value that pass each member's filter (a null result does not pass).
+            let with_value = match value.logical_nulls() {
                 Some(valid) => valid.into_inner(),
                 None => BooleanBuffer::new_set(rows),
             };
-            if let Some(passes) = passes {
-                candidate = &candidate & passes.values();
-                if let Some(valid) = passes.nulls() {
-                    candidate = &candidate & valid.inner();
-                }
-            }
+            let candidates = count
+                .members
+                .iter()
+                .map(|member| {
+                    let Some(filter) = &member.filter else {
+                        return Ok(with_value.clone());
+                    };
+                    let passes = filter.evaluate(&batch)?.into_array(rows)?;
+                    let passes = passes.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| {
+                        DataFusionError::Internal("an aggregate FILTER is not boolean".into())
+                    })?;
+                    let mut candidate = &with_value & passes.values();
+                    if let Some(valid) = passes.nulls() {
+                        candidate = &candidate & valid.inner();
+                    }
+                    Ok(candidate)
+                })
+                .collect::<Result<Vec<_>>>()?;
             let new = count
                 .pairs
-                .insert(&count.schema, &groups, &value, &candidate)
+                .insert(&count.schema, &groups, &value, &candidates)
                 .map_err(weir_error)?;
-            columns.push(Arc::new(BooleanArray::from(new)));
+            columns.extend(new.into_iter().map(|n| Arc::new(BooleanArray::from(n)) as ArrayRef));
         }
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
@@ -160,12 +263,10 @@ impl DistinctFlagsExec {
 }
 
 /// The input's schema plus each count's flag.
-pub(super) fn flagged_schema(input: &SchemaRef, counts: &[DistinctCount]) -> SchemaRef {
+pub(super) fn flagged_schema(input: &SchemaRef, counts: &[DistinctCounts]) -> SchemaRef {
     let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend(
-        counts
-            .iter()
-            .map(|c| Field::new(c.flag_name(), DataType::Boolean, false)),
+        flag_order(counts).map(|member| Field::new(member.flag_name(), DataType::Boolean, false)),
     );
     Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
 }
@@ -178,9 +279,10 @@ impl DisplayAs for DistinctFlagsExec {
             .map(|c| {
                 let pair: Vec<String> =
                     c.schema.fields().iter().map(|f| f.name().clone()).collect();
+                let names: Vec<String> = c.members.iter().map(|m| m.flag_name()).collect();
                 format!(
                     "{} = new ({}) with {} = {}",
-                    c.flag_name(),
+                    names.join(" / "),
                     pair.join(", "),
                     pair[pair.len() - 1],
                     c.value
@@ -211,7 +313,7 @@ impl ExecutionPlan for DistinctFlagsExec {
         let counts = self
             .counts
             .iter()
-            .flat_map(|c| std::iter::once(&c.value).chain(&c.filter));
+            .flat_map(|c| std::iter::once(&c.value).chain(c.members.iter().flat_map(|m| &m.filter)));
         for expr in self.groups.iter().chain(counts) {
             if f(expr)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);

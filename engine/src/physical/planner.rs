@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
@@ -19,7 +19,7 @@ use weir_sql::logical::StreamingAggregateNode;
 
 use super::streaming_aggregate::{AggregateMetrics, StreamingAggregateExec};
 use crate::runtime::OutputMode;
-use crate::state::QueryState;
+use crate::state::{PairSet, QueryState};
 
 /// What the streaming operators of one batch need from the runtime.
 #[derive(Debug)]
@@ -120,6 +120,19 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 .entry(aggregate.operator_id.clone())
                 .or_default(),
         );
+        // The counts of one value share their pairs (see `PairSet`); each keeps its own state.
+        let distinct = aggregate
+            .distinct_count_classes(PairSet::MAX_MEMBERS)
+            .into_iter()
+            .map(|indices| {
+                let ids: Vec<String> = indices
+                    .iter()
+                    .map(|&i| aggregate.distinct_state_id(i))
+                    .collect();
+                let pairs = self.context.state.pair_set(&aggregate.operator_id, &ids);
+                Ok((indices, pairs.map_err(|e| DataFusionError::External(Box::new(e)))?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let exec = StreamingAggregateExec::try_new(
             aggregate.operator_id.clone(),
             input,
@@ -130,18 +143,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggregate.session_start,
             aggregate.derived_window_end,
             aggregate.hop_panes,
-            aggregate
-                .distinct_counts()
-                .into_iter()
-                .map(|i| {
-                    (
-                        i,
-                        self.context
-                            .state
-                            .pair_set(&aggregate.operator_id, &aggregate.distinct_state_id(i)),
-                    )
-                })
-                .collect(),
+            distinct,
             self.context.mode,
             self.context.watermark_ms,
             self.context.state.operator(&aggregate.operator_id),

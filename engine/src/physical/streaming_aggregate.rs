@@ -8,8 +8,9 @@
 //! are keyed by the start, and the end is added to the rows emitted.
 //!
 //! **Distinct counts**: a `count(DISTINCT x)` would keep every value of `x` per group and
-//! re-merge them all whenever the group is touched. Instead its `(group, x)` pairs are a
-//! [`PairSet`] of their own; [`DistinctFlagsExec`] flags the rows whose pair is new, and the
+//! re-merge them all whenever the group is touched. Instead its `(group, x)` pairs are kept
+//! in a [`PairSet`], one for all the counts of one `x` (each pair marked with the counts that
+//! counted it); [`DistinctFlagsExec`] flags the rows whose pair is new to a count, and the
 //! aggregation counts flagged rows (`count(x) FILTER (WHERE flag)`, one number per group).
 //! Pairs are evicted with their window. Not for session windows, whose groups merge.
 //!
@@ -57,9 +58,6 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
-use datafusion::functions_aggregate::count::count_udaf;
-use datafusion::physical_expr::aggregate::AggregateExprBuilder;
-use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -75,7 +73,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use weir_sql::logical::{DerivedWindowEnd, HopPanes};
 
-use super::distinct_flags::{DistinctCount, DistinctFlagsExec, flagged_schema, pair_schema};
+use super::distinct_flags::{DistinctCounts, DistinctFlagsExec, count_distinct_by_pairs};
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, after};
 use super::session_merge::merge_sessions;
@@ -108,7 +106,7 @@ pub struct StreamingAggregateExec {
     filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
     /// The `count(DISTINCT x)` aggregates counted from their pairs (see `DistinctFlagsExec`);
     /// in `aggr_expr` they are `count(x) FILTER (WHERE <the row's pair is new>)`.
-    distinct: Vec<DistinctCount>,
+    distinct: Vec<DistinctCounts>,
     /// The schema of the partial aggregation's input: `input`'s, plus the distinct flags.
     aggregate_input: SchemaRef,
     /// Position among the group keys kept in state of the key that closes a group's window:
@@ -148,7 +146,7 @@ impl StreamingAggregateExec {
         session_start: Option<usize>,
         derived_end: Option<DerivedWindowEnd>,
         hop_panes: Option<HopPanes>,
-        distinct: Vec<(usize, Arc<PairSet>)>,
+        distinct: Vec<(Vec<usize>, Arc<PairSet>)>,
         mode: OutputMode,
         watermark_ms: Option<i64>,
         state: Arc<OperatorState>,
@@ -660,64 +658,6 @@ impl StreamingAggregateExec {
             late,
         ))
     }
-}
-
-/// The aggregates and filters of the partial aggregation, and its input schema, when the
-/// `count(DISTINCT x)` aggregates at the positions in `distinct` are counted from pairs: each
-/// becomes `count(x) FILTER (WHERE __weir_first_<position>)` over the input plus the flags
-/// `DistinctFlagsExec` appends.
-#[allow(clippy::type_complexity)]
-fn count_distinct_by_pairs(
-    input: &SchemaRef,
-    group_by: &PhysicalGroupBy,
-    partial: &AggregateExec,
-    mut filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    distinct: Vec<(usize, Arc<PairSet>)>,
-) -> Result<(
-    Vec<Arc<AggregateFunctionExpr>>,
-    Vec<Option<Arc<dyn PhysicalExpr>>>,
-    Vec<DistinctCount>,
-    SchemaRef,
-)> {
-    let mut aggr_expr = partial.aggr_expr().to_vec();
-    let mut counts = Vec::with_capacity(distinct.len());
-    for (index, pairs) in distinct {
-        let aggregate = aggr_expr.get(index).ok_or_else(|| {
-            DataFusionError::Internal(format!("no aggregate {index} to count distinct"))
-        })?;
-        let value = match aggregate.expressions().as_slice() {
-            [value] if aggregate.fun().name() == "count" && aggregate.is_distinct() => {
-                Arc::clone(value)
-            }
-            _ => {
-                return Err(DataFusionError::Internal(format!(
-                    "{} is not a count(DISTINCT x) of one value",
-                    aggregate.name()
-                )));
-            }
-        };
-        counts.push(DistinctCount {
-            index,
-            schema: pair_schema(group_by.expr(), &value, input)?,
-            value,
-            filter: filter_expr[index].clone(),
-            pairs,
-        });
-    }
-    let flagged = flagged_schema(input, &counts);
-    for (k, count) in counts.iter().enumerate() {
-        let original = &aggr_expr[count.index];
-        let by_pairs = AggregateExprBuilder::new(count_udaf(), vec![Arc::clone(&count.value)])
-            .schema(Arc::clone(&flagged))
-            .alias(original.name())
-            .human_display(original.human_display().unwrap_or(original.name()))
-            .build()?;
-        aggr_expr[count.index] = Arc::new(by_pairs);
-        let flag: Arc<dyn PhysicalExpr> =
-            Arc::new(Column::new(&count.flag_name(), input.fields().len() + k));
-        filter_expr[count.index] = Some(flag);
-    }
-    Ok((aggr_expr, filter_expr, counts, flagged))
 }
 
 /// A window end that is not kept in state: the key at `start` (among the keys kept) plus

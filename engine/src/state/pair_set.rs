@@ -1,13 +1,20 @@
-//! [`PairSet`]: the `(group, value)` pairs a `count(DISTINCT value)` has counted, kept
-//! across batches. A batch asks which of its pairs are new; only those go into the batch's
-//! delta, so a batch's work grows with its own rows, not with the pairs counted so far.
+//! [`PairSet`]: the `(group, value)` pairs that the `count(DISTINCT value)` aggregates of
+//! one `value` have counted, kept across batches. A batch asks which of its pairs are new to
+//! which count; only those go into the batch's delta, so a batch's work grows with its own
+//! rows, not with the pairs counted so far.
+//!
+//! The counts of one value (say `count(DISTINCT bidder)` and `count(DISTINCT bidder)
+//! FILTER (WHERE price < 10000)`) are the set's members, at most
+//! [`PairSet::MAX_MEMBERS`]. A row is probed once for all the members whose `FILTER` it
+//! passes, and each pair in memory records which members counted it (as Flink shares one
+//! distinct map among such aggregates).
 //!
 //! The pairs are kept twice:
-//! - as Arrow record batches in an [`OperatorState`] whose columns are the group keys and the
-//!   value, all of them key columns, so they are persisted (a delta per batch, with the pairs
-//!   added and removed), snapshotted and loaded like any operator's state;
-//! - in memory, per state partition, in a [`PairTable`] for probing (see `pair_table.rs`),
-//!   with the groups numbered by the aggregation's [`GroupNumbers`].
+//! - as Arrow record batches, in an [`OperatorState`] per member whose columns are the group
+//!   keys and the value, all of them key columns, so they are persisted (a delta per batch,
+//!   with the pairs added and removed), snapshotted and loaded like any operator's state;
+//! - in memory, per state partition, in one [`PairTable`] for all the members (see
+//!   `pair_table.rs`), with the groups numbered by the aggregation's [`GroupNumbers`].
 //!
 //! Pairs leave the set a group at a time, when the group's window closes: a batch's `stage`
 //! is told which groups closed, and only then touches the pairs kept.
@@ -25,7 +32,8 @@ use arrow::datatypes::{DataType, SchemaRef};
 
 use super::delta::{delta_of, key_converter};
 use super::group_numbers::{BatchGroups, ClosedGroups, GroupNumbers};
-use super::pair_table::{BatchScratch, PairHashes, PairTable, ValueKeys};
+use super::pair_slots::{MAX_MEMBERS, Members};
+use super::pair_table::{BatchScratch, PairHashes, PairTable, Probe, ValueKeys};
 use super::store::{OperatorState, StagedPartition, compact};
 use crate::error::{Result, WeirError};
 
@@ -38,12 +46,12 @@ fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
 }
 
 /// What the tables hold.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Reflects {
     /// Nothing known: rebuild before use.
     Unknown,
-    /// Exactly the committed pairs of this generation of the state.
-    Committed(u64),
+    /// Exactly the committed pairs of these generations of the members' states.
+    Committed(Vec<u64>),
     /// The committed pairs plus the pairs of a batch in flight.
     InFlight,
 }
@@ -51,14 +59,15 @@ enum Reflects {
 #[derive(Debug)]
 struct LivePartition {
     pairs: PairTable,
-    /// The pairs added by the batch in flight.
-    added: Vec<RecordBatch>,
+    /// By member, the pairs it added in the batch in flight.
+    added: Vec<Vec<RecordBatch>>,
 }
 
-/// The pairs of one `count(DISTINCT)`; see the module docs.
+/// The pairs of the `count(DISTINCT)` aggregates of one value; see the module docs.
 #[derive(Debug)]
 pub struct PairSet {
-    state: Arc<OperatorState>,
+    /// By member, the state its pairs are persisted in.
+    members: Vec<Arc<OperatorState>>,
     reflects: Mutex<Reflects>,
     /// The numbers of the groups, shared with the aggregation's other pair sets.
     numbers: Arc<GroupNumbers>,
@@ -66,8 +75,19 @@ pub struct PairSet {
 }
 
 impl PairSet {
-    pub(crate) fn new(state: Arc<OperatorState>, numbers: Arc<GroupNumbers>) -> Self {
-        let partitions = (0..state.partitions())
+    /// The most counts one set can hold.
+    pub const MAX_MEMBERS: usize = MAX_MEMBERS;
+
+    /// A set for counts whose pairs are persisted in `members` (at least one, at most
+    /// [`Self::MAX_MEMBERS`], all with the same partitions).
+    pub(crate) fn new(members: Vec<Arc<OperatorState>>, numbers: Arc<GroupNumbers>) -> Result<Self> {
+        if members.is_empty() || members.len() > MAX_MEMBERS {
+            return Err(WeirError::Internal(format!(
+                "a distinct pair set shared by {} counts (1 to {MAX_MEMBERS} can share one)",
+                members.len()
+            )));
+        }
+        let partitions = (0..members[0].partitions())
             .map(|_| {
                 Mutex::new(LivePartition {
                     pairs: PairTable::new(&DataType::Null),
@@ -75,23 +95,34 @@ impl PairSet {
                 })
             })
             .collect();
-        Self {
-            state,
+        Ok(Self {
+            members,
             reflects: Mutex::new(Reflects::Unknown),
             numbers,
             partitions,
-        }
+        })
+    }
+
+    /// How many counts share the set.
+    pub fn members(&self) -> usize {
+        self.members.len()
+    }
+
+    fn generations(&self) -> Vec<u64> {
+        self.members.iter().map(|m| m.generation()).collect()
     }
 
     /// Starts a batch over pairs of `schema` (the group keys, then the value): the tables are
     /// made to hold the committed pairs.
     pub fn begin(&self, schema: &SchemaRef) -> Result<()> {
         let mut reflects = lock(&self.reflects);
-        if *reflects != Reflects::Committed(self.state.generation()) {
+        if *reflects != Reflects::Committed(self.generations()) {
             self.rebuild(schema)?;
         }
         for partition in &self.partitions {
-            lock(partition).added.clear();
+            let mut live = lock(partition);
+            live.added.clear();
+            live.added.resize(self.members.len(), Vec::new());
         }
         *reflects = Reflects::InFlight;
         Ok(())
@@ -106,14 +137,23 @@ impl PairSet {
             .map(|_| PairTable::new(value_type))
             .collect();
         let mut scratch = Vec::new();
-        for batch in self.state.committed().iter().flatten() {
-            let columns = batch.columns()[..value_column].to_vec();
-            let groups = self.numbers.number(&converter, columns, batch.num_rows())?;
-            let values = ValueKeys::new(batch.column(value_column))?;
-            for (i, group) in groups.of_row.iter().enumerate() {
-                let value_hash = values.hash(i);
-                let partition = PairHashes::partition(group.hash, value_hash, tables.len());
-                tables[partition].insert(group.number, &values, i, value_hash, &mut scratch)?;
+        for (member, state) in self.members.iter().enumerate() {
+            for batch in state.committed().iter().flatten() {
+                let columns = batch.columns()[..value_column].to_vec();
+                let groups = self.numbers.number(&converter, columns, batch.num_rows())?;
+                let values = ValueKeys::new(batch.column(value_column))?;
+                for (i, group) in groups.of_row.iter().enumerate() {
+                    let value_hash = values.hash(i);
+                    let partition = PairHashes::partition(group.hash, value_hash, tables.len());
+                    tables[partition].insert(
+                        group.number,
+                        &values,
+                        i,
+                        value_hash,
+                        1 << member,
+                        &mut scratch,
+                    )?;
+                }
             }
         }
         for (partition, table) in self.partitions.iter().zip(tables) {
@@ -127,78 +167,119 @@ impl PairSet {
         &self.numbers
     }
 
-    /// Adds the pairs of `groups` and `values` of the rows for which `candidate` is true, and
-    /// says, per row, whether its pair was new: not in the set before, and not an earlier
-    /// row's. `schema` is the pairs' schema. Safe to call from several tasks at once within
-    /// one batch.
+    /// Adds the pairs of `groups` and `values`: for each member, of the rows for which its
+    /// `candidates` entry is true. Says, per member and row, whether the member had not
+    /// counted the row's pair: not before, and not for an earlier row. `schema` is the
+    /// pairs' schema. Safe to call from several tasks at once within one batch.
     pub fn insert(
         &self,
         schema: &SchemaRef,
         groups: &BatchGroups,
         values: &ArrayRef,
-        candidate: &BooleanBuffer,
-    ) -> Result<BooleanBuffer> {
+        candidates: &[BooleanBuffer],
+    ) -> Result<Vec<BooleanBuffer>> {
         if *lock(&self.reflects) != Reflects::InFlight {
             return Err(WeirError::Internal(
                 "pairs were added to a distinct count outside a batch".to_string(),
             ));
         }
+        if candidates.len() != self.members.len() {
+            return Err(WeirError::Internal(format!(
+                "{} candidate masks for a pair set of {} counts",
+                candidates.len(),
+                self.members.len()
+            )));
+        }
         let keys = ValueKeys::new(values)?;
+        let rows = groups.of_row.len();
         let partitions = self.partitions.len();
-        let share = candidate.count_set_bits() / partitions + 64;
-        let mut by_partition: Vec<Vec<(u32, u64)>> =
-            (0..partitions).map(|_| Vec::with_capacity(share)).collect();
-        for i in candidate.set_indices() {
-            let value_hash = keys.hash(i);
-            let group = groups.of_row[i];
+        let most = candidates.iter().map(|c| c.count_set_bits()).max();
+        let share = most.unwrap_or(0) / partitions + 64;
+        let mut by_partition: Vec<Vec<Probe>> = (0..partitions)
+            .map(|_| Vec::with_capacity(share))
+            .collect();
+        let mut probe = |row: usize, members: Members| {
+            let value_hash = keys.hash(row);
+            let group = groups.of_row[row];
             let partition = PairHashes::partition(group.hash, value_hash, partitions);
-            by_partition[partition].push((i as u32, value_hash));
+            by_partition[partition].push(Probe {
+                row: row as u32,
+                members,
+                value_hash,
+            });
+        };
+        if let [candidate] = candidates {
+            candidate.set_indices().for_each(|row| probe(row, 1));
+        } else {
+            let mut members_of_row: Vec<Members> = vec![0; rows];
+            for (member, candidate) in candidates.iter().enumerate() {
+                for row in candidate.set_indices() {
+                    members_of_row[row] |= 1 << member;
+                }
+            }
+            for (row, members) in members_of_row.into_iter().enumerate() {
+                if members != 0 {
+                    probe(row, members);
+                }
+            }
         }
         let mut pair_columns = groups.columns.clone();
         pair_columns.push(Arc::clone(values));
         let pairs = RecordBatch::try_new(Arc::clone(schema), pair_columns).map_err(arrow_error)?;
-        let mut new = BooleanBufferBuilder::new(groups.of_row.len());
-        new.append_n(groups.of_row.len(), false);
+        let mut new: Vec<BooleanBufferBuilder> = candidates
+            .iter()
+            .map(|_| {
+                let mut flags = BooleanBufferBuilder::new(rows);
+                flags.append_n(rows, false);
+                flags
+            })
+            .collect();
         let mut scratch = BatchScratch::default();
-        let mut insert_into = |live: &mut LivePartition, rows: &[(u32, u64)]| -> Result<()> {
-            let mut added = Vec::new();
+        let mut insert_into = |live: &mut LivePartition, probes: &[Probe]| -> Result<()> {
+            let mut added: Vec<Vec<u32>> = vec![Vec::new(); new.len()];
             live.pairs
-                .insert_rows(rows, &groups.of_row, &keys, &mut scratch, |i| {
-                    new.set_bit(i as usize, true);
-                    added.push(i);
+                .insert_rows(probes, &groups.of_row, &keys, &mut scratch, |row, members| {
+                    for (member, flags) in new.iter_mut().enumerate() {
+                        if members & (1 << member) != 0 {
+                            flags.set_bit(row as usize, true);
+                            added[member].push(row);
+                        }
+                    }
                 })?;
-            if !added.is_empty() {
-                let added =
-                    take_record_batch(&pairs, &UInt32Array::from(added)).map_err(arrow_error)?;
-                live.added.push(added);
+            for (member, rows) in added.into_iter().enumerate() {
+                if !rows.is_empty() {
+                    let rows = UInt32Array::from(rows);
+                    let added = take_record_batch(&pairs, &rows).map_err(arrow_error)?;
+                    live.added[member].push(added);
+                }
             }
             Ok(())
         };
         // The partitions no other task holds first, then the others, waiting for each: tasks
         // that all went in partition order would queue behind each other at every one.
         let mut busy = Vec::new();
-        for (partition, rows) in self.partitions.iter().zip(by_partition) {
-            if rows.is_empty() {
+        for (partition, probes) in self.partitions.iter().zip(by_partition) {
+            if probes.is_empty() {
                 continue;
             }
             match partition.try_lock() {
-                Ok(mut live) => insert_into(&mut live, &rows)?,
+                Ok(mut live) => insert_into(&mut live, &probes)?,
                 Err(TryLockError::Poisoned(poisoned)) => {
-                    insert_into(&mut poisoned.into_inner(), &rows)?
+                    insert_into(&mut poisoned.into_inner(), &probes)?
                 }
-                Err(TryLockError::WouldBlock) => busy.push((partition, rows)),
+                Err(TryLockError::WouldBlock) => busy.push((partition, probes)),
             }
         }
-        for (partition, rows) in busy {
-            insert_into(&mut lock(partition), &rows)?;
+        for (partition, probes) in busy {
+            insert_into(&mut lock(partition), &probes)?;
         }
-        Ok(new.finish())
+        Ok(new.iter_mut().map(BooleanBufferBuilder::finish).collect())
     }
 
     /// Ends the batch: the groups in `closed` leave the set with their pairs, and each
-    /// partition's state and delta are staged. The delta holds the pairs added and a delete
-    /// row per closed group, which removes all its pairs (see `delta.rs`). `split` returns a
-    /// batch's `(kept, closed)` pairs: those of the groups in `closed` (see
+    /// member's state and delta are staged, per partition. A delta holds the pairs the member
+    /// added and a delete row per closed group, which removes all its pairs (see `delta.rs`).
+    /// `split` returns a batch's `(kept, closed)` pairs: those of the groups in `closed` (see
     /// [`GroupNumbers::close`]).
     pub fn stage(
         &self,
@@ -206,52 +287,69 @@ impl PairSet {
         split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
         closed: &ClosedGroups,
     ) -> Result<()> {
-        let generation = self.state.generation();
+        let generations = self.generations();
         let mut reflects = lock(&self.reflects);
         let value_type = schema.field(schema.fields().len() - 1).data_type();
         let group_columns = schema.fields().len() - 1;
         // The pairs of a group that closed in this very batch are neither kept nor written.
         let deletes = closed.as_pairs(schema)?;
-        let mut staged = Vec::with_capacity(self.partitions.len());
-        for (partition, old) in self.partitions.iter().zip(self.state.committed()) {
-            let mut live = lock(partition);
-            let mut added =
-                concat_batches(schema, &std::mem::take(&mut live.added)).map_err(arrow_error)?;
-            let mut kept = old;
+        let committed: Vec<Vec<Vec<RecordBatch>>> =
+            self.members.iter().map(|m| m.committed()).collect();
+        let mut staged: Vec<Vec<StagedPartition>> = self
+            .members
+            .iter()
+            .map(|_| Vec::with_capacity(self.partitions.len()))
+            .collect();
+        for (partition, live) in self.partitions.iter().enumerate() {
+            let mut live = lock(live);
             if !closed.is_empty() {
                 live.pairs.remove_groups(&closed.numbers);
                 if live.pairs.len() == 0 {
                     live.pairs = PairTable::new(value_type);
                 }
-                added = split(&added)?.0;
-                let mut open = Vec::with_capacity(kept.len() + 1);
-                for batch in kept {
-                    let still_open = split(&batch)?.0;
-                    open.extend((still_open.num_rows() > 0).then_some(still_open));
-                }
-                kept = open;
             }
-            kept.extend((added.num_rows() > 0).then(|| added.clone()));
-            staged.push(StagedPartition {
-                state: compact(schema, kept).map_err(arrow_error)?,
-                delta: delta_of(schema, added, deletes.clone())?,
-            });
+            for (member, staged) in staged.iter_mut().enumerate() {
+                let added = live.added.get_mut(member).map(std::mem::take);
+                let mut added =
+                    concat_batches(schema, &added.unwrap_or_default()).map_err(arrow_error)?;
+                let mut kept = committed[member].get(partition).cloned().unwrap_or_default();
+                if !closed.is_empty() {
+                    added = split(&added)?.0;
+                    let mut open = Vec::with_capacity(kept.len() + 1);
+                    for batch in kept {
+                        let still_open = split(&batch)?.0;
+                        open.extend((still_open.num_rows() > 0).then_some(still_open));
+                    }
+                    kept = open;
+                }
+                kept.extend((added.num_rows() > 0).then(|| added.clone()));
+                staged.push(StagedPartition {
+                    state: compact(schema, kept).map_err(arrow_error)?,
+                    delta: delta_of(schema, added, deletes.clone())?,
+                });
+            }
         }
-        self.state.stage_deleting_by_prefix(
-            Arc::clone(schema),
-            schema.fields().len(),
-            group_columns,
-            staged,
-        );
-        // Promoting the staged state makes it the next generation.
-        *reflects = Reflects::Committed(generation + 1);
+        for (state, staged) in self.members.iter().zip(staged) {
+            state.stage_deleting_by_prefix(
+                Arc::clone(schema),
+                schema.fields().len(),
+                group_columns,
+                staged,
+            );
+        }
+        // Promoting the staged states makes them the next generation.
+        *reflects = Reflects::Committed(generations.iter().map(|g| g + 1).collect());
         Ok(())
     }
 
-    /// Rows and bytes of the committed pairs, including their tables (not the group numbers,
-    /// which the aggregation's pair sets share).
+    /// Rows and bytes of the committed pairs of all the members, including their tables
+    /// (not the group numbers, which the aggregation's pair sets share).
     pub fn size(&self) -> (u64, u64) {
-        let (rows, bytes) = self.state.size();
+        let (rows, bytes) = self
+            .members
+            .iter()
+            .map(|m| m.size())
+            .fold((0, 0), |(r, b), (mr, mb)| (r + mr, b + mb));
         let tables: usize = self.partitions.iter().map(|p| lock(p).pairs.memory()).sum();
         (rows, bytes + tables as u64)
     }
@@ -289,8 +387,12 @@ mod tests {
             .number(&converter, columns, values.len())
             .unwrap();
         let candidate = BooleanBuffer::new_set(values.len());
-        let new = set.insert(schema, &groups, &values, &candidate).unwrap();
-        new.iter().collect()
+        let new = set.insert(schema, &groups, &values, &[candidate]).unwrap();
+        new[0].iter().collect()
+    }
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| id.to_string()).collect()
     }
 
     fn ints(values: &[i64]) -> ArrayRef {
@@ -321,7 +423,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location(), 3);
-        let set = state.pair_set("op", "op.distinct-0");
+        let set = state.pair_set("op", &ids(&["op.distinct-0"])).unwrap();
         let schema = schema(DataType::Int64);
 
         // Batch 0: repeated pairs within the batch are new once; a non-candidate is not added.
@@ -331,9 +433,9 @@ mod tests {
         let groups = set.numbers().number(&converter, columns, 4).unwrap();
         let candidate = BooleanBuffer::from(vec![true, true, true, false]);
         let first = set
-            .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &candidate)
+            .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &[candidate])
             .unwrap();
-        assert_eq!(first.iter().collect::<Vec<_>>(), [true, false, true, false]);
+        assert_eq!(first[0].iter().collect::<Vec<_>>(), [true, false, true, false]);
         set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
             .unwrap();
         state.persist(BatchId(0)).await.unwrap();
@@ -360,7 +462,7 @@ mod tests {
             .load(&["op.distinct-0".to_string()], Some(BatchId(1)))
             .await
             .unwrap();
-        let set = restarted.pair_set("op", "op.distinct-0");
+        let set = restarted.pair_set("op", &ids(&["op.distinct-0"])).unwrap();
         set.begin(&schema).unwrap();
         let first = insert(
             &set,
@@ -378,8 +480,8 @@ mod tests {
         let location = StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location, 2);
         let sets = [
-            state.pair_set("op", "op.distinct-0"),
-            state.pair_set("op", "op.distinct-1"),
+            state.pair_set("op", &ids(&["op.distinct-0"])).unwrap(),
+            state.pair_set("op", &ids(&["op.distinct-1"])).unwrap(),
         ];
         let schema = schema(values(&[]).data_type().clone());
         let groups = ["open", "closed", "open", "closed", "closed"];
@@ -450,7 +552,7 @@ mod tests {
         let ids = ["op.distinct-0".to_string(), "op.distinct-1".to_string()];
         restarted.load(&ids, Some(BatchId(1))).await.unwrap();
         for id in &ids {
-            let set = restarted.pair_set("op", id);
+            let set = restarted.pair_set("op", std::slice::from_ref(id)).unwrap();
             set.begin(&schema).unwrap();
             let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
             assert_eq!(
@@ -459,6 +561,106 @@ mod tests {
                 "{id} after a restart"
             );
         }
+    }
+
+    /// Inserts the pairs of `groups` and `values` for the members of `set` whose rows
+    /// `candidates` gives; which were new to each member.
+    fn insert_for(
+        set: &PairSet,
+        schema: &SchemaRef,
+        groups: &[&str],
+        values: ArrayRef,
+        candidates: &[&[bool]],
+    ) -> Vec<Vec<bool>> {
+        let converter = key_converter(schema, 1).unwrap();
+        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(groups.to_vec()))];
+        let groups = set
+            .numbers()
+            .number(&converter, columns, values.len())
+            .unwrap();
+        let candidates: Vec<BooleanBuffer> = candidates
+            .iter()
+            .map(|c| BooleanBuffer::from(c.to_vec()))
+            .collect();
+        let new = set.insert(schema, &groups, &values, &candidates).unwrap();
+        new.iter().map(|n| n.iter().collect()).collect()
+    }
+
+    /// Two counts of one value share a set: a pair is new once to each, whichever rows count
+    /// it for which; each count's pairs are persisted on their own and reloaded into one set.
+    async fn counts_of_one_value_share_a_set(values: impl Fn(&[i64]) -> ArrayRef) {
+        let dir = tempfile::tempdir().unwrap();
+        let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
+        let state = QueryState::new(location(), 2);
+        let members = ids(&["op.distinct-0", "op.distinct-2"]);
+        let set = state.pair_set("op", &members).unwrap();
+        assert!(Arc::ptr_eq(&set, &state.pair_set("op", &members).unwrap()));
+        let schema = schema(values(&[]).data_type().clone());
+        let (t, f) = (true, false);
+
+        set.begin(&schema).unwrap();
+        let new = insert_for(
+            &set,
+            &schema,
+            &["a", "a", "a", "b", "b"],
+            values(&[1, 1, 2, 1, 1]),
+            &[&[t, t, t, f, t], &[f, t, f, t, t]],
+        );
+        assert_eq!(new, [[t, f, t, f, t], [f, t, f, t, f]]);
+        set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
+            .unwrap();
+        state.persist(BatchId(0)).await.unwrap();
+        state.promote();
+        assert_eq!(state.operator("op.distinct-0").size().0, 3);
+        assert_eq!(state.operator("op.distinct-2").size().0, 2);
+        assert_eq!(set.size().0, 5, "the rows of both counts' states");
+        assert_eq!(set.pairs_in_tables(), 3, "one table entry per pair");
+
+        // A batch that fails before it commits leaves nothing behind.
+        set.begin(&schema).unwrap();
+        let new = insert_for(&set, &schema, &["a"], values(&[2]), &[&[t], &[t]]);
+        assert_eq!(new, [[f], [t]]);
+        set.begin(&schema).unwrap();
+        let new = insert_for(
+            &set,
+            &schema,
+            &["a", "a", "c"],
+            values(&[2, 1, 1]),
+            &[&[f, t, f], &[t, t, f]],
+        );
+        assert_eq!(new, [[f, f, f], [t, f, f]], "a member's own pairs only");
+        set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
+            .unwrap();
+        state.persist(BatchId(1)).await.unwrap();
+        state.promote();
+
+        let restarted = QueryState::new(location(), 2);
+        restarted.load(&members, Some(BatchId(1))).await.unwrap();
+        let set = restarted.pair_set("op", &members).unwrap();
+        set.begin(&schema).unwrap();
+        let all = [t; 4];
+        let new = insert_for(
+            &set,
+            &schema,
+            &["a", "a", "b", "c"],
+            values(&[1, 2, 1, 1]),
+            &[&all, &all],
+        );
+        assert_eq!(new, [[f, f, f, t], [f, f, f, t]]);
+    }
+
+    #[tokio::test]
+    async fn counts_of_one_value_share_a_set_with_values_kept_as_bits() {
+        counts_of_one_value_share_a_set(ints).await;
+    }
+
+    #[tokio::test]
+    async fn counts_of_one_value_share_a_set_with_encoded_values() {
+        counts_of_one_value_share_a_set(|values| {
+            let strings: Vec<String> = values.iter().map(|v| format!("value {v}")).collect();
+            Arc::new(StringArray::from(strings)) as ArrayRef
+        })
+        .await;
     }
 
     #[tokio::test]

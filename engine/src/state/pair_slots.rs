@@ -11,20 +11,79 @@
 //! took 3.2 s with `hashbrown`'s `HashTable` (entry API), 1.8–1.9 s here; on Nexmark q16 the
 //! probes went from 2 640 to 1 210 profile samples (`benches/RESULTS.md`, session 10).
 //!
+//! Several `count(DISTINCT x)` of one `x` share a table (see `PairSet`): each pair carries
+//! the set of [`Members`] that counted it, in the high bits of its group word, so a row
+//! costs one probe however many of them it counts for.
+//!
 //! Open addressing with linear probing: a pair is in the first empty-or-equal slot at or
 //! after `hash mod capacity`, the capacity a power of two, the load at most 3/4. Slots are the
-//! pairs themselves (16 bytes, four to a cache line); an empty slot has the group number
+//! pairs themselves (16 bytes, four to a cache line); an empty slot has the group word
 //! [`EMPTY`]. Pairs leave a whole group at a time ([`PairSlots::retain`]), by rebuilding.
 //!
 //! [`PairTable`]: super::pair_table::PairTable
 
-/// A pair: the group's number, then the value's bits.
-pub(super) type Pair = (u64, u64);
+/// Which of the counts sharing a table counted a pair: bit `j` for the `j`th.
+pub(super) type Members = u16;
 
-/// The group number of an empty slot.
-// INVARIANT: group numbers count up from 0, one per group (`GroupNumbers`), so no group
-// reaches it.
+/// The most counts that can share a table: the members fill bits 48 to 62 of the group
+/// word, so that no pair's group word is [`EMPTY`].
+pub(super) const MAX_MEMBERS: usize = 15;
+
+const MEMBERS_SHIFT: u32 = 48;
+/// The bits of a group word that hold the group's number.
+const GROUP_BITS: u64 = (1 << MEMBERS_SHIFT) - 1;
+
+/// The largest group number a table can hold (2^48 - 1 groups: at ten million new groups a
+/// second, 325 days of one process).
+pub(super) const MAX_GROUP: u64 = GROUP_BITS;
+
+/// The group word of an empty slot.
+// INVARIANT: a pair's group word has bit 63 clear (`MAX_MEMBERS`), so it is never EMPTY.
 const EMPTY: u64 = u64::MAX;
+
+/// A pair as a slot holds it: the group's number, with the members that counted the pair in
+/// bits 48 to 62 (the group word); then the value's bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pair {
+    group_word: u64,
+    pub bits: u64,
+}
+
+impl Pair {
+    /// The pair of group `group` (at most [`MAX_GROUP`]) and value `bits`, counted by
+    /// `members`.
+    pub fn new(group: u64, bits: u64, members: Members) -> Self {
+        debug_assert!(group <= MAX_GROUP && usize::from(members) < 1 << MAX_MEMBERS);
+        Self {
+            group_word: (u64::from(members) << MEMBERS_SHIFT) | group,
+            bits,
+        }
+    }
+
+    const EMPTY: Self = Self {
+        group_word: EMPTY,
+        bits: 0,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.group_word == EMPTY
+    }
+
+    /// The group's number.
+    pub fn group(&self) -> u64 {
+        self.group_word & GROUP_BITS
+    }
+
+    /// The members that counted the pair.
+    pub fn members(&self) -> Members {
+        (self.group_word >> MEMBERS_SHIFT) as Members
+    }
+
+    /// Whether `self` and `other` are the same group and value, whoever counted them.
+    fn same_key(&self, other: &Self) -> bool {
+        self.bits == other.bits && (self.group_word ^ other.group_word) & GROUP_BITS == 0
+    }
+}
 
 /// How many pairs ahead of the probe [`PairSlots::insert_batch`] prefetches: enough misses
 /// in flight to cover a memory access, few enough that the lines are still cached when their
@@ -47,21 +106,22 @@ impl PairSlots {
         hash as usize & (self.slots.len() - 1)
     }
 
-    /// Adds `pair`, whose hash is `hash`; whether it was not there. `rehash` gives a kept
-    /// pair's hash, for when the table grows.
-    pub fn insert(&mut self, pair: Pair, hash: u64, rehash: impl Fn(&Pair) -> u64) -> bool {
+    /// Adds `pair`, whose hash is `hash`; returns the members of `pair` that had not
+    /// counted it (all of them when the pair was not there). `rehash` gives a kept pair's
+    /// hash, for when the table grows.
+    pub fn insert(&mut self, pair: Pair, hash: u64, rehash: impl Fn(&Pair) -> u64) -> Members {
         self.reserve(1, rehash);
         self.insert_reserved(pair, hash)
     }
 
     /// Adds each of `pairs` (a pair and its hash), in order; calls `on_new` with the index of
-    /// each that was not there before (nor earlier in `pairs`). `rehash` gives a kept pair's
-    /// hash, for when the table grows.
+    /// each that some of its members had not counted before (nor earlier in `pairs`), and
+    /// those members. `rehash` gives a kept pair's hash, for when the table grows.
     pub fn insert_batch(
         &mut self,
         pairs: &[(Pair, u64)],
         rehash: impl Fn(&Pair) -> u64,
-        mut on_new: impl FnMut(usize),
+        mut on_new: impl FnMut(usize, Members),
     ) {
         // Room for every pair up front: the slots do not move while the batch runs.
         self.reserve(pairs.len(), rehash);
@@ -69,26 +129,29 @@ impl PairSlots {
             if let Some((_, ahead)) = pairs.get(i + PREFETCH_DISTANCE) {
                 prefetch(&self.slots, self.home(*ahead));
             }
-            if self.insert_reserved(*pair, *hash) {
-                on_new(i);
+            let new = self.insert_reserved(*pair, *hash);
+            if new != 0 {
+                on_new(i, new);
             }
         }
     }
 
-    /// Adds `pair` when there is room for it.
-    fn insert_reserved(&mut self, pair: Pair, hash: u64) -> bool {
-        debug_assert!(pair.0 != EMPTY, "a group number is never EMPTY");
+    /// Adds `pair` when there is room for it; the members it adds.
+    fn insert_reserved(&mut self, pair: Pair, hash: u64) -> Members {
+        debug_assert!(!pair.is_empty(), "a pair's group word is never EMPTY");
         let mask = self.slots.len() - 1;
         let mut slot = self.home(hash);
         loop {
-            let found = self.slots[slot];
-            if found == pair {
-                return false;
-            }
-            if found.0 == EMPTY {
-                self.slots[slot] = pair;
+            let found = &mut self.slots[slot];
+            if found.is_empty() {
+                *found = pair;
                 self.len += 1;
-                return true;
+                return pair.members();
+            }
+            if found.same_key(&pair) {
+                let new = pair.members() & !found.members();
+                *found = Pair::new(pair.group(), pair.bits, found.members() | new);
+                return new;
             }
             slot = (slot + 1) & mask;
         }
@@ -102,7 +165,7 @@ impl PairSlots {
             return;
         }
         let old = std::mem::take(&mut self.slots);
-        self.refill(needed, old.into_iter().filter(|p| p.0 != EMPTY), rehash);
+        self.refill(needed, old.into_iter().filter(|p| !p.is_empty()), rehash);
     }
 
     /// Keeps only the pairs `keep` says yes to.
@@ -110,7 +173,7 @@ impl PairSlots {
         let kept: Vec<Pair> = self
             .slots
             .iter()
-            .filter(|p| p.0 != EMPTY && keep(p))
+            .filter(|p| !p.is_empty() && keep(p))
             .copied()
             .collect();
         self.refill(kept.len(), kept.into_iter(), rehash);
@@ -127,7 +190,7 @@ impl PairSlots {
             0 => 0,
             _ => (room * 4 / 3 + 1).next_power_of_two().max(MIN_CAPACITY),
         };
-        self.slots = vec![(EMPTY, 0); capacity];
+        self.slots = vec![Pair::EMPTY; capacity];
         self.len = 0;
         for pair in pairs {
             self.insert_reserved(pair, rehash(&pair));
@@ -167,34 +230,38 @@ mod tests {
 
     fn hash(pair: &Pair) -> u64 {
         // Few distinct hashes, so that probes run over collisions and wrap around the end.
-        (pair.0 * 31 + pair.1) % 7
+        (pair.group() * 31 + pair.bits) % 7
+    }
+
+    fn pair(group: u64, bits: u64) -> Pair {
+        Pair::new(group, bits, 1)
     }
 
     #[test]
     fn a_pair_is_new_once_through_growth_collisions_and_removal() {
         let mut slots = PairSlots::default();
         let pairs: Vec<(Pair, u64)> = (0..200u64)
-            .map(|i| ((i % 10, i % 30), 0))
-            .map(|(p, _)| (p, hash(&p)))
+            .map(|i| pair(i % 10, i % 30))
+            .map(|p| (p, hash(&p)))
             .collect();
         let mut new = Vec::new();
-        slots.insert_batch(&pairs, hash, |i| new.push(i));
+        slots.insert_batch(&pairs, hash, |i, _| new.push(i));
         // (i % 10, i % 30) repeats every 30 rows: the first 30 are new, the rest are not.
         assert_eq!(new, (0..30).collect::<Vec<_>>());
         assert_eq!(slots.len(), 30);
         assert!(slots.memory() >= 30 * 16 * 4 / 3);
 
         for i in 0..1000u64 {
-            let pair = (1000 + i, i);
-            assert!(slots.insert(pair, hash(&pair), hash), "pair {i} is new");
+            let p = pair(1000 + i, i);
+            assert_eq!(slots.insert(p, hash(&p), hash), 1, "pair {i} is new");
         }
-        assert!(!slots.insert((1999, 999), hash(&(1999, 999)), hash));
+        assert_eq!(slots.insert(pair(1999, 999), hash(&pair(1999, 999)), hash), 0);
         assert_eq!(slots.len(), 1030);
 
-        slots.retain(|p| p.0 < 5, hash);
+        slots.retain(|p| p.group() < 5, hash);
         assert_eq!(slots.len(), 15, "groups 0 to 4 keep their 3 values each");
         let mut again = Vec::new();
-        slots.insert_batch(&pairs[..30], hash, |i| again.push(i));
+        slots.insert_batch(&pairs[..30], hash, |i, _| again.push(i));
         let removed: Vec<usize> = (0..30).filter(|i| i % 10 >= 5).collect();
         assert_eq!(
             again, removed,
@@ -203,6 +270,43 @@ mod tests {
 
         slots.retain(|_| false, hash);
         assert_eq!((slots.len(), slots.memory()), (0, 0));
-        assert!(slots.insert((3, 4), hash(&(3, 4)), hash));
+        assert_eq!(slots.insert(pair(3, 4), hash(&pair(3, 4)), hash), 1);
+    }
+
+    #[test]
+    fn a_shared_pair_is_new_once_for_each_member_and_keeps_its_members_through_growth() {
+        let mut slots = PairSlots::default();
+        let at = |group, bits, members| {
+            let p = Pair::new(group, bits, members);
+            (p, hash(&p))
+        };
+        let mut new = Vec::new();
+        // The largest group and every member: the group word is all ones but for bit 63.
+        let full = Members::MAX >> 1;
+        let batch = [
+            at(7, 1, 0b001),
+            at(7, 1, 0b011),
+            at(7, 1, 0b010),
+            at(7, 2, 0b100),
+            at(8, 1, 0b100),
+            at(MAX_GROUP, 1, full),
+            at(MAX_GROUP, 1, 0b001),
+        ];
+        slots.insert_batch(&batch, hash, |i, members| new.push((i, members)));
+        assert_eq!(
+            new,
+            [(0, 0b001), (1, 0b010), (3, 0b100), (4, 0b100), (5, full)],
+            "a member counts a pair once; other groups and values are other pairs"
+        );
+        assert_eq!(slots.len(), 4);
+        // Growing the table moves the pairs with their members.
+        for i in 0..500 {
+            let (p, h) = at(100 + i, i, 0b001);
+            assert_eq!(slots.insert(p, h, hash), 0b001);
+        }
+        let (p, h) = at(7, 1, 0b111);
+        assert_eq!(slots.insert(p, h, hash), 0b100, "members 0 and 1 counted it");
+        let (p, h) = at(MAX_GROUP, 1, full);
+        assert_eq!(slots.insert(p, h, hash), 0);
     }
 }

@@ -5,6 +5,9 @@
 //!   (integers, dates, times, timestamps, durations) is kept as its bits, so a pair is two
 //!   `u64`s, in a [`PairSlots`]; any other value (strings, floats, decimals, …) is kept as its
 //!   row encoding, after the group's number, in one buffer per partition ([`RowSet`]).
+//! - Each pair also holds which of the counts sharing the table counted it ([`Members`]), so
+//!   that the `count(DISTINCT x)` aggregates of one `x` (with different `FILTER`s) probe
+//!   once per row between them.
 //!
 //! A pair's state partition follows from a hash of the group's key and of the value that is
 //! the same in every process and release ([`stable_hash`], [`PairHashes::partition`]); group
@@ -16,7 +19,7 @@ use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::{HashSet, HashTable};
 
 use super::group_numbers::GroupId;
-use super::pair_slots::{Pair, PairSlots};
+use super::pair_slots::{MAX_GROUP, Members, Pair, PairSlots};
 use crate::error::{Result, WeirError};
 
 const K: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -152,7 +155,7 @@ fn hash_bits(bits: u64) -> u64 {
 }
 
 /// Row-encoded keys, one after the other in one buffer, found through a hash table of their
-/// positions: no allocation per key.
+/// positions: no allocation per key. Each key has a set of [`Members`].
 #[derive(Debug, Default)]
 pub(super) struct RowSet {
     table: HashTable<u32>,
@@ -161,6 +164,8 @@ pub(super) struct RowSet {
     ends: Vec<usize>,
     /// Key `i`'s hash, so growing the table does not hash the keys again.
     hashes: Vec<u64>,
+    /// Key `i`'s members.
+    members: Vec<Members>,
     /// Bytes of removed keys, still in `bytes` until the next compaction.
     removed_bytes: usize,
 }
@@ -172,13 +177,15 @@ impl RowSet {
         &bytes[start..ends[i]]
     }
 
-    /// Adds `key` (with hash `hash`); whether it was not there.
-    pub fn insert(&mut self, hash: u64, key: &[u8]) -> bool {
+    /// Adds `key` (with hash `hash`) for `members`; returns those of `members` that did not
+    /// have it.
+    pub fn insert(&mut self, hash: u64, key: &[u8], members: Members) -> Members {
         let Self {
             table,
             bytes,
             ends,
             hashes,
+            members: members_of,
             ..
         } = self;
         // One probe finds the key or the slot for it.
@@ -187,15 +194,22 @@ impl RowSet {
             |i| Self::key(bytes, ends, *i) == key,
             |i| hashes[*i as usize],
         );
-        let hashbrown::hash_table::Entry::Vacant(slot) = entry else {
-            return false;
+        let slot = match entry {
+            hashbrown::hash_table::Entry::Occupied(found) => {
+                let had = &mut members_of[*found.get() as usize];
+                let new = members & !*had;
+                *had |= new;
+                return new;
+            }
+            hashbrown::hash_table::Entry::Vacant(slot) => slot,
         };
         let index = ends.len() as u32;
         slot.insert(index);
         bytes.extend_from_slice(key);
         ends.push(bytes.len());
         hashes.push(hash);
-        true
+        members_of.push(members);
+        members
     }
 
     /// Removes the keys `keep` says no to, then drops their bytes once they are more than
@@ -223,9 +237,10 @@ impl RowSet {
             table: HashTable::with_capacity(self.table.len()),
             ..Self::default()
         };
-        for i in self.table.iter() {
-            let key = Self::key(&self.bytes, &self.ends, *i);
-            kept.insert(self.hashes[*i as usize], key);
+        for &i in self.table.iter() {
+            let key = Self::key(&self.bytes, &self.ends, i);
+            let i = i as usize;
+            kept.insert(self.hashes[i], key, self.members[i]);
         }
         *self = kept;
     }
@@ -238,8 +253,18 @@ impl RowSet {
     pub fn memory(&self) -> usize {
         self.bytes.capacity()
             + (self.ends.capacity() + self.hashes.capacity()) * std::mem::size_of::<u64>()
+            + self.members.capacity() * std::mem::size_of::<Members>()
             + self.table.capacity() * (std::mem::size_of::<u32>() + 1)
     }
+}
+
+/// One row's pair to add to a [`PairTable`]: the row, the members it counts for, and its
+/// value's stable hash.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Probe {
+    pub row: u32,
+    pub members: Members,
+    pub value_hash: u64,
 }
 
 /// Buffers [`PairTable::insert_rows`] reuses from one call to the next.
@@ -258,8 +283,18 @@ pub(super) enum PairTable {
 }
 
 /// The hash in its table of a pair kept as bits.
-fn hash_in_table((group, bits): &Pair) -> u64 {
-    PairHashes::in_table(*group, hash_bits(*bits))
+fn hash_in_table(pair: &Pair) -> u64 {
+    PairHashes::in_table(pair.group(), hash_bits(pair.bits))
+}
+
+fn check_group(group: u64) -> Result<()> {
+    if group > MAX_GROUP {
+        return Err(WeirError::Internal(format!(
+            "this process has numbered more than {MAX_GROUP} groups with distinct counts; \
+             restart the query to number them afresh"
+        )));
+    }
+    Ok(())
 }
 
 impl PairTable {
@@ -273,25 +308,28 @@ impl PairTable {
     }
 
     /// Adds the pair of `group` and value `i` of `values`, whose stable hash is
-    /// `value_hash`; whether it was not there. `scratch` is reused for encoded keys.
+    /// `value_hash`, for `members`; returns those of `members` that did not have it.
+    /// `scratch` is reused for encoded keys.
     pub fn insert(
         &mut self,
         group: u64,
         values: &ValueKeys,
         i: usize,
         value_hash: u64,
+        members: Members,
         scratch: &mut Vec<u8>,
-    ) -> Result<bool> {
+    ) -> Result<Members> {
+        check_group(group)?;
         let hash = PairHashes::in_table(group, value_hash);
         match (self, values) {
             (Self::Bits(slots), ValueKeys::Bits(bits)) => {
-                Ok(slots.insert((group, bits[i]), hash, hash_in_table))
+                Ok(slots.insert(Pair::new(group, bits[i], members), hash, hash_in_table))
             }
             (Self::Encoded(set), ValueKeys::Encoded(rows)) => {
                 scratch.clear();
                 scratch.extend_from_slice(&group.to_le_bytes());
                 scratch.extend_from_slice(rows.row(i).data());
-                Ok(set.insert(hash, scratch))
+                Ok(set.insert(hash, scratch, members))
             }
             _ => Err(WeirError::Internal(
                 "a distinct value of another type than its pair table's".to_string(),
@@ -299,32 +337,48 @@ impl PairTable {
         }
     }
 
-    /// Adds the pairs of `rows`, each the index of a value of `values` and that value's
-    /// stable hash, with the groups `groups` gives by row; calls `on_new` with each row whose
-    /// pair was not there (nor an earlier row's). `scratch` is reused between calls.
+    /// Adds the pairs of `probes`, with the values of `values` and the groups `groups`
+    /// gives by row; calls `on_new` with each row and those of its members that did not have
+    /// its pair (nor an earlier row's), when there are any. `scratch` is reused between
+    /// calls.
     pub fn insert_rows(
         &mut self,
-        rows: &[(u32, u64)],
+        probes: &[Probe],
         groups: &[GroupId],
         values: &ValueKeys,
         scratch: &mut BatchScratch,
-        mut on_new: impl FnMut(u32),
+        mut on_new: impl FnMut(u32, Members),
     ) -> Result<()> {
         if let (Self::Bits(slots), ValueKeys::Bits(bits)) = (&mut *self, values) {
             // A batch's pairs go in together, so that their probes overlap (see `PairSlots`).
             scratch.pairs.clear();
-            scratch.pairs.extend(rows.iter().map(|&(row, value_hash)| {
-                let group = groups[row as usize].number;
-                let pair = (group, bits[row as usize]);
-                (pair, PairHashes::in_table(group, value_hash))
-            }));
-            slots.insert_batch(&scratch.pairs, hash_in_table, |i| on_new(rows[i].0));
+            scratch.pairs.reserve(probes.len());
+            for probe in probes {
+                let row = probe.row as usize;
+                let group = groups[row].number;
+                check_group(group)?;
+                let pair = Pair::new(group, bits[row], probe.members);
+                let hash = PairHashes::in_table(group, probe.value_hash);
+                scratch.pairs.push((pair, hash));
+            }
+            slots.insert_batch(&scratch.pairs, hash_in_table, |i, new| {
+                on_new(probes[i].row, new)
+            });
             return Ok(());
         }
-        for &(row, value_hash) in rows {
-            let group = groups[row as usize].number;
-            if self.insert(group, values, row as usize, value_hash, &mut scratch.key)? {
-                on_new(row);
+        for probe in probes {
+            let row = probe.row as usize;
+            let group = groups[row].number;
+            let new = self.insert(
+                group,
+                values,
+                row,
+                probe.value_hash,
+                probe.members,
+                &mut scratch.key,
+            )?;
+            if new != 0 {
+                on_new(probe.row, new);
             }
         }
         Ok(())
@@ -333,7 +387,7 @@ impl PairTable {
     /// Removes the pairs of the groups numbered in `closed`.
     pub fn remove_groups(&mut self, closed: &HashSet<u64>) {
         match self {
-            Self::Bits(slots) => slots.retain(|(group, _)| !closed.contains(group), hash_in_table),
+            Self::Bits(slots) => slots.retain(|pair| !closed.contains(&pair.group()), hash_in_table),
             Self::Encoded(set) => set.retain(|key| {
                 let mut group = [0; 8];
                 group.copy_from_slice(&key[..8]);
@@ -372,21 +426,28 @@ mod tests {
         let mut set = RowSet::default();
         let key = |i: u32| format!("key-{i}").into_bytes();
         for i in 0..100 {
-            assert!(set.insert(stable_hash(&key(i)), &key(i)));
+            assert_eq!(set.insert(stable_hash(&key(i)), &key(i), 1), 1);
         }
-        assert!(!set.insert(stable_hash(&key(7)), &key(7)));
+        assert_eq!(set.insert(stable_hash(&key(7)), &key(7), 1), 0);
         let number = |k: &[u8]| {
             std::str::from_utf8(&k[4..])
                 .unwrap()
                 .parse::<u32>()
                 .unwrap()
         };
+        assert_eq!(set.insert(stable_hash(&key(80)), &key(80), 0b11), 0b10);
         set.retain(|k| number(k) >= 70);
         assert_eq!(set.len(), 30, "keys 70..100 stay");
         assert_eq!(set.removed_bytes, 0, "compacted once sparse");
         for i in 0..100 {
             // A removed key is new again; a kept one is not.
-            assert_eq!(set.insert(stable_hash(&key(i)), &key(i)), i < 70, "key {i}");
+            let new = set.insert(stable_hash(&key(i)), &key(i), 0b111);
+            let had = match i {
+                ..70 => 0,
+                80 => 0b11,
+                _ => 0b1,
+            };
+            assert_eq!(new, 0b111 & !had, "key {i} keeps its members through compaction");
         }
     }
 
@@ -414,8 +475,9 @@ mod tests {
             let mut scratch = Vec::new();
             let mut insert = |table: &mut PairTable, group: u64, i: usize| {
                 table
-                    .insert(group, &keys, i, keys.hash(i), &mut scratch)
+                    .insert(group, &keys, i, keys.hash(i), 1, &mut scratch)
                     .unwrap()
+                    == 1
             };
             assert!(insert(&mut table, 1, 0));
             assert!(insert(&mut table, 1, 1));

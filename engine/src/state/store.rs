@@ -161,7 +161,8 @@ pub struct QueryState {
     dir: StoreLocation,
     partitions: usize,
     operators: Mutex<BTreeMap<String, Arc<OperatorState>>>,
-    pair_sets: Mutex<BTreeMap<String, Arc<PairSet>>>,
+    /// The pair sets, each with its members' ids.
+    pair_sets: Mutex<Vec<(Vec<String>, Arc<PairSet>)>>,
     /// By operator: the group numbers its pair sets share.
     group_numbers: Mutex<BTreeMap<String, Arc<GroupNumbers>>>,
 }
@@ -173,7 +174,7 @@ impl QueryState {
             dir,
             partitions: partitions.max(1),
             operators: Mutex::new(BTreeMap::new()),
-            pair_sets: Mutex::new(BTreeMap::new()),
+            pair_sets: Mutex::new(Vec::new()),
             group_numbers: Mutex::new(BTreeMap::new()),
         }
     }
@@ -187,41 +188,48 @@ impl QueryState {
         )
     }
 
-    /// The state of `id`, a part of operator `operator`'s state, kept as a [`PairSet`];
-    /// created empty on first use. The pair sets of one operator share its group numbers.
-    pub fn pair_set(&self, operator: &str, id: &str) -> Arc<PairSet> {
-        let state = self.operator(id);
+    /// The pairs of the `count(DISTINCT)` aggregates of one value whose states are `ids`,
+    /// parts of operator `operator`'s state (see [`PairSet`]); created empty on first use.
+    /// The pair sets of one operator share its group numbers.
+    pub fn pair_set(&self, operator: &str, ids: &[String]) -> Result<Arc<PairSet>> {
+        let mut sets = lock(&self.pair_sets);
+        if let Some((_, set)) = sets.iter().find(|(members, _)| members == ids) {
+            return Ok(Arc::clone(set));
+        }
+        let members = ids.iter().map(|id| self.operator(id)).collect();
         let numbers = Arc::clone(
             lock(&self.group_numbers)
                 .entry(operator.to_string())
                 .or_default(),
         );
-        Arc::clone(
-            lock(&self.pair_sets)
-                .entry(id.to_string())
-                .or_insert_with(|| Arc::new(PairSet::new(state, numbers))),
-        )
+        let set = Arc::new(PairSet::new(members, numbers)?);
+        sets.push((ids.to_vec(), Arc::clone(&set)));
+        Ok(set)
     }
 
     /// Rows and bytes of the committed state of operator `id`, with its parts' (ids
     /// `<id>.<part>`, such as its distinct pairs, and their group numbers).
     pub fn size_of(&self, id: &str) -> (u64, u64) {
         let prefix = format!("{id}.");
-        let operators: Vec<(String, Arc<OperatorState>)> = lock(&self.operators)
+        let ours = |k: &str| k == id || k.starts_with(&prefix);
+        let pair_sets: Vec<(Vec<String>, Arc<PairSet>)> = lock(&self.pair_sets)
             .iter()
-            .filter(|(k, _)| *k == id || k.starts_with(&prefix))
-            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .filter(|(ids, _)| ids.iter().any(|k| ours(k)))
+            .cloned()
             .collect();
-        let pair_sets = lock(&self.pair_sets).clone();
+        let in_pair_sets = |k: &str| pair_sets.iter().any(|(ids, _)| ids.iter().any(|i| i == k));
+        let operators: Vec<Arc<OperatorState>> = lock(&self.operators)
+            .iter()
+            .filter(|(k, _)| ours(k) && !in_pair_sets(k))
+            .map(|(_, v)| Arc::clone(v))
+            .collect();
         let numbers = lock(&self.group_numbers)
             .get(id)
             .map_or(0, |n| n.memory() as u64);
         operators
             .iter()
-            .map(|(k, state)| match pair_sets.get(k) {
-                Some(set) => set.size(),
-                None => state.size(),
-            })
+            .map(|state| state.size())
+            .chain(pair_sets.iter().map(|(_, set)| set.size()))
             .fold((0, numbers), |(rows, bytes), (r, b)| (rows + r, bytes + b))
     }
 

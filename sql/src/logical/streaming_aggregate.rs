@@ -159,16 +159,30 @@ impl StreamingAggregateNode {
         self.aggr_expr
             .iter()
             .enumerate()
-            .filter(|(_, expr)| {
-                let mut expr = *expr;
-                while let Expr::Alias(alias) = expr {
-                    expr = &alias.expr;
-                }
-                matches!(expr, Expr::AggregateFunction(f)
-                    if f.func.name() == "count" && f.params.distinct && f.params.args.len() == 1)
-            })
+            .filter(|(_, expr)| distinct_value(expr).is_some())
             .map(|(i, _)| i)
             .collect()
+    }
+
+    /// [`distinct_counts`](Self::distinct_counts) in classes of one counted value, in
+    /// order of first position, each of at most `max_per_class` (a larger class is split):
+    /// the counts of one class share their pairs in memory, each pair marked with the counts
+    /// that counted it, so a row is looked up once for all of them.
+    pub fn distinct_count_classes(&self, max_per_class: usize) -> Vec<Vec<usize>> {
+        let mut classes: Vec<(&Expr, Vec<usize>)> = Vec::new();
+        for index in self.distinct_counts() {
+            let Some(value) = distinct_value(&self.aggr_expr[index]) else {
+                continue;
+            };
+            match classes
+                .iter_mut()
+                .find(|(v, members)| *v == value && members.len() < max_per_class.max(1))
+            {
+                Some((_, members)) => members.push(index),
+                None => classes.push((value, vec![index])),
+            }
+        }
+        classes.into_iter().map(|(_, members)| members).collect()
     }
 
     /// The id naming the state of the distinct pairs of aggregate `index` (one of
@@ -186,6 +200,23 @@ impl StreamingAggregateNode {
                     .map(|i| self.distinct_state_id(i)),
             )
             .collect()
+    }
+}
+
+/// The value `x` of `count(DISTINCT x)` (with any `FILTER`), or `None` for any other
+/// aggregate.
+fn distinct_value(aggregate: &Expr) -> Option<&Expr> {
+    let mut expr = aggregate;
+    while let Expr::Alias(alias) = expr {
+        expr = &alias.expr;
+    }
+    match expr {
+        Expr::AggregateFunction(f)
+            if f.func.name() == "count" && f.params.distinct && f.params.args.len() == 1 =>
+        {
+            f.params.args.first()
+        }
+        _ => None,
     }
 }
 
