@@ -7,10 +7,10 @@
 //! at least one of them is looked up once; the row is flagged for each aggregate that had not
 //! counted its pair, and the pair is added. The group keys of a batch are evaluated and
 //! numbered once for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The
-//! aggregation
-//! then counts the flagged rows with a plain `count(x) FILTER (WHERE flag)`, whose state is
-//! one number per group, so a batch never re-merges a group's earlier values. The flags are
-//! appended to the input's columns, as booleans named `__weir_first_<aggregate>`.
+//! aggregation then counts the flagged rows with a plain `count(x) FILTER (WHERE flag)`,
+//! whose state is one number per group, so a batch never re-merges a group's earlier values.
+//! The flags are appended to the input's columns, as booleans named
+//! `__weir_first_<aggregate>`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -27,8 +27,8 @@ use datafusion::physical_expr::aggregate::AggregateExprBuilder;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, PhysicalGroupBy};
-use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
     SendableRecordBatchStream,
@@ -232,9 +232,15 @@ impl DistinctFlagsExec {
                         return Ok(with_value.clone());
                     };
                     let passes = filter.evaluate(&batch)?.into_array(rows)?;
-                    let passes = passes.as_any().downcast_ref::<BooleanArray>().ok_or_else(|| {
-                        DataFusionError::Internal("an aggregate FILTER is not boolean".into())
-                    })?;
+                    let passes =
+                        passes
+                            .as_any()
+                            .downcast_ref::<BooleanArray>()
+                            .ok_or_else(|| {
+                                DataFusionError::Internal(
+                                    "an aggregate FILTER is not boolean".into(),
+                                )
+                            })?;
                     let mut candidate = &with_value & passes.values();
                     if let Some(valid) = passes.nulls() {
                         candidate = &candidate & valid.inner();
@@ -246,7 +252,10 @@ impl DistinctFlagsExec {
                 .pairs
                 .insert(&count.schema, &groups, &value, &candidates)
                 .map_err(weir_error)?;
-            columns.extend(new.into_iter().map(|n| Arc::new(BooleanArray::from(n)) as ArrayRef));
+            columns.extend(
+                new.into_iter()
+                    .map(|n| Arc::new(BooleanArray::from(n)) as ArrayRef),
+            );
         }
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
@@ -310,10 +319,9 @@ impl ExecutionPlan for DistinctFlagsExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        let counts = self
-            .counts
-            .iter()
-            .flat_map(|c| std::iter::once(&c.value).chain(c.members.iter().flat_map(|m| &m.filter)));
+        let counts = self.counts.iter().flat_map(|c| {
+            std::iter::once(&c.value).chain(c.members.iter().flat_map(|m| &m.filter))
+        });
         for expr in self.groups.iter().chain(counts) {
             if f(expr)? == TreeNodeRecursion::Stop {
                 return Ok(TreeNodeRecursion::Stop);

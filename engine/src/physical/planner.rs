@@ -130,7 +130,10 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                     .map(|&i| aggregate.distinct_state_id(i))
                     .collect();
                 let pairs = self.context.state.pair_set(&aggregate.operator_id, &ids);
-                Ok((indices, pairs.map_err(|e| DataFusionError::External(Box::new(e)))?))
+                Ok((
+                    indices,
+                    pairs.map_err(|e| DataFusionError::External(Box::new(e)))?,
+                ))
             })
             .collect::<Result<Vec<_>>>()?;
         let exec = StreamingAggregateExec::try_new(

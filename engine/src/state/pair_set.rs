@@ -80,7 +80,10 @@ impl PairSet {
 
     /// A set for counts whose pairs are persisted in `members` (at least one, at most
     /// [`Self::MAX_MEMBERS`], all with the same partitions).
-    pub(crate) fn new(members: Vec<Arc<OperatorState>>, numbers: Arc<GroupNumbers>) -> Result<Self> {
+    pub(crate) fn new(
+        members: Vec<Arc<OperatorState>>,
+        numbers: Arc<GroupNumbers>,
+    ) -> Result<Self> {
         if members.is_empty() || members.len() > MAX_MEMBERS {
             return Err(WeirError::Internal(format!(
                 "a distinct pair set shared by {} counts (1 to {MAX_MEMBERS} can share one)",
@@ -195,9 +198,8 @@ impl PairSet {
         let partitions = self.partitions.len();
         let most = candidates.iter().map(|c| c.count_set_bits()).max();
         let share = most.unwrap_or(0) / partitions + 64;
-        let mut by_partition: Vec<Vec<Probe>> = (0..partitions)
-            .map(|_| Vec::with_capacity(share))
-            .collect();
+        let mut by_partition: Vec<Vec<Probe>> =
+            (0..partitions).map(|_| Vec::with_capacity(share)).collect();
         let mut probe = |row: usize, members: Members| {
             let value_hash = keys.hash(row);
             let group = groups.of_row[row];
@@ -237,15 +239,20 @@ impl PairSet {
         let mut scratch = BatchScratch::default();
         let mut insert_into = |live: &mut LivePartition, probes: &[Probe]| -> Result<()> {
             let mut added: Vec<Vec<u32>> = vec![Vec::new(); new.len()];
-            live.pairs
-                .insert_rows(probes, &groups.of_row, &keys, &mut scratch, |row, members| {
+            live.pairs.insert_rows(
+                probes,
+                &groups.of_row,
+                &keys,
+                &mut scratch,
+                |row, members| {
                     for (member, flags) in new.iter_mut().enumerate() {
                         if members & (1 << member) != 0 {
                             flags.set_bit(row as usize, true);
                             added[member].push(row);
                         }
                     }
-                })?;
+                },
+            )?;
             for (member, rows) in added.into_iter().enumerate() {
                 if !rows.is_empty() {
                     let rows = UInt32Array::from(rows);
@@ -312,7 +319,10 @@ impl PairSet {
                 let added = live.added.get_mut(member).map(std::mem::take);
                 let mut added =
                     concat_batches(schema, &added.unwrap_or_default()).map_err(arrow_error)?;
-                let mut kept = committed[member].get(partition).cloned().unwrap_or_default();
+                let mut kept = committed[member]
+                    .get(partition)
+                    .cloned()
+                    .unwrap_or_default();
                 if !closed.is_empty() {
                     added = split(&added)?.0;
                     let mut open = Vec::with_capacity(kept.len() + 1);
@@ -435,7 +445,10 @@ mod tests {
         let first = set
             .insert(&schema, &groups, &ints(&[1, 1, 1, 1]), &[candidate])
             .unwrap();
-        assert_eq!(first[0].iter().collect::<Vec<_>>(), [true, false, true, false]);
+        assert_eq!(
+            first[0].iter().collect::<Vec<_>>(),
+            [true, false, true, false]
+        );
         set.stage(&schema, keep_all, &ClosedGroups::none(&schema))
             .unwrap();
         state.persist(BatchId(0)).await.unwrap();

@@ -255,7 +255,10 @@ mod tests {
             let p = pair(1000 + i, i);
             assert_eq!(slots.insert(p, hash(&p), hash), 1, "pair {i} is new");
         }
-        assert_eq!(slots.insert(pair(1999, 999), hash(&pair(1999, 999)), hash), 0);
+        assert_eq!(
+            slots.insert(pair(1999, 999), hash(&pair(1999, 999)), hash),
+            0
+        );
         assert_eq!(slots.len(), 1030);
 
         slots.retain(|p| p.group() < 5, hash);
@@ -305,7 +308,11 @@ mod tests {
             assert_eq!(slots.insert(p, h, hash), 0b001);
         }
         let (p, h) = at(7, 1, 0b111);
-        assert_eq!(slots.insert(p, h, hash), 0b100, "members 0 and 1 counted it");
+        assert_eq!(
+            slots.insert(p, h, hash),
+            0b100,
+            "members 0 and 1 counted it"
+        );
         let (p, h) = at(MAX_GROUP, 1, full);
         assert_eq!(slots.insert(p, h, hash), 0);
     }

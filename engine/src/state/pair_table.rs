@@ -387,7 +387,9 @@ impl PairTable {
     /// Removes the pairs of the groups numbered in `closed`.
     pub fn remove_groups(&mut self, closed: &HashSet<u64>) {
         match self {
-            Self::Bits(slots) => slots.retain(|pair| !closed.contains(&pair.group()), hash_in_table),
+            Self::Bits(slots) => {
+                slots.retain(|pair| !closed.contains(&pair.group()), hash_in_table)
+            }
             Self::Encoded(set) => set.retain(|key| {
                 let mut group = [0; 8];
                 group.copy_from_slice(&key[..8]);
@@ -447,7 +449,11 @@ mod tests {
                 80 => 0b11,
                 _ => 0b1,
             };
-            assert_eq!(new, 0b111 & !had, "key {i} keeps its members through compaction");
+            assert_eq!(
+                new,
+                0b111 & !had,
+                "key {i} keeps its members through compaction"
+            );
         }
     }
 
