@@ -7,6 +7,7 @@ mod memory_table;
 mod show;
 mod statements;
 mod streaming_query;
+mod window_floor;
 mod window_functions;
 
 pub use engine::{Engine, EngineBuilder, Outcome};

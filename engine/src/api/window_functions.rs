@@ -21,6 +21,8 @@ use weir_sql::logical::{
     WINDOW_STARTS_COLUMN,
 };
 
+use super::window_floor::window_floor;
+
 /// What a window function needs to know about a relation named in its first argument.
 #[derive(Debug, Clone)]
 pub(crate) struct WindowInput {
@@ -225,8 +227,7 @@ fn windowed(
     let time_expr = Expr::Column(Column::from_name(&time));
     let origin = lit(ScalarValue::TimestampNanosecond(Some(origin_ns), None));
     // The latest window holding the row starts at the row's time rounded down to the slide.
-    let latest =
-        datafusion::functions::datetime::expr_fn::date_bin(lit(slide.clone()), time_expr, origin);
+    let latest = window_floor(lit(slide.clone()), time_expr, origin);
     let size = scaled(&slide, windows.max(1), unit);
     let watermarked = input.watermark_columns.contains(&time);
     let marker = if watermarked {
