@@ -388,17 +388,11 @@ mod tests {
         ]))
     }
 
-    /// Inserts the pairs of `groups` and `values`, row by row, into `set`; which were new.
+    /// Inserts the pairs of `groups` and `values`, row by row, into `set` (of one member);
+    /// which were new.
     fn insert(set: &PairSet, schema: &SchemaRef, groups: &[&str], values: ArrayRef) -> Vec<bool> {
-        let converter = key_converter(schema, 1).unwrap();
-        let columns: Vec<ArrayRef> = vec![Arc::new(StringArray::from(groups.to_vec()))];
-        let groups = set
-            .numbers()
-            .number(&converter, columns, values.len())
-            .unwrap();
-        let candidate = BooleanBuffer::new_set(values.len());
-        let new = set.insert(schema, &groups, &values, &[candidate]).unwrap();
-        new[0].iter().collect()
+        let every_row = vec![true; values.len()];
+        insert_for(set, schema, groups, values, &[&every_row]).remove(0)
     }
 
     fn ids(ids: &[&str]) -> Vec<String> {
@@ -407,6 +401,12 @@ mod tests {
 
     fn ints(values: &[i64]) -> ArrayRef {
         Arc::new(Int64Array::from(values.to_vec()))
+    }
+
+    /// `values` as strings, which the tables keep row-encoded.
+    fn strings(values: &[i64]) -> ArrayRef {
+        let strings: Vec<String> = values.iter().map(|v| format!("value {v}")).collect();
+        Arc::new(StringArray::from(strings))
     }
 
     fn keep_all(batch: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
@@ -669,11 +669,7 @@ mod tests {
 
     #[tokio::test]
     async fn counts_of_one_value_share_a_set_with_encoded_values() {
-        counts_of_one_value_share_a_set(|values| {
-            let strings: Vec<String> = values.iter().map(|v| format!("value {v}")).collect();
-            Arc::new(StringArray::from(strings)) as ArrayRef
-        })
-        .await;
+        counts_of_one_value_share_a_set(strings).await;
     }
 
     #[tokio::test]
@@ -683,10 +679,6 @@ mod tests {
 
     #[tokio::test]
     async fn closing_a_group_forgets_its_pairs_only_with_encoded_values() {
-        closing_a_group_forgets_its_pairs_only(|values| {
-            let strings: Vec<String> = values.iter().map(|v| format!("value {v}")).collect();
-            Arc::new(StringArray::from(strings)) as ArrayRef
-        })
-        .await;
+        closing_a_group_forgets_its_pairs_only(strings).await;
     }
 }
