@@ -9,8 +9,12 @@
 use std::sync::{Arc, RwLock};
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
-use arrow::datatypes::SchemaRef;
+use arrow::compute::cast;
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::RowConverter;
+use datafusion::logical_expr::EmitTo;
+use datafusion::physical_plan::aggregates::group_values::new_group_values;
+use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use hashbrown::{HashMap, HashSet};
 
 use super::delta::key_converter;
@@ -18,6 +22,10 @@ use super::pair_table::stable_hash;
 use crate::error::{Result, WeirError};
 
 fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
+    WeirError::Internal(format!("numbering distinct-count groups: {e}"))
+}
+
+fn datafusion_error(e: datafusion::error::DataFusionError) -> WeirError {
     WeirError::Internal(format!("numbering distinct-count groups: {e}"))
 }
 
@@ -139,51 +147,82 @@ impl GroupNumbers {
     /// Numbers the groups of `num_rows` rows whose group key columns are `columns`, encoded by
     /// `converter` (a converter for those columns' types); groups not seen before get new
     /// numbers.
+    ///
+    /// A batch has far fewer groups than rows: its distinct groups are found column-wise by
+    /// DataFusion's [`GroupValues`](datafusion::physical_plan::aggregates::group_values::GroupValues)
+    /// (as its hash aggregation finds them), and only those are
+    /// row-encoded and looked up.
     pub fn number(
         &self,
         converter: &RowConverter,
         columns: Vec<ArrayRef>,
         num_rows: usize,
     ) -> Result<BatchGroups> {
-        let rows = if columns.is_empty() {
-            None
-        } else {
-            Some(converter.convert_columns(&columns).map_err(arrow_error)?)
-        };
-        let key = |i: usize| rows.as_ref().map_or(&[][..], |rows| rows.row(i).data());
+        if columns.is_empty() {
+            // A global aggregate's one group has the empty key.
+            let id = self.ids_of(&[&[][..]])[0];
+            return Ok(BatchGroups {
+                columns,
+                of_row: vec![id; num_rows],
+            });
+        }
+        let fields: Vec<Field> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Field::new(format!("key_{i}"), c.data_type().clone(), true))
+            .collect();
+        let mut interner = new_group_values(Arc::new(Schema::new(fields)), &GroupOrdering::None)
+            .map_err(datafusion_error)?;
+        let mut of_row_local = Vec::with_capacity(num_rows);
+        interner
+            .intern(&columns, &mut of_row_local)
+            .map_err(datafusion_error)?;
+        let distinct = interner
+            .emit(EmitTo::All)
+            .map_err(datafusion_error)?
+            .into_iter()
+            .zip(&columns)
+            .map(
+                |(keys, column)| match keys.data_type() == column.data_type() {
+                    true => Ok(keys),
+                    false => cast(&keys, column.data_type()),
+                },
+            )
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(arrow_error)?;
+        let keys = converter.convert_columns(&distinct).map_err(arrow_error)?;
+        let keys: Vec<&[u8]> = keys.iter().map(|row| row.data()).collect();
+        let ids = self.ids_of(&keys);
+        let of_row = of_row_local.into_iter().map(|local| ids[local]).collect();
+        Ok(BatchGroups { columns, of_row })
+    }
+
+    /// The groups of `keys` (row-encoded), numbering those not seen before.
+    fn ids_of(&self, keys: &[&[u8]]) -> Vec<GroupId> {
         let unknown = GroupId {
             number: u64::MAX,
             hash: 0,
         };
-        let mut of_row = Vec::with_capacity(num_rows);
         let mut missing = Vec::new();
-        {
-            let ids = self.ids.read().unwrap_or_else(|p| p.into_inner());
-            let mut previous: Option<(&[u8], GroupId)> = None;
-            for i in 0..num_rows {
-                let row = key(i);
-                // Rows of one group often come together (one window, in event-time order).
-                let id = match previous {
-                    Some((last, id)) if last == row => id,
-                    _ => match ids.get(row) {
-                        Some(id) => id,
-                        None => {
-                            missing.push(i);
-                            unknown
-                        }
-                    },
-                };
-                previous = (id != unknown).then_some((row, id));
-                of_row.push(id);
-            }
-        }
+        let mut ids: Vec<GroupId> = {
+            let known = self.ids.read().unwrap_or_else(|p| p.into_inner());
+            keys.iter()
+                .enumerate()
+                .map(|(i, key)| {
+                    known.get(key).unwrap_or_else(|| {
+                        missing.push(i);
+                        unknown
+                    })
+                })
+                .collect()
+        };
         if !missing.is_empty() {
-            let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+            let mut known = self.ids.write().unwrap_or_else(|p| p.into_inner());
             for i in missing {
-                of_row[i] = ids.get_or_insert(key(i));
+                ids[i] = known.get_or_insert(keys[i]);
             }
         }
-        Ok(BatchGroups { columns, of_row })
+        ids
     }
 
     /// Removes the groups `split` says are closed (it returns a batch's `(kept, closed)`
