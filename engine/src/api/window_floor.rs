@@ -10,10 +10,11 @@
 //! the window of the row before and need not even be divided.
 //!
 //! The fast path is taken for a batch only when it gives exactly what `date_bin` would:
-//! a fixed stride and a timestamp origin in whole units of the column, and every time far
-//! enough from the ends of `i64` that `date_bin`'s nanosecond arithmetic cannot overflow.
-//! Anything else (a month stride, a scalar time, times near the ends of the range) goes to
-//! `date_bin` itself. Signature, return type and ordering are `date_bin`'s.
+//! a fixed stride and a timestamp origin in whole units of the column, and the times, stride
+//! and origin close enough to zero (within a quarter of `i64`'s range, in nanoseconds) that
+//! `date_bin`'s nanosecond arithmetic cannot overflow. Anything else (a month stride, a
+//! scalar time, times near the ends of the range) goes to `date_bin` itself. Signature,
+//! return type and ordering are `date_bin`'s.
 
 use std::sync::Arc;
 
@@ -95,12 +96,13 @@ fn fixed_stride_floors(args: &[ColumnarValue]) -> Option<ArrayRef> {
         TimeUnit::Microsecond => 1_000,
         TimeUnit::Nanosecond => 1,
     };
-    // Far from overflow in `date_bin`'s nanoseconds: the scaled time, its offset from the
-    // origin and the floor all stay within half of `i64`'s range.
-    let half = i64::MAX / 2;
+    // Far from overflow in `date_bin`'s nanoseconds: with the scaled time, the origin and the
+    // stride each within a quarter of `i64`'s range of zero, every step of its arithmetic
+    // stays within three quarters of it, so it gives no null.
+    let quarter = i64::MAX / 4;
     if stride_ns <= 0
-        || stride_ns > half
-        || origin_ns.abs() > half
+        || stride_ns > quarter
+        || origin_ns.abs() > quarter
         || stride_ns % unit_ns != 0
         || origin_ns % unit_ns != 0
     {
@@ -109,7 +111,7 @@ fn fixed_stride_floors(args: &[ColumnarValue]) -> Option<ArrayRef> {
     let window = Window {
         stride: stride_ns / unit_ns,
         origin: origin_ns / unit_ns,
-        limit: half / 2 / unit_ns,
+        limit: quarter / unit_ns,
     };
     match unit {
         TimeUnit::Second => window.floors(times.as_primitive::<TimestampSecondType>()),
@@ -207,6 +209,20 @@ mod tests {
         (column(0), column(1))
     }
 
+    /// Whether `fixed_stride_floors` computes `times` itself for `stride` and `origin` (ns).
+    fn takes_fast_path(times: &ArrayRef, stride: &str, origin: &str) -> bool {
+        let stride = arrow::datatypes::IntervalMonthDayNano::new(0, 0, stride.parse().unwrap());
+        fixed_stride_floors(&[
+            ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(stride))),
+            ColumnarValue::Array(Arc::clone(times)),
+            ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
+                Some(origin.parse().unwrap()),
+                None,
+            )),
+        ])
+        .is_some()
+    }
+
     #[tokio::test]
     async fn windows_floor_as_date_bin_does_in_and_out_of_order_before_the_epoch_and_with_nulls() {
         let millis: Vec<Option<i64>> = vec![
@@ -227,17 +243,7 @@ mod tests {
         ] {
             let times: ArrayRef = Arc::new(TimestampMillisecondArray::from(millis.clone()));
             assert!(
-                fixed_stride_floors(&[
-                    ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(
-                        arrow::datatypes::IntervalMonthDayNano::new(0, 0, stride.parse().unwrap())
-                    ))),
-                    ColumnarValue::Array(Arc::clone(&times)),
-                    ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(
-                        Some(origin.parse().unwrap()),
-                        None
-                    )),
-                ])
-                .is_some(),
+                takes_fast_path(&times, stride, origin),
                 "the fast path takes these times"
             );
             let (fast, expected) = both(times, stride, origin).await;
@@ -255,6 +261,13 @@ mod tests {
                 .with_timezone("+02:00"),
         );
         let (fast, expected) = both(seconds, "60000000000", "0").await;
+        assert_eq!(fast, expected);
+        // A stride beyond the fast path's bound (a third of `i64`'s nanoseconds) goes to
+        // `date_bin`.
+        let times: ArrayRef = Arc::new(TimestampMillisecondArray::from(millis.clone()));
+        let huge = (i64::MAX / 3).to_string();
+        assert!(!takes_fast_path(&times, &huge, "0"));
+        let (fast, expected) = both(times, &huge, "0").await;
         assert_eq!(fast, expected);
         // A stride that is not a whole number of the column's units goes to `date_bin`.
         let times: ArrayRef = Arc::new(TimestampMillisecondArray::from(millis));
