@@ -79,6 +79,10 @@ impl Pair {
         (self.group_word >> MEMBERS_SHIFT) as Members
     }
 
+    fn add_members(&mut self, members: Members) {
+        self.group_word |= u64::from(members) << MEMBERS_SHIFT;
+    }
+
     /// Whether `self` and `other` are the same group and value, whoever counted them.
     fn same_key(&self, other: &Self) -> bool {
         self.bits == other.bits && (self.group_word ^ other.group_word) & GROUP_BITS == 0
@@ -150,7 +154,7 @@ impl PairSlots {
             }
             if found.same_key(&pair) {
                 let new = pair.members() & !found.members();
-                *found = Pair::new(pair.group(), pair.bits, found.members() | new);
+                found.add_members(new);
                 return new;
             }
             slot = (slot + 1) & mask;
