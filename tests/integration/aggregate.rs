@@ -250,20 +250,38 @@ async fn late_rows_are_counted_and_the_watermark_is_reported() {
     );
     // The closed window was evicted from state; the open one remains.
     assert_eq!(query.progress().unwrap().operators[0].state_rows, 1);
+    assert_input_has_no_window_end(&engine, "out").await;
     query.stop().await.unwrap();
 }
 
-/// The line of the last batch's physical plan showing the streaming aggregation of `query`.
-async fn aggregate_plan_line(engine: &Engine, query: &str) -> String {
+/// The last batch's physical plan of `query`, from the line showing its streaming aggregation
+/// down.
+async fn aggregate_plan(engine: &Engine, query: &str) -> Vec<String> {
     let analyzed = engine
         .sql(&format!("EXPLAIN ANALYZE {query}"))
         .await
         .unwrap();
     let text = pretty_format_batches(&analyzed).unwrap().to_string();
-    text.lines()
-        .find(|l| l.contains("StreamingAggregateExec"))
-        .unwrap_or_else(|| panic!("{text}"))
-        .to_string()
+    let lines: Vec<String> = text
+        .lines()
+        .skip_while(|l| !l.contains("StreamingAggregateExec"))
+        .map(str::to_string)
+        .collect();
+    assert!(!lines.is_empty(), "{text}");
+    lines
+}
+
+/// The line of the last batch's physical plan showing the streaming aggregation of `query`.
+async fn aggregate_plan_line(engine: &Engine, query: &str) -> String {
+    aggregate_plan(engine, query).await.swap_remove(0)
+}
+
+/// Asserts that the input of `query`'s aggregation reads the window start but computes no
+/// window end: the end follows from the start, and is added to the rows emitted only.
+async fn assert_input_has_no_window_end(engine: &Engine, query: &str) {
+    let below = aggregate_plan(engine, query).await[1..].join("\n");
+    assert!(below.contains("window_start"), "{below}");
+    assert!(!below.contains("window_end"), "{below}");
 }
 
 #[tokio::test]
@@ -423,6 +441,7 @@ async fn a_window_end_that_follows_from_the_start_is_output_but_not_kept_in_stat
          | 2024-01-01T00:00:15 | 2024-01-01T00:00:05 | 2     |\n\
          +---------------------+---------------------+-------+"
     );
+    assert_input_has_no_window_end(&engine, "out").await;
     query.stop().await.unwrap();
     let delta = std::fs::File::open(dir.path().join("state/aggregate-0/0/0.delta")).unwrap();
     let columns: Vec<String> = arrow::ipc::reader::FileReader::try_new(delta, None)

@@ -247,7 +247,7 @@ pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<Rec
     let operators = match &aggregate {
         None => "none: each batch's rows are independent".to_string(),
         Some(a) => {
-            let keys: Vec<String> = a.group_expr.iter().map(|e| e.to_string()).collect();
+            let keys = a.key_names();
             let aggregates: Vec<String> = a.aggr_expr.iter().map(|e| e.to_string()).collect();
             let window = match (a.window_end, a.session_start, a.watermarked) {
                 (None, _, _) => "no window: state grows with the keys".to_string(),

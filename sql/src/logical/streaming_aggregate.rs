@@ -4,10 +4,12 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::metadata::FieldMetadata;
 use datafusion::common::tree_node::TreeNode;
-use datafusion::common::{DFSchemaRef, Result};
+use datafusion::common::{DFSchema, DFSchemaRef, Result, ScalarValue};
 use datafusion::logical_expr::{
-    Aggregate, Expr, ExprSchemable, LogicalPlan, UserDefinedLogicalNodeCore,
+    Aggregate, Expr, ExprSchemable, LogicalPlan, UserDefinedLogicalNodeCore, lit,
 };
 
 /// Field metadata key marking a window's end column (set by the window table functions):
@@ -132,9 +134,15 @@ impl StreamingAggregateNode {
             }
             _ => None,
         };
+        let mut group_expr = aggregate.group_expr.clone();
+        if let Some(derived) = derived_window_end
+            && let Some(end) = end_from_start(&group_expr, derived, input_schema)?
+        {
+            group_expr[derived.end] = end;
+        }
         Ok(Self {
             input: aggregate.input.as_ref().clone(),
-            group_expr: aggregate.group_expr.clone(),
+            group_expr,
             aggr_expr: aggregate.aggr_expr.clone(),
             schema: Arc::clone(&aggregate.schema),
             window_end,
@@ -185,6 +193,20 @@ impl StreamingAggregateNode {
         classes.into_iter().map(|(_, members)| members).collect()
     }
 
+    /// The group keys as written in the query: each key's expression, but the window end
+    /// computed from the start (see `end_from_start`) by its column.
+    pub fn key_names(&self) -> Vec<String> {
+        let columns = self.schema.columns();
+        self.group_expr
+            .iter()
+            .enumerate()
+            .map(|(i, expr)| match self.derived_window_end {
+                Some(derived) if derived.end == i => columns[i].to_string(),
+                _ => expr.to_string(),
+            })
+            .collect()
+    }
+
     /// The id naming the state of the distinct pairs of aggregate `index` (one of
     /// [`distinct_counts`](Self::distinct_counts)).
     pub fn distinct_state_id(&self, index: usize) -> String {
@@ -206,11 +228,7 @@ impl StreamingAggregateNode {
 /// The value `x` of `count(DISTINCT x)` (with any `FILTER`), or `None` for any other
 /// aggregate.
 fn distinct_value(aggregate: &Expr) -> Option<&Expr> {
-    let mut expr = aggregate;
-    while let Expr::Alias(alias) = expr {
-        expr = &alias.expr;
-    }
-    match expr {
+    match unaliased(aggregate) {
         Expr::AggregateFunction(f)
             if f.func.name() == "count" && f.params.distinct && f.params.args.len() == 1 =>
         {
@@ -218,6 +236,49 @@ fn distinct_value(aggregate: &Expr) -> Option<&Expr> {
         }
         _ => None,
     }
+}
+
+/// The window end key computed from the start key (start + size), named and marked as the
+/// end key is. The node groups by it instead of the input's `window_end` column, so the
+/// optimizer prunes that column and the input no longer computes a second timestamp per row
+/// (the aggregation does not compute it per row either: it adds the end to its output rows).
+/// `None` when the start is not a timestamp whose unit divides the size.
+fn end_from_start(
+    group_expr: &[Expr],
+    derived: DerivedWindowEnd,
+    input_schema: &DFSchema,
+) -> Result<Option<Expr>> {
+    let start = unaliased(&group_expr[derived.start]);
+    let DataType::Timestamp(unit, _) = start.get_type(input_schema)? else {
+        return Ok(None);
+    };
+    let ms = derived.size_ms;
+    let size = match unit {
+        TimeUnit::Second if ms % 1000 == 0 => ScalarValue::DurationSecond(Some(ms / 1000)),
+        TimeUnit::Second => return Ok(None),
+        TimeUnit::Millisecond => ScalarValue::DurationMillisecond(Some(ms)),
+        TimeUnit::Microsecond => ScalarValue::DurationMicrosecond(ms.checked_mul(1_000)),
+        TimeUnit::Nanosecond => ScalarValue::DurationNanosecond(ms.checked_mul(1_000_000)),
+    };
+    if size.is_null() {
+        return Ok(None);
+    }
+    let (qualifier, end) = group_expr[derived.end].to_field(input_schema)?;
+    Ok(Some(
+        (start.clone() + lit(size)).alias_qualified_with_metadata(
+            qualifier,
+            end.name(),
+            Some(FieldMetadata::new_from_field(&end)),
+        ),
+    ))
+}
+
+/// `expr` without the aliases naming it.
+fn unaliased(mut expr: &Expr) -> &Expr {
+    while let Expr::Alias(alias) = expr {
+        expr = &alias.expr;
+    }
+    expr
 }
 
 /// The size of a window marked with [`WINDOW_METADATA`], when it is a whole number of ms.
@@ -283,11 +344,11 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
             f,
             "StreamingAggregate: id={}, groupBy=[{}], aggr=[{}]",
             self.operator_id,
-            list(&self.group_expr),
+            self.key_names().join(", "),
             list(&self.aggr_expr)
         )?;
         if let Some(index) = self.window_end {
-            write!(f, ", window_end={}", self.group_expr[index])?;
+            write!(f, ", window_end={}", self.key_names()[index])?;
         }
         if let Some(derived) = self.derived_window_end {
             write!(
