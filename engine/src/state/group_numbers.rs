@@ -199,30 +199,19 @@ impl GroupNumbers {
 
     /// The groups of `keys` (row-encoded), numbering those not seen before.
     fn ids_of(&self, keys: &[&[u8]]) -> Vec<GroupId> {
-        let unknown = GroupId {
-            number: u64::MAX,
-            hash: 0,
-        };
-        let mut missing = Vec::new();
-        let mut ids: Vec<GroupId> = {
+        let found: Vec<Option<GroupId>> = {
             let known = self.ids.read().unwrap_or_else(|p| p.into_inner());
-            keys.iter()
-                .enumerate()
-                .map(|(i, key)| {
-                    known.get(key).unwrap_or_else(|| {
-                        missing.push(i);
-                        unknown
-                    })
-                })
-                .collect()
+            keys.iter().map(|key| known.get(key)).collect()
         };
-        if !missing.is_empty() {
-            let mut known = self.ids.write().unwrap_or_else(|p| p.into_inner());
-            for i in missing {
-                ids[i] = known.get_or_insert(keys[i]);
-            }
+        if found.iter().all(Option::is_some) {
+            return found.into_iter().flatten().collect();
         }
-        ids
+        let mut known = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        found
+            .into_iter()
+            .zip(keys)
+            .map(|(id, key)| id.unwrap_or_else(|| known.get_or_insert(key)))
+            .collect()
     }
 
     /// Removes the groups `split` says are closed (it returns a batch's `(kept, closed)`

@@ -333,22 +333,21 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let list = |exprs: &[Expr]| {
-            exprs
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let keys = self.key_names();
+        let aggregates = self
+            .aggr_expr
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>();
         write!(
             f,
             "StreamingAggregate: id={}, groupBy=[{}], aggr=[{}]",
             self.operator_id,
-            self.key_names().join(", "),
-            list(&self.aggr_expr)
+            keys.join(", "),
+            aggregates.join(", ")
         )?;
         if let Some(index) = self.window_end {
-            write!(f, ", window_end={}", self.key_names()[index])?;
+            write!(f, ", window_end={}", keys[index])?;
         }
         if let Some(derived) = self.derived_window_end {
             write!(
