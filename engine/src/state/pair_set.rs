@@ -21,7 +21,8 @@
 //!
 //! The tables change as a batch runs. A batch starts with [`PairSet::begin`], which rebuilds
 //! them from the committed pairs when they do not reflect those (after a restart, or when the
-//! previous batch failed before it committed), and ends with [`PairSet::stage`].
+//! previous batch failed before it committed), and ends with [`PairSet::stage`], which stages
+//! each state partition's pairs on a thread of its own.
 
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
@@ -291,7 +292,7 @@ impl PairSet {
     pub fn stage(
         &self,
         schema: &SchemaRef,
-        split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)>,
+        split: impl Fn(&RecordBatch) -> Result<(RecordBatch, RecordBatch)> + Sync,
         closed: &ClosedGroups,
     ) -> Result<()> {
         let generations = self.generations();
@@ -302,27 +303,21 @@ impl PairSet {
         let deletes = closed.as_pairs(schema)?;
         let committed: Vec<Vec<Vec<RecordBatch>>> =
             self.members.iter().map(|m| m.committed()).collect();
-        let mut staged: Vec<Vec<StagedPartition>> = self
-            .members
-            .iter()
-            .map(|_| Vec::with_capacity(self.partitions.len()))
-            .collect();
-        for (partition, live) in self.partitions.iter().enumerate() {
-            let mut live = lock(live);
+        // Each partition is staged on its own thread: the work is a copy of its pairs.
+        let stage_partition = |partition: usize| -> Result<Vec<StagedPartition>> {
+            let mut live = lock(&self.partitions[partition]);
             if !closed.is_empty() {
                 live.pairs.remove_groups(&closed.numbers);
                 if live.pairs.len() == 0 {
                     live.pairs = PairTable::new(value_type);
                 }
             }
-            for (member, staged) in staged.iter_mut().enumerate() {
+            let mut staged = Vec::with_capacity(self.members.len());
+            for (member, committed) in committed.iter().enumerate() {
                 let added = live.added.get_mut(member).map(std::mem::take);
                 let mut added =
                     concat_batches(schema, &added.unwrap_or_default()).map_err(arrow_error)?;
-                let mut kept = committed[member]
-                    .get(partition)
-                    .cloned()
-                    .unwrap_or_default();
+                let mut kept = committed.get(partition).cloned().unwrap_or_default();
                 if !closed.is_empty() {
                     added = split(&added)?.0;
                     let mut open = Vec::with_capacity(kept.len() + 1);
@@ -337,6 +332,33 @@ impl PairSet {
                     state: compact(schema, kept).map_err(arrow_error)?,
                     delta: delta_of(schema, added, deletes.clone())?,
                 });
+            }
+            Ok(staged)
+        };
+        let by_partition: Vec<Vec<StagedPartition>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..self.partitions.len())
+                .map(|partition| scope.spawn(move || stage_partition(partition)))
+                .collect();
+            threads
+                .into_iter()
+                .map(|thread| {
+                    thread.join().unwrap_or_else(|_| {
+                        Err(WeirError::Internal(
+                            "staging distinct pairs: a partition's thread panicked".to_string(),
+                        ))
+                    })
+                })
+                .collect::<Result<_>>()
+        })?;
+        // By member, its partitions in order.
+        let mut staged: Vec<Vec<StagedPartition>> = self
+            .members
+            .iter()
+            .map(|_| Vec::with_capacity(self.partitions.len()))
+            .collect();
+        for partition in by_partition {
+            for (member, part) in partition.into_iter().enumerate() {
+                staged[member].push(part);
             }
         }
         for (state, staged) in self.members.iter().zip(staged) {

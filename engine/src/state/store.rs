@@ -11,14 +11,15 @@
 //! ```
 //! An operator's state is split into the query's state partitions by a hash of the group key
 //! (the operator decides which key columns; see `StreamingAggregateExec`), and each batch
-//! works on the partitions in parallel; each partition has its own files. A delta has the
-//! state's columns plus a boolean `__weir_delete` (upsert or remove the row's group). The
-//! number of key columns is kept in the files' schema metadata, and so, in a delta whose
-//! delete rows remove every key with a prefix of theirs (a pair set's closed groups), is the
-//! prefix's length (`weir.delete_prefix`; see `delta.rs`). Loading version N reads the
-//! newest snapshot at or before N and replays the deltas after it. A snapshot is only an optimization: when its background write is lost in
-//! a crash, the previous snapshot and the deltas since rebuild the same state. The two newest
-//! snapshots and the deltas after the older of them are kept.
+//! works on the partitions in parallel; each partition has its own files, and all of a
+//! batch's deltas are encoded and written at once. A delta has the state's columns plus a
+//! boolean `__weir_delete` (upsert or remove the row's group). The number of key columns is
+//! kept in the files' schema metadata, and so, in a delta whose delete rows remove every key
+//! with a prefix of theirs (a pair set's closed groups), is the prefix's length
+//! (`weir.delete_prefix`; see `delta.rs`). Loading version N reads the newest snapshot at or
+//! before N and replays the deltas after it. A snapshot is only an optimization: when its
+//! background write is lost in a crash, the previous snapshot and the deltas since rebuild the
+//! same state. The two newest snapshots and the deltas after the older of them are kept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -260,56 +261,55 @@ impl QueryState {
             .iter()
             .map(|(k, v)| (k.clone(), Arc::clone(v)))
             .collect();
+        let mut staged = Vec::with_capacity(operators.len());
         for (id, operator) in operators {
-            let Some(staged) = lock(&operator.staged).clone() else {
+            let Some(operator_staged) = lock(&operator.staged).clone() else {
                 continue;
             };
-            if staged.partitions.len() != self.partitions {
+            if operator_staged.partitions.len() != self.partitions {
                 return Err(WeirError::Internal(format!(
                     "operator '{id}' staged {} state partitions, the query has {}",
-                    staged.partitions.len(),
+                    operator_staged.partitions.len(),
                     self.partitions
                 )));
             }
-            // Every partition gets a delta for every batch (maybe empty), so replay never
-            // mistakes a quiet partition for a missing file.
-            let for_delta = staged.clone();
-            let deltas = tokio::task::spawn_blocking(move || {
-                let schema = delta_schema(&for_delta.schema);
-                for_delta
-                    .partitions
-                    .iter()
-                    .map(|part| {
-                        let mut metadata = HashMap::new();
-                        if for_delta.delete_prefix < for_delta.keys {
-                            metadata.insert(
-                                DELETE_PREFIX_METADATA.to_string(),
-                                for_delta.delete_prefix.to_string(),
-                            );
-                        }
-                        encode(
-                            &schema,
-                            for_delta.keys,
-                            metadata,
-                            std::slice::from_ref(&part.delta),
-                        )
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .await
-            .map_err(|e| WeirError::Internal(format!("state delta task failed: {e}")))??;
-            let puts = deltas.into_iter().enumerate().map(|(partition, delta)| {
-                let dir = self.partition_dir(&id, partition);
-                async move { dir.put(&format!("{}.delta", batch.0), delta).await }
-            });
-            futures::future::try_join_all(puts).await?;
-            if batch.0.is_multiple_of(SNAPSHOT_INTERVAL) {
-                for (partition, part) in staged.partitions.into_iter().enumerate() {
+            staged.push((id, operator_staged));
+        }
+        // Every partition gets a delta for every batch (maybe empty), so replay never
+        // mistakes a quiet partition for a missing file. All the operators' deltas are
+        // encoded and written at once, on all cores.
+        let writes = staged.iter().flat_map(|(id, operator)| {
+            operator
+                .partitions
+                .iter()
+                .enumerate()
+                .map(move |(partition, part)| {
+                    let dir = self.partition_dir(id, partition);
+                    let (schema, keys) = (Arc::clone(&operator.schema), operator.keys);
+                    let delete_prefix = operator.delete_prefix;
+                    let delta = part.delta.clone();
+                    async move {
+                        let bytes = tokio::task::spawn_blocking(move || {
+                            encode_delta(&schema, keys, delete_prefix, delta)
+                        })
+                        .await
+                        .map_err(|e| {
+                            WeirError::Internal(format!("state delta task failed: {e}"))
+                        })??;
+                        dir.put(&format!("{}.delta", batch.0), bytes).await?;
+                        Ok::<_, WeirError>(())
+                    }
+                })
+        });
+        futures::future::try_join_all(writes).await?;
+        if batch.0.is_multiple_of(SNAPSHOT_INTERVAL) {
+            for (id, operator) in staged {
+                for (partition, part) in operator.partitions.into_iter().enumerate() {
                     tokio::spawn(write_snapshot(
                         self.partition_dir(&id, partition),
                         batch,
-                        Arc::clone(&staged.schema),
-                        staged.keys,
+                        Arc::clone(&operator.schema),
+                        operator.keys,
                         part.state,
                     ));
                 }
@@ -387,6 +387,24 @@ async fn load_partition(
         Some(schema) => replay(&schema, keys, base_rows, replayed),
         None => Ok(Vec::new()),
     }
+}
+
+/// Encodes `delta`, a batch's change to one partition of an operator whose state has
+/// `schema` and `keys` key columns, of which a delete row matches the first `delete_prefix`.
+fn encode_delta(
+    schema: &SchemaRef,
+    keys: usize,
+    delete_prefix: usize,
+    delta: RecordBatch,
+) -> Result<Bytes> {
+    let mut metadata = HashMap::new();
+    if delete_prefix < keys {
+        metadata.insert(
+            DELETE_PREFIX_METADATA.to_string(),
+            delete_prefix.to_string(),
+        );
+    }
+    encode(&delta_schema(schema), keys, metadata, &[delta])
 }
 
 /// Writes the snapshot of `batch`, then drops files no load can need any more. Failures are
