@@ -6,7 +6,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 
-use crate::error::Result;
+use crate::error::{ConnectorError, Result};
 use crate::location::StoreLocation;
 use crate::offset::SourceOffset;
 
@@ -41,6 +41,28 @@ pub trait Source: Send + Sync + Debug {
 
     /// Reads the records after `start` up to and including `end`.
     async fn read(&self, start: Option<&SourceOffset>, end: &SourceOffset) -> Result<SourceRead>;
+
+    /// Reads like [`read`](Source::read), but only the columns of [`schema`](Source::schema)
+    /// at `columns` (ascending indices): each batch has those columns, in that order, and
+    /// all the rows `read` would give, so a query that uses few of a wide source's columns
+    /// does not pay for the others. The default reads every column and drops the rest; a
+    /// source that can skip the work of making a column (a generator, a columnar file)
+    /// overrides it.
+    async fn read_columns(
+        &self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        columns: &[usize],
+    ) -> Result<SourceRead> {
+        let read = self.read(start, end).await?;
+        let batches = read
+            .batches
+            .iter()
+            .map(|batch| batch.project(columns))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| ConnectorError::arrow("dropping the columns a query does not use", e))?;
+        Ok(SourceRead { batches, ..read })
+    }
 
     /// Everything up to `end` is committed and will not be read again.
     async fn commit(&self, end: &SourceOffset) -> Result<()>;

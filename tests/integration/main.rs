@@ -18,6 +18,8 @@
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation: every window exactly once.
+//! - `source_columns`: a query asks its sources for only the columns it uses, and gets the
+//!   same rows.
 //! - `services`: finds the Kafka broker, S3 server and PostgreSQL the connector tests use, or
 //!   skips those tests visibly when they are down.
 
@@ -36,3 +38,4 @@ mod property;
 mod repl;
 mod services;
 mod slt;
+mod source_columns;

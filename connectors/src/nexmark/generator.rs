@@ -4,9 +4,10 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, Int64Builder, RecordBatch, StringBuilder, TimestampMillisecondBuilder,
+    ArrayBuilder, ArrayRef, Int64Builder, PrimitiveBuilder, RecordBatch, RecordBatchOptions,
+    StringBuilder, TimestampMillisecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{ArrowPrimitiveType, DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Events in one proportion cycle: 1 person, 3 auctions, 46 bids.
 const CYCLE: u64 = 50;
@@ -155,16 +156,83 @@ pub fn schema(kind: EventKind) -> SchemaRef {
 
 /// The rows of stream `kind` among global events `first..end`, as one record batch.
 pub fn generate(kind: EventKind, config: &GeneratorConfig, first: u64, end: u64) -> RecordBatch {
+    let all: Vec<usize> = (0..schema(kind).fields().len()).collect();
+    generate_columns(kind, config, first, end, &all)
+}
+
+/// The rows [`generate`] makes, with only the columns of `schema(kind)` at `columns`
+/// (ascending indices; others are ignored): the other columns are not made at all, and the
+/// rows' values are the same whichever columns are asked for.
+pub fn generate_columns(
+    kind: EventKind,
+    config: &GeneratorConfig,
+    first: u64,
+    end: u64,
+    columns: &[usize],
+) -> RecordBatch {
     let events = events_of_kind(kind, first, end);
     // The builders are sized up front: growing them copied every string column once more.
     let rows = count_of_kind(kind, first, end);
-    let columns = match kind {
-        EventKind::Person => persons(config, events, rows),
-        EventKind::Auction => auctions(config, events, rows),
-        EventKind::Bid => bids(config, events, rows),
+    let full = schema(kind);
+    let columns: Vec<usize> = columns
+        .iter()
+        .copied()
+        .filter(|&c| c < full.fields().len())
+        .collect();
+    let want = Wanted(columns.clone());
+    let made = match kind {
+        EventKind::Person => persons(config, events, rows, &want),
+        EventKind::Auction => auctions(config, events, rows, &want),
+        EventKind::Bid => bids(config, events, rows, &want),
     };
-    // INVARIANT: the builders above produce exactly the columns of `schema(kind)`.
-    RecordBatch::try_new(schema(kind), columns).expect("generated columns match the schema")
+    // INVARIANT: the builders above make exactly the wanted columns of `schema(kind)`, in
+    // its order, each of `rows` rows.
+    let schema = Arc::new(
+        full.project(&columns)
+            .expect("wanted columns are in the schema"),
+    );
+    let options = RecordBatchOptions::new().with_row_count(Some(rows));
+    RecordBatch::try_new_with_options(schema, made.into_iter().flatten().collect(), &options)
+        .expect("generated columns match the schema")
+}
+
+/// Which columns of a stream to make, by index in its schema.
+struct Wanted(Vec<usize>);
+
+impl Wanted {
+    /// A builder for column `column` (made by `make`) if it is wanted.
+    fn builder<B: ArrayBuilder>(&self, column: usize, make: impl FnOnce() -> B) -> Option<B> {
+        self.0.contains(&column).then(make)
+    }
+}
+
+/// Appends `value` to a wanted column's builder.
+fn append<B: Append<V>, V>(builder: Option<&mut B>, value: V) {
+    if let Some(builder) = builder {
+        builder.append(value);
+    }
+}
+
+/// A builder of one of the generator's column types.
+trait Append<V> {
+    fn append(&mut self, value: V);
+}
+
+impl<T: ArrowPrimitiveType> Append<T::Native> for PrimitiveBuilder<T> {
+    fn append(&mut self, value: T::Native) {
+        self.append_value(value);
+    }
+}
+
+impl Append<&str> for StringBuilder {
+    fn append(&mut self, value: &str) {
+        self.append_value(value);
+    }
+}
+
+/// The column a builder made, if it was wanted.
+fn finish(builder: Option<impl ArrayBuilder>) -> Option<ArrayRef> {
+    builder.map(|mut b| b.finish())
 }
 
 /// Global event numbers of `kind` in `first..end`, ascending.
@@ -247,16 +315,19 @@ fn pick_person(rng: &mut EventRng, n: u64, hot_ratio: u64) -> i64 {
 fn bids(
     config: &GeneratorConfig,
     events: impl Iterator<Item = u64>,
-    lower: usize,
-) -> Vec<ArrayRef> {
-    let mut auction = Int64Builder::with_capacity(lower);
-    let mut bidder = Int64Builder::with_capacity(lower);
-    let mut price = Int64Builder::with_capacity(lower);
-    let mut channel = StringBuilder::with_capacity(lower, lower * 8);
-    let mut url = StringBuilder::with_capacity(lower, lower * 48);
-    let mut date_time = TimestampMillisecondBuilder::with_capacity(lower);
-    let mut extra = StringBuilder::with_capacity(lower, lower * 16);
+    rows: usize,
+    want: &Wanted,
+) -> Vec<Option<ArrayRef>> {
+    let mut auction = want.builder(0, || Int64Builder::with_capacity(rows));
+    let mut bidder = want.builder(1, || Int64Builder::with_capacity(rows));
+    let mut price = want.builder(2, || Int64Builder::with_capacity(rows));
+    let mut channel = want.builder(3, || StringBuilder::with_capacity(rows, rows * 8));
+    let mut url = want.builder(4, || StringBuilder::with_capacity(rows, rows * 48));
+    let mut date_time = want.builder(5, || TimestampMillisecondBuilder::with_capacity(rows));
+    let mut extra = want.builder(6, || StringBuilder::with_capacity(rows, rows * 16));
     for n in events {
+        // Every random draw is made whichever columns are wanted, so each column's values
+        // are the same either way.
         let mut rng = EventRng::new(config.seed, n);
         let last = last_auction_id(n);
         let chosen_auction = if rng.below(HOT_AUCTION_RATIO) > 0 {
@@ -265,36 +336,44 @@ fn bids(
             let span = ((last - FIRST_AUCTION_ID + 1) as u64).min(ACTIVE_AUCTIONS);
             last - rng.below(span) as i64
         };
-        auction.append_value(chosen_auction);
-        bidder.append_value(pick_person(&mut rng, n, HOT_BIDDER_RATIO));
-        price.append_value(rng.price());
+        append(auction.as_mut(), chosen_auction);
+        let chosen_bidder = pick_person(&mut rng, n, HOT_BIDDER_RATIO);
+        append(bidder.as_mut(), chosen_bidder);
+        let chosen_price = rng.price();
+        append(price.as_mut(), chosen_price);
         let c = rng.below(100);
         if c < 96 {
             let i = (c % 4) as usize;
-            channel.append_value(CHANNELS[i]);
-            url.append_value(URLS[i]);
+            append(channel.as_mut(), CHANNELS[i]);
+            append(url.as_mut(), URLS[i]);
         } else {
             let id = rng.below(10_000);
-            let _ = write!(channel, "channel-{id}");
-            channel.append_value("");
-            let _ = write!(
-                url,
-                "https://www.nexmark.com/{}/item.htm?query=1&channel_id={id}",
-                rng.text(8).replace(' ', "_")
-            );
-            url.append_value("");
+            if let Some(channel) = &mut channel {
+                let _ = write!(channel, "channel-{id}");
+                channel.append_value("");
+            }
+            let path = rng.text(8);
+            if let Some(url) = &mut url {
+                let path = path.replace(' ', "_");
+                let _ = write!(
+                    url,
+                    "https://www.nexmark.com/{path}/item.htm?query=1&channel_id={id}"
+                );
+                url.append_value("");
+            }
         }
-        date_time.append_value(config.event_time(n));
-        extra.append_value(rng.text(32));
+        append(date_time.as_mut(), config.event_time(n));
+        let text = rng.text(32);
+        append(extra.as_mut(), text);
     }
     vec![
-        Arc::new(auction.finish()),
-        Arc::new(bidder.finish()),
-        Arc::new(price.finish()),
-        Arc::new(channel.finish()),
-        Arc::new(url.finish()),
-        Arc::new(date_time.finish()),
-        Arc::new(extra.finish()),
+        finish(auction),
+        finish(bidder),
+        finish(price),
+        finish(channel),
+        finish(url),
+        finish(date_time),
+        finish(extra),
     ]
 }
 
@@ -302,47 +381,55 @@ fn persons(
     config: &GeneratorConfig,
     events: impl Iterator<Item = u64>,
     rows: usize,
-) -> Vec<ArrayRef> {
-    let mut id = Int64Builder::with_capacity(rows);
-    let mut name = StringBuilder::with_capacity(rows, rows * 16);
-    let mut email = StringBuilder::with_capacity(rows, rows * 24);
-    let mut card = StringBuilder::with_capacity(rows, rows * 19);
-    let mut city = StringBuilder::with_capacity(rows, rows * 12);
-    let mut state = StringBuilder::with_capacity(rows, rows * 2);
-    let mut date_time = TimestampMillisecondBuilder::with_capacity(rows);
-    let mut extra = StringBuilder::with_capacity(rows, rows * 16);
+    want: &Wanted,
+) -> Vec<Option<ArrayRef>> {
+    let mut id = want.builder(0, || Int64Builder::with_capacity(rows));
+    let mut name = want.builder(1, || StringBuilder::with_capacity(rows, rows * 16));
+    let mut email = want.builder(2, || StringBuilder::with_capacity(rows, rows * 24));
+    let mut card = want.builder(3, || StringBuilder::with_capacity(rows, rows * 19));
+    let mut city = want.builder(4, || StringBuilder::with_capacity(rows, rows * 12));
+    let mut state = want.builder(5, || StringBuilder::with_capacity(rows, rows * 2));
+    let mut date_time = want.builder(6, || TimestampMillisecondBuilder::with_capacity(rows));
+    let mut extra = want.builder(7, || StringBuilder::with_capacity(rows, rows * 16));
     for n in events {
+        // Every random draw is made whichever columns are wanted (see `bids`).
         let mut rng = EventRng::new(config.seed, n);
-        id.append_value(last_person_id(n));
+        append(id.as_mut(), last_person_id(n));
         let first = FIRST_NAMES[rng.below(FIRST_NAMES.len() as u64) as usize];
         let last = LAST_NAMES[rng.below(LAST_NAMES.len() as u64) as usize];
-        name.append_value(format!("{first} {last}"));
-        email.append_value(format!(
-            "{}@{}.com",
-            last.to_lowercase(),
-            rng.text(6).replace(' ', "")
-        ));
-        card.append_value(format!(
-            "{:04} {:04} {:04} {:04}",
-            rng.below(10_000),
-            rng.below(10_000),
-            rng.below(10_000),
-            rng.below(10_000)
-        ));
-        city.append_value(US_CITIES[rng.below(US_CITIES.len() as u64) as usize]);
-        state.append_value(US_STATES[rng.below(US_STATES.len() as u64) as usize]);
-        date_time.append_value(config.event_time(n));
-        extra.append_value(rng.text(32));
+        if let Some(name) = &mut name {
+            let _ = write!(name, "{first} {last}");
+            name.append_value("");
+        }
+        let domain = rng.text(6);
+        if let Some(email) = &mut email {
+            let domain = domain.replace(' ', "");
+            let _ = write!(email, "{}@{domain}.com", last.to_lowercase());
+            email.append_value("");
+        }
+        let digits: [u64; 4] = std::array::from_fn(|_| rng.below(10_000));
+        if let Some(card) = &mut card {
+            let [a, b, c, d] = digits;
+            let _ = write!(card, "{a:04} {b:04} {c:04} {d:04}");
+            card.append_value("");
+        }
+        let chosen_city = US_CITIES[rng.below(US_CITIES.len() as u64) as usize];
+        append(city.as_mut(), chosen_city);
+        let chosen_state = US_STATES[rng.below(US_STATES.len() as u64) as usize];
+        append(state.as_mut(), chosen_state);
+        append(date_time.as_mut(), config.event_time(n));
+        let text = rng.text(32);
+        append(extra.as_mut(), text);
     }
     vec![
-        Arc::new(id.finish()),
-        Arc::new(name.finish()),
-        Arc::new(email.finish()),
-        Arc::new(card.finish()),
-        Arc::new(city.finish()),
-        Arc::new(state.finish()),
-        Arc::new(date_time.finish()),
-        Arc::new(extra.finish()),
+        finish(id),
+        finish(name),
+        finish(email),
+        finish(card),
+        finish(city),
+        finish(state),
+        finish(date_time),
+        finish(extra),
     ]
 }
 
@@ -350,44 +437,53 @@ fn auctions(
     config: &GeneratorConfig,
     events: impl Iterator<Item = u64>,
     rows: usize,
-) -> Vec<ArrayRef> {
-    let mut id = Int64Builder::with_capacity(rows);
-    let mut item_name = StringBuilder::with_capacity(rows, rows * 10);
-    let mut description = StringBuilder::with_capacity(rows, rows * 50);
-    let mut initial_bid = Int64Builder::with_capacity(rows);
-    let mut reserve = Int64Builder::with_capacity(rows);
-    let mut date_time = TimestampMillisecondBuilder::with_capacity(rows);
-    let mut expires = TimestampMillisecondBuilder::with_capacity(rows);
-    let mut seller = Int64Builder::with_capacity(rows);
-    let mut category = Int64Builder::with_capacity(rows);
-    let mut extra = StringBuilder::with_capacity(rows, rows * 16);
+    want: &Wanted,
+) -> Vec<Option<ArrayRef>> {
+    let mut id = want.builder(0, || Int64Builder::with_capacity(rows));
+    let mut item_name = want.builder(1, || StringBuilder::with_capacity(rows, rows * 10));
+    let mut description = want.builder(2, || StringBuilder::with_capacity(rows, rows * 50));
+    let mut initial_bid = want.builder(3, || Int64Builder::with_capacity(rows));
+    let mut reserve = want.builder(4, || Int64Builder::with_capacity(rows));
+    let mut date_time = want.builder(5, || TimestampMillisecondBuilder::with_capacity(rows));
+    let mut expires = want.builder(6, || TimestampMillisecondBuilder::with_capacity(rows));
+    let mut seller = want.builder(7, || Int64Builder::with_capacity(rows));
+    let mut category = want.builder(8, || Int64Builder::with_capacity(rows));
+    let mut extra = want.builder(9, || StringBuilder::with_capacity(rows, rows * 16));
     for n in events {
+        // Every random draw is made whichever columns are wanted (see `bids`).
         let mut rng = EventRng::new(config.seed, n);
-        id.append_value(last_auction_id(n));
-        item_name.append_value(rng.text(20));
-        description.append_value(rng.text(100));
+        append(id.as_mut(), last_auction_id(n));
+        let text = rng.text(20);
+        append(item_name.as_mut(), text);
+        let text = rng.text(100);
+        append(description.as_mut(), text);
         let initial = rng.price();
-        initial_bid.append_value(initial);
-        reserve.append_value(initial + rng.price());
+        append(initial_bid.as_mut(), initial);
+        let above = rng.price();
+        append(reserve.as_mut(), initial + above);
         let now = config.event_time(n);
-        date_time.append_value(now);
+        append(date_time.as_mut(), now);
         // Auctions run for up to ten seconds of event time per 1 000 events.
-        expires.append_value(now + 1 + rng.below(10_000) as i64);
-        seller.append_value(pick_person(&mut rng, n, HOT_SELLER_RATIO));
-        category.append_value(FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64);
-        extra.append_value(rng.text(32));
+        let runs_for = rng.below(10_000) as i64;
+        append(expires.as_mut(), now + 1 + runs_for);
+        let chosen_seller = pick_person(&mut rng, n, HOT_SELLER_RATIO);
+        append(seller.as_mut(), chosen_seller);
+        let chosen_category = FIRST_CATEGORY_ID + rng.below(NUM_CATEGORIES) as i64;
+        append(category.as_mut(), chosen_category);
+        let text = rng.text(32);
+        append(extra.as_mut(), text);
     }
     vec![
-        Arc::new(id.finish()),
-        Arc::new(item_name.finish()),
-        Arc::new(description.finish()),
-        Arc::new(initial_bid.finish()),
-        Arc::new(reserve.finish()),
-        Arc::new(date_time.finish()),
-        Arc::new(expires.finish()),
-        Arc::new(seller.finish()),
-        Arc::new(category.finish()),
-        Arc::new(extra.finish()),
+        finish(id),
+        finish(item_name),
+        finish(description),
+        finish(initial_bid),
+        finish(reserve),
+        finish(date_time),
+        finish(expires),
+        finish(seller),
+        finish(category),
+        finish(extra),
     ]
 }
 
@@ -454,6 +550,36 @@ mod tests {
                 whole,
                 "{kind:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_columns_asked_for_are_those_of_all_the_columns() {
+        let config = GeneratorConfig {
+            seed: 3,
+            ..Default::default()
+        };
+        for kind in [EventKind::Person, EventKind::Auction, EventKind::Bid] {
+            // Enough events that every branch of every column's draw is taken.
+            let whole = generate(kind, &config, 5, 20_000);
+            let width = schema(kind).fields().len();
+            let subsets: Vec<Vec<usize>> = vec![
+                vec![],
+                vec![0],
+                vec![width - 1],
+                (0..width).step_by(2).collect(),
+                (1..width).step_by(3).collect(),
+                vec![2, 5],
+            ];
+            for columns in subsets {
+                let some = generate_columns(kind, &config, 5, 20_000, &columns);
+                assert_eq!(
+                    some,
+                    whole.project(&columns).unwrap(),
+                    "{kind:?} {columns:?}"
+                );
+                assert_eq!(some.num_rows(), whole.num_rows());
+            }
         }
     }
 

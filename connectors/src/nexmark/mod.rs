@@ -10,5 +10,5 @@
 mod generator;
 mod source;
 
-pub use generator::{EventKind, GeneratorConfig, generate, schema};
+pub use generator::{EventKind, GeneratorConfig, generate, generate_columns, schema};
 pub use source::{NEXMARK_OPTIONS, NexmarkSource};

@@ -1,13 +1,13 @@
 //! [`NexmarkSource`]: one Nexmark stream as a replayable source; offsets count global events.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 
-use super::generator::{EventKind, GeneratorConfig, generate, schema};
+use super::generator::{EventKind, GeneratorConfig, generate_columns, schema};
 use crate::error::{ConnectorError, Result};
 use crate::offset::SourceOffset;
 use crate::options::{ConnectorOptions, OptionSpec};
@@ -162,14 +162,31 @@ impl Source for NexmarkSource {
     }
 
     async fn read(&self, start: Option<&SourceOffset>, end: &SourceOffset) -> Result<SourceRead> {
+        let all: Vec<usize> = (0..self.schema().fields().len()).collect();
+        self.read_columns(start, end, &all).await
+    }
+
+    /// Generates only the columns asked for: the others cost nothing.
+    async fn read_columns(
+        &self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        columns: &[usize],
+    ) -> Result<SourceRead> {
         let (first, end) = (SourceOffset::count_or_zero(start)?, end.as_count()?);
         let parallelism = std::thread::available_parallelism().map_or(2, |n| n.get());
         let (kind, config) = (self.kind, self.config);
+        let columns: Arc<[usize]> = columns.into();
         let chunks = (first..end)
             .step_by(EVENTS_PER_TASK as usize)
             .map(move |lo| (lo, (lo + EVENTS_PER_TASK).min(end)));
         let batches: Vec<_> = futures::stream::iter(chunks)
-            .map(|(lo, hi)| tokio::task::spawn_blocking(move || generate(kind, &config, lo, hi)))
+            .map(|(lo, hi)| {
+                let columns = Arc::clone(&columns);
+                tokio::task::spawn_blocking(move || {
+                    generate_columns(kind, &config, lo, hi, &columns)
+                })
+            })
             .buffered(parallelism)
             .map_err(|e| ConnectorError::Internal(format!("nexmark generator task failed: {e}")))
             .try_collect()

@@ -277,6 +277,10 @@ impl Engine {
                 rows.extend(batches);
                 start = Some(end);
             }
+            let rows = crate::runtime::SourceRows {
+                batches: rows,
+                columns: None,
+            };
             inputs.insert(name.clone(), rows);
         }
         let partitions = self.inner.ctx.state().config().target_partitions();

@@ -6,13 +6,13 @@
 //! ([`QueryPlan`]); each batch then only binds its rows and plans physically. Otherwise each
 //! batch optimizes its bound copy, so those functions take the batch's timestamp.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::{MemTable, provider_as_source, source_as_provider};
-use datafusion::error::Result;
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::{QueryPlanner, SessionContext};
 use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
@@ -44,6 +44,40 @@ impl QueryPlan {
             Self::Optimized(plan) | Self::PerBatch(plan) => plan,
         }
     }
+
+    /// The columns of streaming source `name` (indices into its schema, ascending) that the
+    /// plan reads, when it reads fewer than all: the union of its scans' projections. `None`
+    /// when some scan reads every column, or when the plan is optimized per batch (its
+    /// projections are only known then).
+    pub(crate) fn columns_read(&self, name: &str) -> Option<BTreeSet<usize>> {
+        let Self::Optimized(plan) = self else {
+            return None;
+        };
+        let mut read = Some(BTreeSet::new());
+        let _ = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node
+                && let Ok(provider) = source_as_provider(&scan.source)
+                && let Some(table) = provider.as_ref().downcast_ref::<StreamingTable>()
+                && table.name() == name
+            {
+                match (&scan.projection, &mut read) {
+                    (Some(projection), Some(columns)) => columns.extend(projection),
+                    _ => read = None,
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        read
+    }
+}
+
+/// The rows one streaming source contributes to a batch.
+#[derive(Debug, Default)]
+pub(crate) struct SourceRows {
+    pub batches: Vec<RecordBatch>,
+    /// The source's columns the batches hold (indices into its schema, ascending), when not
+    /// all of them: the scans then read the batches' columns in their places.
+    pub columns: Option<Vec<usize>>,
 }
 
 /// Whether `plan` calls a stable function (one DataFusion evaluates once per query, as
@@ -72,7 +106,7 @@ fn depends_on_batch_time(plan: &LogicalPlan) -> bool {
 pub(crate) async fn execute_batch(
     ctx: &SessionContext,
     plan: &QueryPlan,
-    inputs: HashMap<String, Vec<RecordBatch>>,
+    inputs: HashMap<String, SourceRows>,
     batch_time_ms: i64,
     planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
 ) -> Result<(Vec<RecordBatch>, Arc<dyn ExecutionPlan>)> {
@@ -117,10 +151,11 @@ pub(crate) fn streaming_scans(plan: &LogicalPlan) -> Vec<String> {
 }
 
 /// Replaces each [`StreamingTable`] scan with a scan of the batch's rows for that source,
-/// keeping the scan's projection, filters and name.
+/// keeping the scan's projection, filters and name. A scan of rows that hold only some of
+/// the source's columns reads them by their positions among those.
 pub(crate) fn bind_inputs(
     plan: &LogicalPlan,
-    inputs: HashMap<String, Vec<RecordBatch>>,
+    inputs: HashMap<String, SourceRows>,
     partitions: usize,
 ) -> Result<LogicalPlan> {
     plan.clone()
@@ -132,10 +167,40 @@ pub(crate) fn bind_inputs(
             let Some(table) = provider.as_ref().downcast_ref::<StreamingTable>() else {
                 return Ok(Transformed::no(node));
             };
-            // A source read twice (a self-union) gets the same rows at each scan.
-            let rows = inputs.get(table.name()).cloned().unwrap_or_default();
-            let memory = MemTable::try_new(provider.schema(), round_robin(rows, partitions))?;
             let mut bound = scan.clone();
+            // A source read twice (a self-union) gets the same rows at each scan.
+            let (rows, schema) = match inputs.get(table.name()) {
+                None => (Vec::new(), provider.schema()),
+                Some(SourceRows {
+                    batches,
+                    columns: None,
+                }) => (batches.clone(), provider.schema()),
+                Some(SourceRows {
+                    batches,
+                    columns: Some(columns),
+                }) => {
+                    let place = |column: &usize| {
+                        columns.binary_search(column).map_err(|_| {
+                            DataFusionError::Internal(format!(
+                                "a scan of '{}' reads column {column}, which was not read",
+                                table.name()
+                            ))
+                        })
+                    };
+                    let projection = scan.projection.as_ref().ok_or_else(|| {
+                        DataFusionError::Internal(format!(
+                            "a scan of '{}' reads every column, but only some were read",
+                            table.name()
+                        ))
+                    })?;
+                    bound.projection = Some(projection.iter().map(place).collect::<Result<_>>()?);
+                    (
+                        batches.clone(),
+                        Arc::new(provider.schema().project(columns)?),
+                    )
+                }
+            };
+            let memory = MemTable::try_new(schema, round_robin(rows, partitions))?;
             bound.source = provider_as_source(Arc::new(memory));
             Ok(Transformed::yes(LogicalPlan::TableScan(bound)))
         })

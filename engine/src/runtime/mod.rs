@@ -11,7 +11,7 @@ mod query_options;
 mod query_runner;
 mod watermark;
 
-pub(crate) use micro_batch::{bind_inputs, streaming_scans};
+pub(crate) use micro_batch::{SourceRows, bind_inputs, streaming_scans};
 pub use progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryListener, QueryOutput, QueryStarted,
     QueryState, QueryStatus, QueryTerminated, SourceProgress,

@@ -15,7 +15,7 @@ use weir_connectors::{
     SourceOffset,
 };
 
-use super::micro_batch::{QueryPlan, execute_batch};
+use super::micro_batch::{QueryPlan, SourceRows, execute_batch};
 use super::progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryOutput, QueryStatus, SourceProgress,
 };
@@ -63,6 +63,24 @@ pub(crate) struct RunnerParts {
 struct OpenSource {
     name: String,
     source: Arc<dyn Source>,
+    /// The columns each batch reads (ascending indices into its schema), when the query
+    /// uses fewer than all: those its scans project and its watermark's column.
+    columns: Option<Vec<usize>>,
+}
+
+/// The columns of a source that `plan` reads, with the watermark's column (by name in
+/// `schema`); `None` for all of them.
+fn columns_to_read(
+    plan: &QueryPlan,
+    name: &str,
+    schema: &SchemaRef,
+    watermark: Option<&WatermarkSpec>,
+) -> Option<Vec<usize>> {
+    let mut columns = plan.columns_read(name)?;
+    if let Some(spec) = watermark {
+        columns.insert(schema.index_of(&spec.column).ok()?);
+    }
+    (columns.len() < schema.fields().len()).then(|| columns.into_iter().collect())
 }
 
 /// Runs one continuous query until its trigger ends, it is stopped, or it fails.
@@ -152,8 +170,10 @@ impl QueryRunner {
         if let Some(commit) = &last_commit {
             watermarks.restore(commit.watermark_ms, &commit.max_event_time_ms);
         }
+        let plan = QueryPlan::new(&parts.ctx, parts.plan)?;
         let mut sources = Vec::new();
         for (index, part) in parts.sources.into_iter().enumerate() {
+            let columns = columns_to_read(&plan, &part.name, &part.schema, part.watermark.as_ref());
             let context = SourceContext {
                 state: parts.checkpoint.source_dir(index),
             };
@@ -164,9 +184,9 @@ impl QueryRunner {
             sources.push(OpenSource {
                 name: part.name,
                 source,
+                columns,
             });
         }
-        let plan = QueryPlan::new(&parts.ctx, parts.plan)?;
         Ok(Self {
             name: parts.name,
             ctx: parts.ctx,
@@ -344,9 +364,13 @@ impl QueryRunner {
         let mut inputs = HashMap::new();
         let mut source_progress = Vec::with_capacity(self.sources.len());
         for (index, (open, range)) in self.sources.iter().zip(&entry.sources).enumerate() {
-            let read = match &range.end {
-                Some(end) if range.end != range.start => {
-                    open.source.read(range.start.as_ref(), end).await?
+            let start = range.start.as_ref();
+            let read = match (&range.end, &open.columns) {
+                (Some(end), None) if range.end != range.start => {
+                    open.source.read(start, end).await?
+                }
+                (Some(end), Some(columns)) if range.end != range.start => {
+                    open.source.read_columns(start, end, columns).await?
                 }
                 _ => Default::default(),
             };
@@ -359,7 +383,11 @@ impl QueryRunner {
                 input_rows: rows,
                 bad_records: read.bad_records,
             });
-            inputs.insert(open.name.clone(), read.batches);
+            let rows = SourceRows {
+                batches: read.batches,
+                columns: open.columns.clone(),
+            };
+            inputs.insert(open.name.clone(), rows);
         }
         durations.read = read_started.elapsed();
 
