@@ -133,15 +133,8 @@ async fn available_now_reads_what_is_there_in_limited_batches_then_stops() {
     );
 }
 
-#[tokio::test]
-async fn csv_and_parquet_with_declared_and_inferred_schemas() {
-    let csv_dir = tempfile::tempdir().unwrap();
-    write(
-        csv_dir.path(),
-        "x.csv",
-        "id;name\n7;\"semi;colon\"\n8;plain\n",
-    );
-    let parquet_dir = tempfile::tempdir().unwrap();
+/// Writes `p.parquet` with columns `id` (1, 2, 3) and `code` ("10", "x", "30").
+fn write_ids_and_codes(dir: &Path) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("id", DataType::Int32, false),
         Field::new("code", DataType::Utf8, true),
@@ -154,14 +147,22 @@ async fn csv_and_parquet_with_declared_and_inferred_schemas() {
         ],
     )
     .unwrap();
-    let mut writer = ArrowWriter::try_new(
-        std::fs::File::create(parquet_dir.path().join("p.parquet")).unwrap(),
-        schema,
-        None,
-    )
-    .unwrap();
+    let file = std::fs::File::create(dir.join("p.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
+}
+
+#[tokio::test]
+async fn csv_and_parquet_with_declared_and_inferred_schemas() {
+    let csv_dir = tempfile::tempdir().unwrap();
+    write(
+        csv_dir.path(),
+        "x.csv",
+        "id;name\n7;\"semi;colon\"\n8;plain\n",
+    );
+    let parquet_dir = tempfile::tempdir().unwrap();
+    write_ids_and_codes(parquet_dir.path());
 
     let engine = Engine::builder().build().unwrap();
     engine
@@ -202,6 +203,48 @@ async fn csv_and_parquet_with_declared_and_inferred_schemas() {
     );
     let cast_query = engine.query("cast_out").await.unwrap();
     assert_eq!(cast_query.progress().unwrap().sources[0].bad_records, 1);
+}
+
+/// Parquet decodes only the columns a query reads: a value that cannot be cast in a column
+/// the query does not read is no bad record for it, and a count of rows reads no column.
+#[tokio::test]
+async fn a_parquet_query_decodes_only_the_columns_it_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_ids_and_codes(dir.path());
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute(&format!(
+            "CREATE SOURCE cast (id BIGINT, code BIGINT) WITH (connector = 'files', path = '{}', format = 'parquet', on_error = 'skip');\
+             CREATE SINK ids WITH (connector = 'memory', trigger = 'available-now') AS SELECT id * 10 AS id FROM cast;\
+             CREATE SINK codes WITH (connector = 'memory', trigger = 'available-now') AS SELECT code FROM cast;\
+             CREATE SINK rows WITH (connector = 'memory', trigger = 'available-now', output_mode = 'complete') AS SELECT count(*) AS n FROM cast;",
+            dir.path().display()
+        ))
+        .await
+        .unwrap();
+    for query in engine.queries().await {
+        query.await_termination().await.unwrap();
+    }
+    let rows_of = async |sql: &str| table(&engine.sql(sql).await.unwrap());
+    assert_eq!(
+        rows_of("SELECT * FROM ids ORDER BY id").await,
+        "+----+\n| id |\n+----+\n| 10 |\n| 20 |\n| 30 |\n+----+"
+    );
+    assert_eq!(
+        rows_of("SELECT * FROM codes ORDER BY code").await,
+        "+------+\n| code |\n+------+\n| 10   |\n| 30   |\n+------+"
+    );
+    assert_eq!(
+        rows_of("SELECT * FROM rows").await,
+        "+---+\n| n |\n+---+\n| 3 |\n+---+"
+    );
+    let bad_records = async |name: &str| {
+        let query = engine.query(name).await.unwrap();
+        query.progress().unwrap().sources[0].bad_records
+    };
+    assert_eq!(bad_records("ids").await, 0, "code is not decoded");
+    assert_eq!(bad_records("codes").await, 1, "'x' is no BIGINT");
+    assert_eq!(bad_records("rows").await, 0);
 }
 
 const MIXED: &str = "{\"id\": 1, \"name\": \"ok\"}\n{\"id\": \"one\", \"name\": \"bad\"}\n{\"id\": 3, \"name\": \"ok too\"}\n";

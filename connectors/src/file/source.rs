@@ -90,6 +90,41 @@ impl FileSource {
     }
 
     /// Lists the directory and logs the files not seen before, oldest first.
+    /// Reads the files of `(start, end]` as batches of `schema`.
+    async fn read_as(
+        &self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        schema: SchemaRef,
+    ) -> Result<SourceRead> {
+        let (first, end) = (
+            SourceOffset::count_or_zero(start)? as usize,
+            end.as_count()? as usize,
+        );
+        let names: Vec<String> = {
+            let state = self.state.lock().await;
+            let files = state.log.files();
+            if end > files.len() || first > end {
+                return Err(ConnectorError::Internal(format!(
+                    "batch range {first}..{end} is outside the {} logged files",
+                    files.len()
+                )));
+            }
+            files[first..end].to_vec()
+        };
+        let results: Vec<_> = futures::stream::iter(names)
+            .map(|name| self.read_file(name, Arc::clone(&schema)))
+            .buffered(READ_PARALLELISM)
+            .try_collect()
+            .await?;
+        let mut read = SourceRead::default();
+        for (batches, rejected) in results {
+            read.batches.extend(batches);
+            read.bad_records += rejected.len() as u64;
+        }
+        Ok(read)
+    }
+
     async fn discover(&self, state: &mut Discovered) -> Result<()> {
         let mut new: Vec<_> = self
             .dir
@@ -104,9 +139,11 @@ impl FileSource {
         state.log.append(names).await
     }
 
+    /// Decodes file `name` into batches of `schema` (the source's, or some of its columns).
     async fn read_file(
         &self,
         name: String,
+        schema: SchemaRef,
     ) -> Result<(Vec<arrow::array::RecordBatch>, Vec<BadRecord>)> {
         let location = self.dir.describe(&name);
         let bytes: Bytes = self.dir.get(&name).await?.ok_or_else(|| {
@@ -116,7 +153,6 @@ impl FileSource {
             ))
         })?;
         let format = self.format.clone();
-        let schema = Arc::clone(&self.schema);
         let policy = self.on_error.clone();
         let (batches, rejected) = tokio::task::spawn_blocking(move || {
             let mut bad = BadRecords::new(policy);
@@ -177,30 +213,29 @@ impl Source for FileSource {
     }
 
     async fn read(&self, start: Option<&SourceOffset>, end: &SourceOffset) -> Result<SourceRead> {
-        let (first, end) = (
-            SourceOffset::count_or_zero(start)? as usize,
-            end.as_count()? as usize,
-        );
-        let names: Vec<String> = {
-            let state = self.state.lock().await;
-            let files = state.log.files();
-            if end > files.len() || first > end {
-                return Err(ConnectorError::Internal(format!(
-                    "batch range {first}..{end} is outside the {} logged files",
-                    files.len()
-                )));
-            }
-            files[first..end].to_vec()
-        };
-        let results: Vec<_> = futures::stream::iter(names)
-            .map(|name| self.read_file(name))
-            .buffered(READ_PARALLELISM)
-            .try_collect()
-            .await?;
-        let mut read = SourceRead::default();
-        for (batches, rejected) in results {
-            read.batches.extend(batches);
-            read.bad_records += rejected.len() as u64;
+        self.read_as(start, end, Arc::clone(&self.schema)).await
+    }
+
+    /// Parquet decodes only the columns asked for; json and csv records are parsed whole and
+    /// the other columns dropped.
+    async fn read_columns(
+        &self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        columns: &[usize],
+    ) -> Result<SourceRead> {
+        let projected = self
+            .schema
+            .project(columns)
+            .map_err(|e| ConnectorError::arrow("choosing the columns to read", e))?;
+        if self.format == Format::Parquet {
+            return self.read_as(start, end, Arc::new(projected)).await;
+        }
+        let mut read = self.read_as(start, end, Arc::clone(&self.schema)).await?;
+        for batch in &mut read.batches {
+            *batch = batch
+                .project(columns)
+                .map_err(|e| ConnectorError::arrow("dropping unread columns", e))?;
         }
         Ok(read)
     }

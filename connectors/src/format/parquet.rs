@@ -1,13 +1,18 @@
 //! Apache Parquet: columns are matched to the schema by name and cast where the declared type
-//! differs; a value that cannot be cast is a bad record (row number in the file).
+//! differs; a value that cannot be cast is a bad record (row number in the file). Only the
+//! columns the schema names are decoded, so reading some of a source's columns decodes just
+//! those.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, new_null_array};
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, RecordBatch, RecordBatchOptions, new_null_array,
+};
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
 use arrow::datatypes::SchemaRef;
 use arrow::util::display::array_value_to_string;
 use bytes::Bytes;
+use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::BATCH_SIZE;
@@ -29,9 +34,16 @@ pub(super) fn decode(
     location: &str,
     bad: &mut BadRecords,
 ) -> Result<Vec<RecordBatch>> {
-    let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .and_then(|b| b.with_batch_size(BATCH_SIZE).build())
-    {
+    // Only the file's columns that `schema` names are decoded.
+    let reader = match ParquetRecordBatchReaderBuilder::try_new(bytes).and_then(|b| {
+        let roots = b.parquet_schema().root_schema().get_fields().iter();
+        let wanted = roots
+            .enumerate()
+            .filter(|(_, field)| schema.index_of(field.name()).is_ok())
+            .map(|(i, _)| i);
+        let mask = ProjectionMask::roots(b.parquet_schema(), wanted);
+        b.with_projection(mask).with_batch_size(BATCH_SIZE).build()
+    }) {
         Ok(reader) => reader,
         Err(e) => {
             bad.reject(whole_file(
@@ -140,14 +152,18 @@ fn conform(
         .iter()
         .map(|f| f.as_ref().clone().with_nullable(true))
         .collect();
-    let mut conformed =
-        RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(loose)), columns)
-            .map_err(|e| ConnectorError::arrow(format!("reading {location}"), e))?;
+    // With no column decoded, the batch still has its rows.
+    let rows = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    let loose = Arc::new(arrow::datatypes::Schema::new(loose));
+    let mut conformed = RecordBatch::try_new_with_options(loose, columns, &rows)
+        .map_err(|e| ConnectorError::arrow(format!("reading {location}"), e))?;
     if let Some(keep) = keep {
         conformed = filter_record_batch(&conformed, &BooleanArray::from(keep))
             .map_err(|e| ConnectorError::arrow(format!("dropping bad rows of {location}"), e))?;
     }
-    let conformed = RecordBatch::try_new(Arc::clone(schema), conformed.columns().to_vec())
+    let rows = RecordBatchOptions::new().with_row_count(Some(conformed.num_rows()));
+    let columns = conformed.columns().to_vec();
+    let conformed = RecordBatch::try_new_with_options(Arc::clone(schema), columns, &rows)
         .map_err(|e| ConnectorError::arrow(format!("reading {location}"), e))?;
     Ok(Conformed::Batch(conformed))
 }
