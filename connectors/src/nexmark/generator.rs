@@ -160,9 +160,9 @@ pub fn generate(kind: EventKind, config: &GeneratorConfig, first: u64, end: u64)
     generate_columns(kind, config, first, end, &all)
 }
 
-/// The rows [`generate`] makes, with only the columns of `schema(kind)` at `columns`
-/// (ascending indices; others are ignored): the other columns are not made at all, and the
-/// rows' values are the same whichever columns are asked for.
+/// The rows [`generate`] makes, with only the columns of `schema(kind)` at `columns`, in
+/// the schema's order (indices past its end are ignored): the other columns are not made at
+/// all, and the rows' values are the same whichever columns are asked for.
 pub fn generate_columns(
     kind: EventKind,
     config: &GeneratorConfig,
@@ -174,11 +174,13 @@ pub fn generate_columns(
     // The builders are sized up front: growing them copied every string column once more.
     let rows = count_of_kind(kind, first, end);
     let full = schema(kind);
-    let columns: Vec<usize> = columns
+    let mut columns: Vec<usize> = columns
         .iter()
         .copied()
         .filter(|&c| c < full.fields().len())
         .collect();
+    columns.sort_unstable();
+    columns.dedup();
     let want = Wanted(columns.clone());
     let made = match kind {
         EventKind::Person => persons(config, events, rows, &want),
