@@ -10,7 +10,8 @@
 //! aggregation then counts the flagged rows with a plain `count(x) FILTER (WHERE flag)`,
 //! whose state is one number per group, so a batch never re-merges a group's earlier values.
 //! The flags are appended to the input's columns, as booleans named
-//! `__weir_first_<aggregate>`.
+//! `__weir_first_<aggregate>`, and then the row's group number ([`GROUP_NUMBER`]), by which
+//! the partial aggregation groups.
 
 use std::fmt;
 use std::sync::Arc;
@@ -36,6 +37,12 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use crate::state::PairSet;
+
+/// The column [`DistinctFlagsExec`] appends last: each row's group's number in the
+/// aggregation's [`GroupNumbers`](crate::state::GroupNumbers). The partial aggregation
+/// groups by it alone (one `u64`, not the group's key columns, which were hashed once
+/// already to number it) and takes the keys back from the numbers.
+pub(super) const GROUP_NUMBER: &str = "__weir_group";
 
 /// One `count(DISTINCT x)` counted from pairs.
 #[derive(Debug, Clone)]
@@ -257,6 +264,7 @@ impl DistinctFlagsExec {
                     .map(|n| Arc::new(BooleanArray::from(n)) as ArrayRef),
             );
         }
+        columns.push(Arc::new(groups.numbers()));
         Ok(RecordBatch::try_new(self.schema(), columns)?)
     }
 
@@ -271,12 +279,14 @@ impl DistinctFlagsExec {
     }
 }
 
-/// The input's schema plus each count's flag.
+/// The input's schema plus each count's flag, then the row's group number (see
+/// [`GROUP_NUMBER`]).
 pub(super) fn flagged_schema(input: &SchemaRef, counts: &[DistinctCounts]) -> SchemaRef {
     let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend(
         flag_order(counts).map(|member| Field::new(member.flag_name(), DataType::Boolean, false)),
     );
+    fields.push(Field::new(GROUP_NUMBER, DataType::UInt64, false));
     Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()))
 }
 
@@ -298,7 +308,11 @@ impl DisplayAs for DistinctFlagsExec {
                 )
             })
             .collect();
-        write!(f, "DistinctFlagsExec: {}", flags.join(", "))
+        write!(
+            f,
+            "DistinctFlagsExec: {}, {GROUP_NUMBER} = number of the group",
+            flags.join(", ")
+        )
     }
 }
 

@@ -12,7 +12,9 @@
 //! in a [`PairSet`], one for all the counts of one `x` (each pair marked with the counts that
 //! counted it); [`DistinctFlagsExec`] flags the rows whose pair is new to a count, and the
 //! aggregation counts flagged rows (`count(x) FILTER (WHERE flag)`, one number per group).
-//! Pairs are evicted with their window. Not for session windows, whose groups merge.
+//! Pairs are evicted with their window. Not for session windows, whose groups merge. As
+//! the flags' groups are numbered, the partial aggregation groups rows by that number and
+//! takes the keys back from it afterwards (`keys_from_numbers`).
 //!
 //! **Hopping windows by panes** (`HopPanes`): when the input holds each row once, keyed by
 //! its pane (the start of its latest window), the partial aggregation groups rows by pane;
@@ -46,7 +48,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arrow::array::{BooleanArray, RecordBatch, Scalar};
+use arrow::array::{BooleanArray, RecordBatch, Scalar, UInt64Array};
 use arrow::buffer::BooleanBuffer;
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::kernels::numeric::add;
@@ -58,6 +60,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -73,7 +76,9 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use weir_sql::logical::{DerivedWindowEnd, HopPanes};
 
-use super::distinct_flags::{DistinctCounts, DistinctFlagsExec, count_distinct_by_pairs};
+use super::distinct_flags::{
+    DistinctCounts, DistinctFlagsExec, GROUP_NUMBER, count_distinct_by_pairs,
+};
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, after};
 use super::session_merge::merge_sessions;
@@ -243,23 +248,37 @@ impl StreamingAggregateExec {
                 self.distinct.clone(),
             ))
         };
-        let partial = AggregateExec::try_new(
-            AggregateMode::Partial,
-            Arc::clone(&self.group_by),
-            self.aggr_expr.clone(),
-            self.filter_expr.clone(),
-            input,
-            Arc::clone(&self.aggregate_input),
-        )?;
-        let state_schema = partial.schema();
-        let final_group_by = Arc::new(partial.group_expr().as_final());
+        let partial = |group_by: Arc<PhysicalGroupBy>| {
+            AggregateExec::try_new(
+                AggregateMode::Partial,
+                group_by,
+                self.aggr_expr.clone(),
+                self.filter_expr.clone(),
+                Arc::clone(&input),
+                Arc::clone(&self.aggregate_input),
+            )
+        };
+        // The state has the group keys; with distinct counts, the rows are grouped by their
+        // group's number instead, and the keys taken back from the numbers.
+        let keyed = partial(Arc::clone(&self.group_by))?;
+        let state_schema = keyed.schema();
+        let final_group_by = Arc::new(keyed.group_expr().as_final());
+        let by_number = self.group_by_number();
+        let partial = match &by_number {
+            Some(group_by) => partial(Arc::clone(group_by))?,
+            None => keyed,
+        };
+        let partial_schema = partial.schema();
         let new_partial: Vec<RecordBatch> =
             collect_partitioned(Arc::new(partial), Arc::clone(&context))
                 .await?
                 .into_iter()
                 .flatten()
                 .collect();
-        let mut new_partial = concat_batches(&state_schema, &new_partial)?;
+        let mut new_partial = concat_batches(&partial_schema, &new_partial)?;
+        if by_number.is_some() {
+            new_partial = self.keys_from_numbers(&new_partial, &state_schema)?;
+        }
         if let Some(panes) = self.hop_panes {
             new_partial = self.windows_of_panes(new_partial, panes)?;
         }
@@ -329,6 +348,47 @@ impl StreamingAggregateExec {
         metrics.rows_emitted += emitted as u64;
         metrics.elapsed += started.elapsed();
         Ok(output)
+    }
+
+    /// With distinct counts over grouped rows, a grouping of the partial aggregation's
+    /// input by [`GROUP_NUMBER`] alone; see [`DistinctFlagsExec`].
+    fn group_by_number(&self) -> Option<Arc<PhysicalGroupBy>> {
+        if self.distinct.is_empty() || self.group_by.expr().is_empty() {
+            return None;
+        }
+        let number = Column::new(GROUP_NUMBER, self.aggregate_input.fields().len() - 1);
+        let expr: Arc<dyn PhysicalExpr> = Arc::new(number);
+        Some(Arc::new(PhysicalGroupBy::new_single(vec![(
+            expr,
+            GROUP_NUMBER.to_string(),
+        )])))
+    }
+
+    /// `partial` (grouped by number) as rows of `state_schema`: the group keys the numbers
+    /// stand for, then the aggregates' state.
+    fn keys_from_numbers(
+        &self,
+        partial: &RecordBatch,
+        state_schema: &SchemaRef,
+    ) -> Result<RecordBatch> {
+        let weir_error = |e: WeirError| DataFusionError::External(Box::new(e));
+        let (Some(first), Some(numbers)) = (
+            self.distinct.first(),
+            partial.column(0).as_any().downcast_ref::<UInt64Array>(),
+        ) else {
+            return Err(DataFusionError::Internal(
+                "a partial aggregation by group number without numbers".to_string(),
+            ));
+        };
+        let groups = self.group_by.expr().len();
+        let converter = key_converter(state_schema, groups).map_err(weir_error)?;
+        let mut columns = first
+            .pairs
+            .numbers()
+            .keys_of(&converter, numbers)
+            .map_err(weir_error)?;
+        columns.extend(partial.columns()[1..].iter().cloned());
+        Ok(RecordBatch::try_new(Arc::clone(state_schema), columns)?)
     }
 
     /// The key columns that choose a group's state partition: all of them, except for

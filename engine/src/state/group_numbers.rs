@@ -8,7 +8,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, new_null_array};
+use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array, new_null_array};
 use arrow::compute::cast;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use arrow::row::RowConverter;
@@ -36,10 +36,11 @@ pub(super) struct GroupId {
     pub hash: u64,
 }
 
-/// The groups that have pairs, by row-encoded key.
+/// The groups that have pairs, by row-encoded key, and their keys by number.
 #[derive(Debug, Default)]
 pub(super) struct GroupIds {
-    ids: HashMap<Box<[u8]>, GroupId>,
+    ids: HashMap<Arc<[u8]>, GroupId>,
+    keys: HashMap<u64, Arc<[u8]>>,
     next: u64,
 }
 
@@ -57,12 +58,21 @@ impl GroupIds {
             hash: stable_hash(key),
         };
         self.next += 1;
-        self.ids.insert(key.into(), id);
+        let key: Arc<[u8]> = key.into();
+        self.keys.insert(id.number, Arc::clone(&key));
+        self.ids.insert(key, id);
         id
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<GroupId> {
-        self.ids.remove(key)
+        let id = self.ids.remove(key)?;
+        self.keys.remove(&id.number);
+        Some(id)
+    }
+
+    /// The row-encoded key of group `number`.
+    fn key(&self, number: u64) -> Option<&[u8]> {
+        self.keys.get(&number).map(|key| key.as_ref())
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
@@ -73,10 +83,11 @@ impl GroupIds {
         self.ids.is_empty()
     }
 
-    /// Bytes held, roughly: the keys, their allocations' headers and the table's slots.
+    /// Bytes held, roughly: the keys, their allocations' headers and the tables' slots.
     pub fn memory(&self) -> usize {
         let keys: usize = self.ids.keys().map(|k| k.len() + 16).sum();
-        keys + self.ids.capacity() * (std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1)
+        keys + self.ids.capacity() * (std::mem::size_of::<(Arc<[u8]>, GroupId)>() + 1)
+            + self.keys.capacity() * (std::mem::size_of::<(u64, Arc<[u8]>)>() + 1)
     }
 }
 
@@ -87,6 +98,13 @@ pub struct BatchGroups {
     pub(super) columns: Vec<ArrayRef>,
     /// Each row's group.
     pub(super) of_row: Vec<GroupId>,
+}
+
+impl BatchGroups {
+    /// Each row's group number.
+    pub fn numbers(&self) -> UInt64Array {
+        UInt64Array::from_iter_values(self.of_row.iter().map(|group| group.number))
+    }
 }
 
 /// The groups a batch closed.
@@ -212,6 +230,27 @@ impl GroupNumbers {
             .zip(keys)
             .map(|(id, key)| id.unwrap_or_else(|| known.get_or_insert(key)))
             .collect()
+    }
+
+    /// The key columns of the groups numbered `numbers`, decoded by `converter` (the one
+    /// their rows were numbered with, or one for the same types).
+    pub fn keys_of(
+        &self,
+        converter: &RowConverter,
+        numbers: &UInt64Array,
+    ) -> Result<Vec<ArrayRef>> {
+        let ids = self.ids.read().unwrap_or_else(|p| p.into_inner());
+        let parser = converter.parser();
+        let keys = numbers
+            .values()
+            .iter()
+            .map(|&number| {
+                ids.key(number).map(|key| parser.parse(key)).ok_or_else(|| {
+                    WeirError::Internal(format!("no distinct-count group numbered {number}"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        converter.convert_rows(keys).map_err(arrow_error)
     }
 
     /// Removes the groups `split` says are closed (it returns a batch's `(kept, closed)`
