@@ -54,14 +54,7 @@ pub trait Source: Send + Sync + Debug {
         end: &SourceOffset,
         columns: &[usize],
     ) -> Result<SourceRead> {
-        let read = self.read(start, end).await?;
-        let batches = read
-            .batches
-            .iter()
-            .map(|batch| batch.project(columns))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| ConnectorError::arrow("dropping the columns a query does not use", e))?;
-        Ok(SourceRead { batches, ..read })
+        self.read(start, end).await?.project(columns)
     }
 
     /// Everything up to `end` is committed and will not be read again.
@@ -75,6 +68,19 @@ pub struct SourceRead {
     pub batches: Vec<RecordBatch>,
     /// Malformed records skipped or sent to the dead-letter path under `on_error`.
     pub bad_records: u64,
+}
+
+impl SourceRead {
+    /// The same rows with only the columns at `columns` (see [`Source::read_columns`]).
+    pub fn project(self, columns: &[usize]) -> Result<Self> {
+        let batches = self
+            .batches
+            .iter()
+            .map(|batch| batch.project(columns))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| ConnectorError::arrow("dropping the columns a query does not use", e))?;
+        Ok(Self { batches, ..self })
+    }
 }
 
 /// What a source gets when a query opens it.

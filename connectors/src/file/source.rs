@@ -89,7 +89,6 @@ impl FileSource {
         })
     }
 
-    /// Lists the directory and logs the files not seen before, oldest first.
     /// Reads the files of `(start, end]` as batches of `schema`.
     async fn read_as(
         &self,
@@ -125,6 +124,7 @@ impl FileSource {
         Ok(read)
     }
 
+    /// Lists the directory and logs the files not seen before, oldest first.
     async fn discover(&self, state: &mut Discovered) -> Result<()> {
         let mut new: Vec<_> = self
             .dir
@@ -231,13 +231,8 @@ impl Source for FileSource {
         if self.format == Format::Parquet {
             return self.read_as(start, end, Arc::new(projected)).await;
         }
-        let mut read = self.read_as(start, end, Arc::clone(&self.schema)).await?;
-        for batch in &mut read.batches {
-            *batch = batch
-                .project(columns)
-                .map_err(|e| ConnectorError::arrow("dropping unread columns", e))?;
-        }
-        Ok(read)
+        let read = self.read_as(start, end, Arc::clone(&self.schema)).await?;
+        read.project(columns)
     }
 
     async fn commit(&self, _end: &SourceOffset) -> Result<()> {
