@@ -571,3 +571,40 @@ async fn groups_kept_over_many_batches_stay_right_as_their_state_is_compacted() 
     assert_eq!(query.progress().unwrap().operators[0].state_rows, 41);
     query.stop().await.unwrap();
 }
+
+/// A group key of a dictionary type (here made by `arrow_cast`) with distinct counts: the
+/// keys taken back from the groups' numbers, and a closed window's groups, keep its type.
+#[tokio::test]
+async fn distinct_counts_grouped_by_a_dictionary_key_keep_its_type() {
+    let engine = engine_with_source_c(0).await;
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'append') AS \
+             SELECT arrow_cast(CAST(v % 2 AS VARCHAR), 'Dictionary(Int32, Utf8)') AS parity, \
+             window_start, count(DISTINCT v) AS values, count(*) AS n \
+             FROM TUMBLE(c, ts, INTERVAL '10' SECOND) GROUP BY 1, window_start, window_end",
+        )
+        .await
+        .unwrap();
+    insert_into_c(
+        &engine,
+        &query,
+        "(1, '2024-01-01 00:00:01'), (3, '2024-01-01 00:00:02'), (3, '2024-01-01 00:00:03'), \
+         (2, '2024-01-01 00:00:04')",
+    )
+    .await;
+    // 00:00:15 closes [00:00, 00:10).
+    insert_into_c(&engine, &query, "(5, '2024-01-01 00:00:15')").await;
+    insert_into_c(&engine, &query, "(7, '2024-01-01 00:00:16')").await;
+    assert_eq!(query.last_error(), None);
+    assert_eq!(
+        table(&engine.sql("SELECT * FROM out").await.unwrap()),
+        "+--------+---------------------+--------+---+\n\
+         | parity | window_start        | values | n |\n\
+         +--------+---------------------+--------+---+\n\
+         | 0      | 2024-01-01T00:00:00 | 1      | 1 |\n\
+         | 1      | 2024-01-01T00:00:00 | 2      | 3 |\n\
+         +--------+---------------------+--------+---+"
+    );
+    query.stop().await.unwrap();
+}

@@ -385,7 +385,7 @@ impl StreamingAggregateExec {
         let mut columns = first
             .pairs
             .numbers()
-            .keys_of(&converter, numbers)
+            .keys_of(&converter, numbers, &state_schema.fields()[..groups])
             .map_err(weir_error)?;
         columns.extend(partial.columns()[1..].iter().cloned());
         Ok(RecordBatch::try_new(Arc::clone(state_schema), columns)?)

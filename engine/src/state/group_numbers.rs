@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt64Array, new_null_array};
 use arrow::compute::cast;
-use arrow::datatypes::{Field, Schema, SchemaRef};
-use arrow::row::RowConverter;
+use arrow::datatypes::{Field, FieldRef, Schema, SchemaRef};
+use arrow::row::{Row, RowConverter};
 use datafusion::logical_expr::EmitTo;
 use datafusion::physical_plan::aggregates::group_values::new_group_values;
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
@@ -27,6 +27,26 @@ fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
 
 fn datafusion_error(e: datafusion::error::DataFusionError) -> WeirError {
     WeirError::Internal(format!("numbering distinct-count groups: {e}"))
+}
+
+/// `rows` decoded by `converter` into columns of the types of `fields`: the row format
+/// gives a dictionary's values, not the dictionary, so those are cast back.
+fn decode<'a>(
+    converter: &RowConverter,
+    rows: impl IntoIterator<Item = Row<'a>>,
+    fields: &[FieldRef],
+) -> Result<Vec<ArrayRef>> {
+    let columns = converter.convert_rows(rows).map_err(arrow_error)?;
+    columns
+        .into_iter()
+        .zip(fields)
+        .map(
+            |(column, field)| match column.data_type() == field.data_type() {
+                true => Ok(column),
+                false => cast(&column, field.data_type()).map_err(arrow_error),
+            },
+        )
+        .collect()
 }
 
 /// A process-local group number, with the stable hash of the group's key.
@@ -232,12 +252,13 @@ impl GroupNumbers {
             .collect()
     }
 
-    /// The key columns of the groups numbered `numbers`, decoded by `converter` (the one
-    /// their rows were numbered with, or one for the same types).
+    /// The key columns, of the types of `fields`, of the groups numbered `numbers`, decoded
+    /// by `converter` (the one their rows were numbered with, or one for the same types).
     pub fn keys_of(
         &self,
         converter: &RowConverter,
         numbers: &UInt64Array,
+        fields: &[FieldRef],
     ) -> Result<Vec<ArrayRef>> {
         let ids = self.ids.read().unwrap_or_else(|p| p.into_inner());
         let parser = converter.parser();
@@ -250,7 +271,7 @@ impl GroupNumbers {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        converter.convert_rows(keys).map_err(arrow_error)
+        decode(converter, keys, fields)
     }
 
     /// Removes the groups `split` says are closed (it returns a batch's `(kept, closed)`
@@ -271,9 +292,8 @@ impl GroupNumbers {
             Vec::new()
         } else {
             let parser = converter.parser();
-            converter
-                .convert_rows(keys.iter().map(|key| parser.parse(key)))
-                .map_err(arrow_error)?
+            let rows = keys.iter().map(|key| parser.parse(key));
+            decode(&converter, rows, &schema.fields()[..value_column])?
         };
         columns.push(new_null_array(
             schema.field(value_column).data_type(),
