@@ -3,10 +3,11 @@
 use std::fmt::Write;
 use std::sync::Arc;
 
-use arrow::array::{
-    ArrayRef, Int64Array, RecordBatch, RecordBatchOptions, StringBuilder, TimestampMillisecondArray,
+use arrow::array::{ArrayRef, PrimitiveArray, RecordBatch, RecordBatchOptions, StringBuilder};
+use arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit,
+    TimestampMillisecondType,
 };
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 
 /// Events in one proportion cycle: 1 person, 3 auctions, 46 bids.
 const CYCLE: u64 = 50;
@@ -207,12 +208,15 @@ impl Wanted {
     }
 }
 
-/// The values of a `BIGINT` column, pushed straight into the vector its array takes over
-/// (an `Int64Builder` costs several times as many instructions per value).
-struct Ints(Vec<i64>);
+/// The values of a primitive column (`BIGINT`, `TIMESTAMP`), pushed straight into the vector
+/// its array takes over (an Arrow builder costs several times as many instructions a value).
+struct Values<T: ArrowPrimitiveType>(Vec<T::Native>);
 
-/// The values of a `TIMESTAMP` (ms) column; see [`Ints`].
-struct Times(Vec<i64>);
+impl<T: ArrowPrimitiveType> Values<T> {
+    fn with_capacity(rows: usize) -> Self {
+        Self(Vec::with_capacity(rows))
+    }
+}
 
 /// Appends `value` to a wanted column's builder.
 fn append<B: Append<V>, V>(builder: Option<&mut B>, value: V) {
@@ -226,14 +230,8 @@ trait Append<V> {
     fn append(&mut self, value: V);
 }
 
-impl Append<i64> for Ints {
-    fn append(&mut self, value: i64) {
-        self.0.push(value);
-    }
-}
-
-impl Append<i64> for Times {
-    fn append(&mut self, value: i64) {
+impl<T: ArrowPrimitiveType> Append<T::Native> for Values<T> {
+    fn append(&mut self, value: T::Native) {
         self.0.push(value);
     }
 }
@@ -249,15 +247,9 @@ trait Finish {
     fn finish(self) -> ArrayRef;
 }
 
-impl Finish for Ints {
+impl<T: ArrowPrimitiveType> Finish for Values<T> {
     fn finish(self) -> ArrayRef {
-        Arc::new(Int64Array::from(self.0))
-    }
-}
-
-impl Finish for Times {
-    fn finish(self) -> ArrayRef {
-        Arc::new(TimestampMillisecondArray::from(self.0))
+        Arc::new(PrimitiveArray::<T>::new(self.0.into(), None))
     }
 }
 
@@ -355,12 +347,14 @@ fn bids(
     rows: usize,
     want: &Wanted,
 ) -> Vec<Option<ArrayRef>> {
-    let mut auction = want.builder(0, || Ints(Vec::with_capacity(rows)));
-    let mut bidder = want.builder(1, || Ints(Vec::with_capacity(rows)));
-    let mut price = want.builder(2, || Ints(Vec::with_capacity(rows)));
+    let mut auction = want.builder(0, || Values::<Int64Type>::with_capacity(rows));
+    let mut bidder = want.builder(1, || Values::<Int64Type>::with_capacity(rows));
+    let mut price = want.builder(2, || Values::<Int64Type>::with_capacity(rows));
     let mut channel = want.builder(3, || StringBuilder::with_capacity(rows, rows * 8));
     let mut url = want.builder(4, || StringBuilder::with_capacity(rows, rows * 48));
-    let mut date_time = want.builder(5, || Times(Vec::with_capacity(rows)));
+    let mut date_time = want.builder(5, || {
+        Values::<TimestampMillisecondType>::with_capacity(rows)
+    });
     let mut extra = want.builder(6, || StringBuilder::with_capacity(rows, rows * 16));
     for n in events {
         // Every random draw is made whichever columns are wanted, so each column's values
@@ -420,13 +414,15 @@ fn persons(
     rows: usize,
     want: &Wanted,
 ) -> Vec<Option<ArrayRef>> {
-    let mut id = want.builder(0, || Ints(Vec::with_capacity(rows)));
+    let mut id = want.builder(0, || Values::<Int64Type>::with_capacity(rows));
     let mut name = want.builder(1, || StringBuilder::with_capacity(rows, rows * 16));
     let mut email = want.builder(2, || StringBuilder::with_capacity(rows, rows * 24));
     let mut card = want.builder(3, || StringBuilder::with_capacity(rows, rows * 19));
     let mut city = want.builder(4, || StringBuilder::with_capacity(rows, rows * 12));
     let mut state = want.builder(5, || StringBuilder::with_capacity(rows, rows * 2));
-    let mut date_time = want.builder(6, || Times(Vec::with_capacity(rows)));
+    let mut date_time = want.builder(6, || {
+        Values::<TimestampMillisecondType>::with_capacity(rows)
+    });
     let mut extra = want.builder(7, || StringBuilder::with_capacity(rows, rows * 16));
     for n in events {
         // Every random draw is made whichever columns are wanted (see `bids`).
@@ -476,15 +472,19 @@ fn auctions(
     rows: usize,
     want: &Wanted,
 ) -> Vec<Option<ArrayRef>> {
-    let mut id = want.builder(0, || Ints(Vec::with_capacity(rows)));
+    let mut id = want.builder(0, || Values::<Int64Type>::with_capacity(rows));
     let mut item_name = want.builder(1, || StringBuilder::with_capacity(rows, rows * 10));
     let mut description = want.builder(2, || StringBuilder::with_capacity(rows, rows * 50));
-    let mut initial_bid = want.builder(3, || Ints(Vec::with_capacity(rows)));
-    let mut reserve = want.builder(4, || Ints(Vec::with_capacity(rows)));
-    let mut date_time = want.builder(5, || Times(Vec::with_capacity(rows)));
-    let mut expires = want.builder(6, || Times(Vec::with_capacity(rows)));
-    let mut seller = want.builder(7, || Ints(Vec::with_capacity(rows)));
-    let mut category = want.builder(8, || Ints(Vec::with_capacity(rows)));
+    let mut initial_bid = want.builder(3, || Values::<Int64Type>::with_capacity(rows));
+    let mut reserve = want.builder(4, || Values::<Int64Type>::with_capacity(rows));
+    let mut date_time = want.builder(5, || {
+        Values::<TimestampMillisecondType>::with_capacity(rows)
+    });
+    let mut expires = want.builder(6, || {
+        Values::<TimestampMillisecondType>::with_capacity(rows)
+    });
+    let mut seller = want.builder(7, || Values::<Int64Type>::with_capacity(rows));
+    let mut category = want.builder(8, || Values::<Int64Type>::with_capacity(rows));
     let mut extra = want.builder(9, || StringBuilder::with_capacity(rows, rows * 16));
     for n in events {
         // Every random draw is made whichever columns are wanted (see `bids`).
