@@ -449,12 +449,6 @@ impl QueryRunner {
         }
         durations.commit = commit_started.elapsed();
         durations.total = started.elapsed();
-        if let Some(rows) = published {
-            self.status.publish(QueryOutput {
-                batch_id: entry.batch_id,
-                rows,
-            });
-        }
         let operators = self.operator_progress(&context);
         self.report(
             entry,
@@ -464,6 +458,14 @@ impl QueryRunner {
             durations,
             operators,
         );
+        // Published after the progress is recorded, so that a subscriber that has seen a batch's
+        // rows also finds the batch in `SHOW PROGRESS` and the listeners' events.
+        if let Some(rows) = published {
+            self.status.publish(QueryOutput {
+                batch_id: entry.batch_id,
+                rows,
+            });
+        }
         Ok(())
     }
 
