@@ -248,7 +248,17 @@ async fn explain_shows_watermarks_stateful_operators_with_keys_and_the_output_mo
     let unwindowed = explain("EXPLAIN SELECT user_id, count(*) FROM clicks GROUP BY user_id").await;
     assert_eq!(
         unwindowed[3],
-        "output modes: update, complete (append needs a window closed by a watermark)"
+        "output modes: update, complete (append needs a window, or an event-time key, closed by a watermark)"
+    );
+    // Grouped by the watermarked event time itself: a group closes when the watermark reaches it.
+    let by_time =
+        explain("EXPLAIN SELECT ts, user_id, count(*) FROM clicks GROUP BY ts, user_id").await;
+    assert_eq!(
+        by_time[2..4],
+        [
+            "stateful operators: aggregate-0: aggregation keyed by [clicks.ts, clicks.user_id] computing [count(Int64(1))]; no window: a group closes when the watermark reaches its clicks.ts",
+            "output modes: append (each group once, when the watermark reaches its event time), update, complete",
+        ]
     );
     let stateless = explain("EXPLAIN SELECT user_id FROM clicks").await;
     assert_eq!(

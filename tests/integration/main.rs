@@ -18,6 +18,9 @@
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation: every window exactly once.
+//! - `stateful_contract`: the stateful rules end to end: the watermark across inputs and
+//!   within a batch, the end of input, which output modes each sink takes, per-operator
+//!   progress, and how many state versions are kept.
 //! - `source_columns`: a query asks its sources for only the columns it uses, and gets the
 //!   same rows.
 //! - `services`: finds the Kafka broker, S3 server and PostgreSQL the connector tests use, or
@@ -39,3 +42,4 @@ mod repl;
 mod services;
 mod slt;
 mod source_columns;
+mod stateful_contract;

@@ -373,6 +373,28 @@ proptest! {
     }
 }
 
+// Grouped by the watermarked event time itself: a group closes when the watermark reaches it.
+const EVENT_TIME_KEY: &str = "SELECT ts, name, count(*) AS n, sum(amount) AS total, \
+    count(DISTINCT amount % 7) AS sevens FROM e GROUP BY ts, name";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn event_time_keys_in_append_match_the_batch_oracle_for_any_batch_split(
+        mut rows in proptest::collection::vec((0i64..60, proptest::option::of("[ab]"), -100i64..100), 0..80),
+        max_per_batch in 1usize..30,
+    ) {
+        rows.sort_by_key(|r| r.0);
+        let runtime = case_runtime();
+        let (expected, actual) = runtime.block_on(async {
+            let ctx = event_context(&rows);
+            (batch_lines(&ctx, EVENT_TIME_KEY).await, windowed_streamed_query(&rows, max_per_batch, EVENT_TIME_KEY).await)
+        });
+        prop_assert_eq!(actual, expected);
+    }
+}
+
 const HOPPING: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total, \
     max(amount) AS top, count(*) FILTER (WHERE amount > 0) AS positive \
     FROM HOP(e, ts, INTERVAL '5' SECOND, INTERVAL '15' SECOND) GROUP BY window_start, window_end, name";

@@ -142,6 +142,9 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
                 timestamp_text(p.watermark_ms),
                 operators(|o| o.late_rows),
                 operators(|o| o.state_rows),
+                operators(|o| o.state_bytes),
+                operators(|o| o.rows_evicted),
+                operators(|o| o.time.as_millis() as u64),
             ]
         })
         .collect();
@@ -155,17 +158,25 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
             "watermark",
             "late_rows",
             "state_rows",
+            "state_bytes",
+            "rows_evicted",
+            "operator_ms",
         ],
         rows,
     )
 }
 
-/// A watermark for people: RFC 3339 in UTC, empty when there is none.
+/// A watermark for people: RFC 3339 in UTC, empty when there is none, `end of time` once
+/// `flush_on_end` has closed every window.
 fn timestamp_text(ms: Option<i64>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map_or(String::new(), |t| {
-            t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
-        })
+    match ms {
+        Some(i64::MAX) => "end of time".to_string(),
+        ms => ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or(String::new(), |t| {
+                t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+            }),
+    }
 }
 
 /// `EXPLAIN ANALYZE name`: the last batch's physical plan with each operator's rows and time.
@@ -251,6 +262,10 @@ pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<Rec
             let aggregates: Vec<String> = a.aggr_expr.iter().map(|e| e.to_string()).collect();
             let window = match (a.window_end, a.session_start, a.watermarked) {
                 (None, _, _) => "no window: state grows with the keys".to_string(),
+                (Some(key), _, _) if a.event_time_key => format!(
+                    "no window: a group closes when the watermark reaches its {}",
+                    keys[key]
+                ),
                 (Some(_), Some(_), true) => "session window, closed by the watermark".to_string(),
                 (Some(_), None, true) => "window, closed by the watermark".to_string(),
                 (Some(_), _, false) => {
@@ -270,11 +285,17 @@ pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<Rec
         Some(a) if a.window_end.is_some() && a.watermarked && a.session_start.is_some() => {
             "append (each session once, when the watermark passes its end), complete"
         }
+        Some(a) if a.event_time_key => {
+            "append (each group once, when the watermark reaches its event time), update, \
+             complete"
+        }
         Some(a) if a.window_end.is_some() && a.watermarked => {
             "append (each window once, when the watermark passes its end), update, complete"
         }
         Some(a) if a.session_start.is_some() => "complete",
-        Some(_) => "update, complete (append needs a window closed by a watermark)",
+        Some(_) => {
+            "update, complete (append needs a window, or an event-time key, closed by a watermark)"
+        }
     };
     let rows = vec![
         vec!["streaming sources".to_string(), plan.sources.join(", ")],

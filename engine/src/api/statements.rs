@@ -20,14 +20,14 @@ use super::catalog::{Catalog, SinkEntry, SourceEntry, TableEntry};
 use super::engine::{Engine, Outcome};
 use super::memory_table::MemoryOutputTable;
 use super::streaming_query::StreamingQuery;
-use super::window_functions::{WindowInput, watermark_columns};
+use super::window_functions::WindowInput;
 use crate::checkpoint::Checkpoint;
 use crate::error::{Result, WeirError};
 use crate::runtime::{
     QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
     WatermarkSpec,
 };
-use weir_sql::planner::streaming_aggregate;
+use weir_sql::planner::{streaming_aggregate, watermarked_columns};
 
 /// An ad hoc query's snapshot of a stream stops after the trigger that reaches this many rows.
 const PEEK_ROWS: usize = 1_000_000;
@@ -83,7 +83,7 @@ impl Engine {
                     )));
                 };
                 let plan = self.plan_query(query).await?;
-                let watermarked = watermark_columns(&plan, &self.inner.window_inputs);
+                let watermarked = watermarked_columns(&plan);
                 let provider = ViewTable::new(plan, Some(view.query.clone()));
                 self.register(&view.name, Arc::new(provider), watermarked)?;
                 let name = view.name.clone();
@@ -209,9 +209,14 @@ impl Engine {
                 }
             }
         }
-        let table = StreamingTable::new(source.name.clone(), Arc::clone(&schema));
-        let watermark = source.watermark.iter().map(|w| w.column.clone()).collect();
-        self.register(&source.name, table.into_provider(), watermark)?;
+        let watermark: Option<String> = source.watermark.as_ref().map(|w| w.column.clone());
+        let table = StreamingTable::new(source.name.clone(), Arc::clone(&schema))
+            .with_watermark_column(watermark.clone());
+        self.register(
+            &source.name,
+            table.into_provider(),
+            watermark.into_iter().collect(),
+        )?;
         let name = source.name.clone();
         catalog.sources.insert(
             name.clone(),

@@ -32,57 +32,6 @@ pub(crate) struct WindowInput {
     pub watermark_columns: Vec<String>,
 }
 
-/// The output columns of `plan` that carry a watermark column of a relation it reads
-/// unchanged (as Spark keeps an event-time column's watermark through projections and
-/// filters): through projections (plain or renamed column references), filters, aliases,
-/// sorts, limits and distincts. A computed column is not watermarked.
-pub(crate) fn watermark_columns(
-    plan: &datafusion::logical_expr::LogicalPlan,
-    inputs: &WindowInputs,
-) -> Vec<String> {
-    use datafusion::logical_expr::LogicalPlan;
-    match plan {
-        LogicalPlan::TableScan(scan) => {
-            let inputs = inputs.read().unwrap_or_else(|p| p.into_inner());
-            let Some(input) = inputs.get(scan.table_name.table()) else {
-                return Vec::new();
-            };
-            input
-                .watermark_columns
-                .iter()
-                .filter(|c| scan.projected_schema.has_column_with_unqualified_name(c))
-                .cloned()
-                .collect()
-        }
-        LogicalPlan::Projection(projection) => {
-            let below = watermark_columns(&projection.input, inputs);
-            projection
-                .expr
-                .iter()
-                .zip(projection.schema.fields())
-                .filter(|(expr, _)| {
-                    let mut expr = *expr;
-                    while let Expr::Alias(alias) = expr {
-                        expr = &alias.expr;
-                    }
-                    matches!(expr, Expr::Column(c) if below.contains(&c.name))
-                })
-                .map(|(_, field)| field.name().clone())
-                .collect()
-        }
-        LogicalPlan::Filter(_)
-        | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::Distinct(_) => plan
-            .inputs()
-            .first()
-            .map(|input| watermark_columns(input, inputs))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
-}
-
 /// The relations window functions can read, kept up to date by the engine's DDL.
 pub(crate) type WindowInputs = Arc<RwLock<HashMap<String, WindowInput>>>;
 

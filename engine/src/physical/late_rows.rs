@@ -6,9 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -79,19 +79,30 @@ impl DropLateRowsExec {
     }
 }
 
-/// `ends > watermark` for a timestamp column (nulls count as open); `None` when every end is
-/// after the watermark (the common case, found by one vectorized minimum without a mask).
+/// `ends > watermark` for a timestamp column, compared in the column's own unit (nulls count
+/// as open); `None` when every end is after the watermark (the common case, found by one
+/// vectorized minimum without a mask).
 pub(super) fn after(ends: &ArrayRef, watermark_ms: i64) -> Result<Option<BooleanArray>> {
-    let as_ms = cast(ends, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-    let as_ms = as_ms
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| DataFusionError::Internal("window end is not a timestamp".to_string()))?;
-    if arrow::compute::min(as_ms).is_none_or(|earliest| earliest > watermark_ms) {
+    let DataType::Timestamp(unit, _) = ends.data_type() else {
+        return Err(DataFusionError::Internal(format!(
+            "a window end or event time of type {}, not a timestamp",
+            ends.data_type()
+        )));
+    };
+    // A whole number of the unit is after `watermark_ms` when it is after the watermark
+    // rounded down to the unit.
+    let threshold = match unit {
+        TimeUnit::Second => watermark_ms.div_euclid(1_000),
+        TimeUnit::Millisecond => watermark_ms,
+        TimeUnit::Microsecond => watermark_ms.saturating_mul(1_000),
+        TimeUnit::Nanosecond => watermark_ms.saturating_mul(1_000_000),
+    };
+    let values = cast(ends, &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>();
+    if arrow::compute::min(values).is_none_or(|earliest| earliest > threshold) {
         return Ok(None);
     }
-    let threshold = TimestampMillisecondArray::new_scalar(watermark_ms);
-    let open = arrow::compute::kernels::cmp::gt(as_ms, &threshold)?;
+    let open = arrow::compute::kernels::cmp::gt(values, &Int64Array::new_scalar(threshold))?;
     if open.null_count() == 0 {
         return Ok(Some(open));
     }

@@ -38,7 +38,8 @@
 //!
 //! **Watermark**: in a windowed aggregation, rows whose window ended at or before the
 //! watermark in force are late: they are dropped before aggregation and counted. In `update`
-//! mode, closed windows are evicted after the batch; `complete` mode keeps every group.
+//! mode, closed windows are evicted after the batch; `complete` mode keeps every group, and so
+//! drops no row (as Spark).
 //!
 //! **Checkpoint**: each partition's merged state and delta are staged in the operator's
 //! [`OperatorState`]; the runner persists the deltas as version N before writing `commits/N`.
@@ -706,6 +707,10 @@ impl StreamingAggregateExec {
         let (Some(end), Some(watermark)) = (self.window_end, self.watermark_ms) else {
             return Arc::clone(&self.input);
         };
+        // As in Spark, `complete` mode keeps every group, so no row is too late for its group.
+        if self.mode == OutputMode::Complete {
+            return Arc::clone(&self.input);
+        }
         let (index, watermark) = match self.session_start {
             Some(start) => (start, watermark.saturating_sub(1)),
             None => (end, watermark.saturating_sub(self.end_offset_ms)),

@@ -129,8 +129,9 @@ impl QueryOptions {
                     "sink '{sink}': output_mode 'append' emits each row once, so an aggregation \
                      needs an event-time window closed by a watermark (GROUP BY window_start, \
                      window_end FROM TUMBLE(source, ts, size) over a source declaring WATERMARK \
-                     FOR ts, or a view passing ts through unchanged); set output_mode = 'update' (changed groups each batch) or \
-                     'complete' (the whole result each batch)"
+                     FOR ts, or a view passing ts through unchanged), or to group by ts itself; \
+                     set output_mode = 'update' (changed groups each batch) or 'complete' (the \
+                     whole result each batch)"
                 )));
             }
             return Ok(());

@@ -3,6 +3,7 @@
 
 mod streaming_aggregate;
 
+pub(crate) use streaming_aggregate::unaliased;
 pub use streaming_aggregate::{
     DerivedWindowEnd, HOP_METADATA, HopPanes, SESSION_START_METADATA, StreamingAggregateNode,
     WINDOW_END_METADATA, WINDOW_METADATA, WINDOW_STARTS_COLUMN,

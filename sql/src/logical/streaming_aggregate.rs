@@ -12,6 +12,8 @@ use datafusion::logical_expr::{
     Aggregate, Expr, ExprSchemable, LogicalPlan, UserDefinedLogicalNodeCore, lit,
 };
 
+use crate::planner::watermarked_columns;
+
 /// Field metadata key marking a window's end column (set by the window table functions):
 /// `"watermarked"` when the window is over a source's watermark column, `"unwatermarked"`
 /// otherwise.
@@ -76,10 +78,16 @@ pub struct StreamingAggregateNode {
     pub aggr_expr: Vec<Expr>,
     /// Output schema (as `Aggregate`'s).
     pub schema: DFSchemaRef,
-    /// The position in `group_expr` of a window end key, if the aggregation is windowed.
+    /// The position in `group_expr` of the key that closes a group: a window end, if the
+    /// aggregation is windowed, or else a watermarked event-time column grouped by itself
+    /// (see [`event_time_key`](Self::event_time_key)).
     pub window_end: Option<usize>,
     /// Whether that window is over a watermarked event-time column (append mode needs it).
     pub watermarked: bool,
+    /// Set when the `window_end` key is a watermarked event-time column itself, not a
+    /// window's end (`GROUP BY ts` over a source declaring `WATERMARK FOR ts`): as in Spark,
+    /// a group closes, and rows for it are late, once the watermark reaches its time.
+    pub event_time_key: bool,
     /// The position in `group_expr` of a session window's start key, for session windows.
     pub session_start: Option<usize>,
     /// Set when the window end is a group key that follows from the window start key.
@@ -119,6 +127,16 @@ impl StreamingAggregateNode {
                 }
             }
         }
+        // Without a window, a key that is the watermarked event time closes its group.
+        let mut event_time_key = false;
+        if window_end.is_none() && session_start.is_none() {
+            let watermarked_input = watermarked_columns(&aggregate.input);
+            window_end = aggregate.group_expr.iter().position(|expr| {
+                matches!(unaliased(expr), Expr::Column(c) if watermarked_input.contains(&c.name))
+            });
+            event_time_key = window_end.is_some();
+            watermarked = event_time_key;
+        }
         let derived_window_end = match (window_end, end_window) {
             (Some(end), Some(window))
                 if session_start.is_none() && !has_union(&aggregate.input) =>
@@ -147,6 +165,7 @@ impl StreamingAggregateNode {
             schema: Arc::clone(&aggregate.schema),
             window_end,
             watermarked,
+            event_time_key,
             session_start,
             derived_window_end,
             hop_panes: None,
@@ -274,7 +293,7 @@ fn end_from_start(
 }
 
 /// `expr` without the aliases naming it.
-fn unaliased(mut expr: &Expr) -> &Expr {
+pub(crate) fn unaliased(mut expr: &Expr) -> &Expr {
     while let Expr::Alias(alias) = expr {
         expr = &alias.expr;
     }
@@ -346,8 +365,12 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
             keys.join(", "),
             aggregates.join(", ")
         )?;
-        if let Some(index) = self.window_end {
-            write!(f, ", window_end={}", keys[index])?;
+        match self.window_end {
+            Some(index) if self.event_time_key => {
+                write!(f, ", closed by event time {}", keys[index])?
+            }
+            Some(index) => write!(f, ", window_end={}", keys[index])?,
+            None => {}
         }
         if let Some(derived) = self.derived_window_end {
             write!(
@@ -394,6 +417,7 @@ impl UserDefinedLogicalNodeCore for StreamingAggregateNode {
         let mut node = Self::try_new(&aggregate, self.operator_id.clone())?;
         node.window_end = self.window_end;
         node.watermarked = self.watermarked;
+        node.event_time_key = self.event_time_key;
         node.session_start = self.session_start;
         node.derived_window_end = self.derived_window_end;
         node.hop_panes = self.hop_panes;

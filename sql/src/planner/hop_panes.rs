@@ -22,7 +22,9 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection, Unnest};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::logical::{HOP_METADATA, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN};
+use crate::logical::{
+    HOP_METADATA, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN, unaliased,
+};
 
 /// Aggregates hopping windows by panes; see the module docs.
 #[derive(Debug, Default)]
@@ -189,14 +191,6 @@ fn panes_of(aggregate: &StreamingAggregateNode) -> Option<HopPanes> {
         slide_ms: slide_ns / 1_000_000,
         windows,
     })
-}
-
-/// `expr` without the aliases naming it.
-fn unaliased(mut expr: &Expr) -> &Expr {
-    while let Expr::Alias(alias) = expr {
-        expr = &alias.expr;
-    }
-    expr
 }
 
 /// The positions in `schema` of the columns `expr` reads (`None` if one is not found).

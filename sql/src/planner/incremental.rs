@@ -7,9 +7,9 @@
 //! (projection, filter, UNNEST, UNION ALL, subquery aliases) run per batch.
 //! A join of a stream with a static table runs per batch when the stream is the side whose rows
 //! are preserved (inner joins, and outer/semi/anti joins that keep the stream's rows), because
-//! the static side is read whole each trigger. Everything that needs to remember rows across
-//! batches (aggregation, DISTINCT, ORDER BY, LIMIT, window functions, stream-stream joins) is
-//! refused here with a message naming the operator, until the stateful operators exist.
+//! the static side is read whole each trigger. The other operators that would remember rows
+//! across batches (DISTINCT, ORDER BY, LIMIT, window functions, stream-stream joins, an
+//! aggregation over an aggregation) are refused here with a message naming the operator.
 
 use std::sync::Arc;
 
@@ -122,8 +122,8 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
         )))
     };
     const NEEDS_STATE: &str = "needs state kept across micro-batches, which Weir does not \
-                               support yet (stateful streaming is planned); remove it or \
-                               compute it when reading the sink's output";
+                               support for this operator; remove it or compute it when \
+                               reading the sink's output";
     match plan {
         LogicalPlan::Projection(_)
         | LogicalPlan::Filter(_)

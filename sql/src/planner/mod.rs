@@ -2,6 +2,7 @@
 //! [`StreamingTable`]s and static tables, then checks that every operator can run on a
 //! micro-batch at a time ([`check_incremental`]).
 
+mod event_time;
 mod hop_panes;
 mod incremental;
 mod spark_window;
@@ -11,6 +12,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
+pub use event_time::watermarked_columns;
 pub use hop_panes::AggregateHopPanes;
 pub use incremental::{check_incremental, incrementalize, streaming_aggregate};
 pub use spark_window::rewrite_spark_windows;

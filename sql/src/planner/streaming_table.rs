@@ -16,20 +16,33 @@ use datafusion::physical_plan::ExecutionPlan;
 pub struct StreamingTable {
     name: String,
     schema: SchemaRef,
+    watermark_column: Option<String>,
 }
 
 impl StreamingTable {
-    /// A streaming table named `name` with `schema`.
+    /// A streaming table named `name` with `schema`, without a watermark.
     pub fn new(name: impl Into<String>, schema: SchemaRef) -> Self {
         Self {
             name: name.into(),
             schema,
+            watermark_column: None,
         }
+    }
+
+    /// The table with a watermark declared on its event-time column `column`.
+    pub fn with_watermark_column(mut self, column: Option<String>) -> Self {
+        self.watermark_column = column;
+        self
     }
 
     /// The source name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The event-time column the source declares a watermark on, if any.
+    pub fn watermark_column(&self) -> Option<&str> {
+        self.watermark_column.as_deref()
     }
 
     /// Wraps the table for registration in a DataFusion catalog.
