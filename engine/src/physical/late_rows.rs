@@ -167,3 +167,55 @@ impl ExecutionPlan for DropLateRowsExec {
         )))
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use arrow::array::{TimestampMicrosecondArray, TimestampNanosecondArray, TimestampSecondArray};
+
+    use super::*;
+
+    fn open(ends: ArrayRef, watermark_ms: i64) -> Option<Vec<bool>> {
+        after(&ends, watermark_ms)
+            .unwrap()
+            .map(|mask| mask.iter().map(Option::unwrap).collect())
+    }
+
+    #[test]
+    fn times_are_compared_with_the_watermark_in_their_own_unit() {
+        // 1 ms and 1.5 ms against a watermark of 1 ms: only the later is after it.
+        let micros: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_000, 1_500]));
+        assert_eq!(open(micros, 1), Some(vec![false, true]));
+        // Whole seconds: 2 s is after 1 999 ms, 1 s is not; after 2 000 ms neither is.
+        let seconds: ArrayRef = Arc::new(TimestampSecondArray::from(vec![1, 2]));
+        assert_eq!(open(Arc::clone(&seconds), 1_999), Some(vec![false, true]));
+        assert_eq!(open(seconds, 2_000), Some(vec![false, false]));
+        // Before the epoch, seconds round down: -1 s is after -1 001 ms, not after -1 000 ms.
+        let negative: ArrayRef = Arc::new(TimestampSecondArray::from(vec![-1]));
+        assert_eq!(open(Arc::clone(&negative), -1_001), None);
+        assert_eq!(open(negative, -1_000), Some(vec![false]));
+    }
+
+    #[test]
+    fn every_time_closes_at_the_end_of_time_and_nulls_never_close() {
+        let nanos: ArrayRef = Arc::new(TimestampNanosecondArray::from(vec![
+            Some(i64::MAX - 1),
+            None,
+            Some(0),
+        ]));
+        // `flush_on_end` moves the watermark to i64::MAX ms: saturating, nothing is after it.
+        assert_eq!(
+            open(Arc::clone(&nanos), i64::MAX),
+            Some(vec![false, true, false])
+        );
+        // All after the watermark: no mask at all.
+        assert_eq!(open(nanos, -1), None);
+    }
+
+    #[test]
+    fn a_column_that_is_not_a_timestamp_is_an_internal_error() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![1]));
+        let error = after(&ints, 0).unwrap_err().to_string();
+        assert!(error.contains("of type Int64, not a timestamp"), "{error}");
+    }
+}
