@@ -9,7 +9,7 @@ use arrow::util::pretty::pretty_format_batches;
 use weir::{Engine, StreamingQuery};
 
 /// The batches as a table with its rows sorted (output order within a batch is unspecified).
-fn table(batches: &[RecordBatch]) -> String {
+pub(crate) fn table(batches: &[RecordBatch]) -> String {
     let text = pretty_format_batches(batches).expect("format").to_string();
     let mut lines: Vec<&str> = text.lines().collect();
     if lines.len() > 4 {

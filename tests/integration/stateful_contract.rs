@@ -7,22 +7,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::util::pretty::pretty_format_batches;
 use weir::{Engine, StreamingQuery};
+
+use crate::aggregate::table;
 
 /// 2024-01-01T00:00:00Z in ms since the epoch.
 const MIDNIGHT_MS: i64 = 1_704_067_200_000;
-
-/// The batches as a table with its rows sorted (output order within a batch is unspecified).
-fn table(batches: &[RecordBatch]) -> String {
-    let text = pretty_format_batches(batches).expect("format").to_string();
-    let mut lines: Vec<&str> = text.lines().collect();
-    if lines.len() > 4 {
-        let body = lines.len() - 1;
-        lines[3..body].sort_unstable();
-    }
-    lines.join("\n")
-}
 
 /// Every row the memory sink `name` holds, over all batches.
 fn emitted(engine: &Engine, name: &str) -> Vec<RecordBatch> {
