@@ -314,7 +314,9 @@ impl EventRng {
     /// A Nexmark price: log-uniform between 1 and 1 000 000 (in cents).
     fn price(&mut self) -> i64 {
         let unit = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (10f64.powf(unit * 6.0) * 100.0).round() as i64
+        // 10^(6 unit) as 2^(6 unit log2 10): `exp2` costs a fraction of `powf`, which took a
+        // tenth of q17's time; the two agree to a few parts in 10^15, far below the rounding.
+        ((unit * 6.0 * std::f64::consts::LOG2_10).exp2() * 100.0).round() as i64
     }
 }
 
