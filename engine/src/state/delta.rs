@@ -232,6 +232,13 @@ pub(crate) fn delta_of(
         ])));
         RecordBatch::try_new(delta_schema(schema), columns).map_err(arrow_error)
     };
+    // Most batches close no group (or change none): their delta is one side, not copied.
+    if deletes.num_rows() == 0 {
+        return with_flag(upserts, false);
+    }
+    if upserts.num_rows() == 0 {
+        return with_flag(deletes, true);
+    }
     concat_batches(
         &delta_schema(schema),
         &[with_flag(upserts, false)?, with_flag(deletes, true)?],
@@ -359,6 +366,27 @@ mod tests {
         );
         let from_empty = from_empty.unwrap();
         assert_eq!(sorted(&from_empty), sorted(&[v2]));
+    }
+
+    #[test]
+    fn a_delta_with_one_side_empty_flags_that_sides_rows_only() {
+        let pairs = rows;
+        let some = pairs(&["a", "b"], &[Some(1), Some(2)]);
+        let none = some.slice(0, 0);
+        let schema = some.schema();
+        let flags = |delta: &RecordBatch| -> Vec<bool> {
+            assert_eq!(delta.schema(), delta_schema(&schema));
+            let flag = delta.column(2).as_any().downcast_ref::<BooleanArray>();
+            flag.unwrap().iter().map(Option::unwrap).collect()
+        };
+        let upserts = delta_of(&schema, some.clone(), none.clone()).unwrap();
+        assert_eq!(upserts.columns()[..2], some.columns()[..]);
+        assert_eq!(flags(&upserts), [false, false]);
+        let deletes = delta_of(&schema, none.clone(), some.clone()).unwrap();
+        assert_eq!(deletes.columns()[..2], some.columns()[..]);
+        assert_eq!(flags(&deletes), [true, true]);
+        let nothing = delta_of(&schema, none.clone(), none).unwrap();
+        assert_eq!((nothing.num_rows(), flags(&nothing)), (0, vec![]));
     }
 
     #[test]
