@@ -496,23 +496,53 @@ fn state_files(snapshots: &[u64], deltas: std::ops::RangeInclusive<u64>) -> BTre
         .collect()
 }
 
+/// The aggregation the snapshot tests run, into sink `out`.
+const COUNT_BY_KEY: &str = "SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k";
+
+/// Starts [`COUNT_BY_KEY`] over a new memory source `s`, checkpointed in `checkpoint`.
+async fn start_count_by_key(engine: &Engine, checkpoint: &Path) -> StreamingQuery {
+    run(
+        engine,
+        "CREATE SOURCE s (k VARCHAR, v BIGINT) WITH (connector = 'memory')",
+    )
+    .await;
+    engine
+        .start(&format!(
+            "CREATE SINK out WITH (connector = 'memory', output_mode = 'complete', checkpoint = '{}') AS {COUNT_BY_KEY}",
+            checkpoint.display()
+        ))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stopping_right_after_a_snapshot_batch_waits_for_the_snapshot_and_what_it_prunes() {
+    let checkpoint = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().build().unwrap();
+    let query = start_count_by_key(&engine, checkpoint.path()).await;
+    // Batches 0 to 20: the snapshot of batch 20 is the third, so it prunes snapshot 0 and the
+    // deltas up to 10. The query stops as soon as batch 20 has committed.
+    for i in 0..21 {
+        insert_batch(&engine, &query, i).await;
+    }
+    assert_eq!(query.progress().unwrap().batch_id.0, 20);
+    query.stop().await.unwrap();
+    let partitions = checkpoint.path().join("state").join("aggregate-0");
+    for partition in 0..4 {
+        assert_eq!(
+            files_in(&partitions.join(partition.to_string())),
+            state_files(&[10, 20], 11..=20),
+            "partition {partition}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_checkpoint_keeps_two_snapshots_and_the_deltas_after_the_older_and_resumes_from_them() {
     let checkpoint = tempfile::tempdir().unwrap();
     let engine = Engine::builder().build().unwrap();
-    run(
-        &engine,
-        "CREATE SOURCE s (k VARCHAR, v BIGINT) WITH (connector = 'memory')",
-    )
-    .await;
-    let select = "SELECT k, count(*) AS n, sum(v) AS total FROM s GROUP BY k";
-    let query = engine
-        .start(&format!(
-            "CREATE SINK out WITH (connector = 'memory', output_mode = 'complete', checkpoint = '{}') AS {select}",
-            checkpoint.path().display()
-        ))
-        .await
-        .unwrap();
+    let query = start_count_by_key(&engine, checkpoint.path()).await;
+    let select = COUNT_BY_KEY;
     // Batches 0 to 25: snapshots after 0, 10 and 20.
     for i in 0..26 {
         insert_batch(&engine, &query, i).await;
@@ -530,17 +560,11 @@ async fn the_checkpoint_keeps_two_snapshots_and_the_deltas_after_the_older_and_r
         files_in(&partitions),
         (0..4).map(|p| p.to_string()).collect::<BTreeSet<_>>()
     );
-    // Snapshots are written in the background, and stopping does not wait for them: wait
-    // until the snapshot of batch 20 has been written and has pruned what it makes stale.
+    // Snapshots are written in the background; stopping waits for them, and for the files
+    // the snapshot of batch 20 makes stale to be removed.
     let kept = state_files(&[10, 20], 11..=25);
     for partition in 0..4 {
         let dir = partitions.join(partition.to_string());
-        for _ in 0..100 {
-            if files_in(&dir) == kept {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         assert_eq!(files_in(&dir), kept, "partition {partition}");
     }
 

@@ -325,6 +325,7 @@ impl QueryRunner {
                 }
             }
         }
+        self.state.finish_snapshots().await;
         Ok(())
     }
 

@@ -19,7 +19,8 @@
 //! (`weir.delete_prefix`; see `delta.rs`). Loading version N reads the newest snapshot at or
 //! before N and replays the deltas after it. A snapshot is only an optimization: when its
 //! background write is lost in a crash, the previous snapshot and the deltas since rebuild the
-//! same state. The two newest snapshots and the deltas after the older of them are kept.
+//! same state. The two newest snapshots and the deltas after the older of them are kept. A
+//! query that stops waits for the snapshot writes still running ([`QueryState::finish_snapshots`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -166,6 +167,8 @@ pub struct QueryState {
     pair_sets: Mutex<Vec<(Vec<String>, Arc<PairSet>)>>,
     /// By operator: the group numbers its pair sets share.
     group_numbers: Mutex<BTreeMap<String, Arc<GroupNumbers>>>,
+    /// The snapshot writes started in the background and maybe not finished yet.
+    snapshot_writes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 impl QueryState {
@@ -177,6 +180,7 @@ impl QueryState {
             operators: Mutex::new(BTreeMap::new()),
             pair_sets: Mutex::new(Vec::new()),
             group_numbers: Mutex::new(BTreeMap::new()),
+            snapshot_writes: Mutex::new(Vec::new()),
         }
     }
 
@@ -303,19 +307,32 @@ impl QueryState {
         });
         futures::future::try_join_all(writes).await?;
         if batch.0.is_multiple_of(SNAPSHOT_INTERVAL) {
+            let mut running = lock(&self.snapshot_writes);
+            running.retain(|write| !write.is_finished());
             for (id, operator) in staged {
                 for (partition, part) in operator.partitions.into_iter().enumerate() {
-                    tokio::spawn(write_snapshot(
+                    running.push(tokio::spawn(write_snapshot(
                         self.partition_dir(&id, partition),
                         batch,
                         Arc::clone(&operator.schema),
                         operator.keys,
                         part.state,
-                    ));
+                    )));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Waits for the snapshot writes still running in the background, so that a query that
+    /// stops leaves its snapshots written (and the files they make stale removed).
+    pub async fn finish_snapshots(&self) {
+        let running = std::mem::take(&mut *lock(&self.snapshot_writes));
+        for write in running {
+            if let Err(e) = write.await {
+                tracing::warn!("a state snapshot write ended abnormally: {e}");
+            }
+        }
     }
 
     /// Makes each operator's staged state the committed one (after `commits/N` is written).
