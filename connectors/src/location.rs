@@ -1,8 +1,9 @@
 //! [`StoreLocation`]: a directory in an object store (the local filesystem, S3, GCS or Azure),
 //! used for source directories, sink directories, static tables and checkpoints alike.
 //!
-//! Every write is whole or nothing: a local put stages its bytes and renames them into place,
-//! an object-store put is atomic, and a file of [`MULTIPART_THRESHOLD`] bytes or more goes up
+//! Every write is whole or nothing: a local put stages its bytes in a file whose name readers
+//! skip (`.<name>.<n>.staging`: a leading `.`, as Spark, Hive, pyarrow and DuckDB skip, and no
+//! `.parquet` extension for globs) and renames it into place, an object-store put is atomic, and a file of [`MULTIPART_THRESHOLD`] bytes or more goes up
 //! as a multipart upload, which appears only when it completes. Log entries use create-only
 //! conditional puts ([`StoreLocation::put_if_absent`]); when the answer to one is lost (a
 //! timeout after the store applied it, then a retry that finds the object), the object is read
@@ -107,8 +108,9 @@ impl StoreLocation {
     }
 
     /// Deletes what writes interrupted by a crash left in this directory: on a local
-    /// filesystem, a put stages its bytes in `<name>#<n>` and renames it, and a crash in
-    /// between leaves the staging file, which listings hide. (Object-store puts leave nothing.)
+    /// filesystem, a put stages its bytes in `.<name>.<n>.staging` (a create-only put, in
+    /// `<name>#<n>`) and renames it, and a crash in between leaves the staging file, which
+    /// listings hide. (Object-store puts leave nothing.)
     pub async fn remove_interrupted_writes(&self) -> Result<()> {
         let Some(dir) = &self.local_dir else {
             return Ok(());
@@ -124,9 +126,10 @@ impl StoreLocation {
             .map_err(|e| ConnectorError::io(&self.display, e))?
         {
             let name = entry.file_name().to_string_lossy().to_string();
-            let staging = name
-                .rsplit_once('#')
-                .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+            let staging = is_staging_name(&name)
+                || name
+                    .rsplit_once('#')
+                    .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
             if staging {
                 tracing::info!(file = %self.describe(&name), "removing the staging file of an interrupted write");
                 match tokio::fs::remove_file(entry.path()).await {
@@ -148,6 +151,11 @@ impl StoreLocation {
         format!("{}/{name}", self.display)
     }
 
+    /// The directory on the local filesystem, for a local store.
+    pub fn local_path(&self) -> Option<&std::path::Path> {
+        self.local_dir.as_deref()
+    }
+
     /// Whether this directory is on the local filesystem.
     pub fn is_local(&self) -> bool {
         self.local_dir.is_some()
@@ -156,6 +164,9 @@ impl StoreLocation {
     /// Writes `name` whole or not at all, replacing an existing file; large files go up in
     /// parts (see [`MULTIPART_THRESHOLD`]).
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
+        if let Some(dir) = &self.local_dir {
+            return self.put_local(dir, name, bytes).await;
+        }
         let failed = |e| ConnectorError::io(self.describe(name), e);
         if bytes.len() < MULTIPART_THRESHOLD {
             self.store
@@ -172,6 +183,31 @@ impl StoreLocation {
         let mut writer = WriteMultipart::new_with_chunk_size(upload, MULTIPART_CHUNK);
         writer.put(bytes);
         writer.finish().await.map_err(failed)?;
+        Ok(())
+    }
+
+    /// A local put: the bytes go to a staging file that readers skip, which is then renamed
+    /// over `name` (a rename within a directory is atomic), so a reader listing the directory
+    /// mid-write sees the old file or the new one, never part of one.
+    async fn put_local(&self, dir: &std::path::Path, name: &str, bytes: Bytes) -> Result<()> {
+        let failed = |e| ConnectorError::io(self.describe(name), e);
+        let staging = dir.join(staging_name(name));
+        let written = match tokio::fs::write(&staging, &bytes).await {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // The directory is created by its first write, as on object stores.
+                tokio::fs::create_dir_all(dir).await.map_err(failed)?;
+                tokio::fs::write(&staging, &bytes).await
+            }
+            other => other,
+        };
+        let renamed = match written {
+            Ok(()) => tokio::fs::rename(&staging, dir.join(name)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = renamed {
+            let _ = tokio::fs::remove_file(&staging).await;
+            return Err(failed(e));
+        }
         Ok(())
     }
 
@@ -256,6 +292,18 @@ impl StoreLocation {
             modified: meta.last_modified,
         })
     }
+}
+
+/// A fresh staging name for a local write of `name`: hidden from readers and listings.
+fn staging_name(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(".{name}.{}-{n}.staging", std::process::id())
+}
+
+/// Whether `name` is a staging file of [`StoreLocation::put`].
+fn is_staging_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(".staging")
 }
 
 /// Whether a file name is hidden from readers: names starting with `_` or `.`, the convention

@@ -6,11 +6,16 @@
 //! finishes, then reads the sink directory with the plain `parquet` crate, skipping names that
 //! start with `_` or `.` as DuckDB, pyarrow and Spark do. Those rows must equal, as a multiset,
 //! the oracle's: the same `SELECT` run by DataFusion as one batch query over all the input. A
-//! lost or duplicated row fails the test.
+//! lost or duplicated row fails the test. Meanwhile a plain reader lists and reads the
+//! sink's directory in a loop, as `pyarrow.dataset` does (every name not starting with `_`
+//! or `.`, whatever its extension): it must never meet a partial file.
 //!
 //! `sigkill_at_random_points_keeps_s3_parquet_output_and_checkpoint_exactly_once` does the same
 //! with the sink's output and the checkpoint in an S3 bucket (the moto server of `services`;
 //! skipped visibly without it), where no file is renamed and log entries are conditional puts.
+//!
+//! `a_second_writer_on_a_checkpoint_is_refused_at_start_and_loses_nothing` races two runs on
+//! one checkpoint.
 //!
 //! `sigint_stops_gracefully_after_the_batch_in_flight` checks that SIGINT and SIGTERM end
 //! `weir run` with exit code 0 and no batch planned but left uncommitted, and that a file
@@ -90,6 +95,10 @@ fn sigkill_at_random_points_keeps_kafka_to_parquet_exactly_once() {
 /// Kills `weir run` at random moments (stretched by `slowdown`) until `wanted` kills landed,
 /// then lets it finish and checks the sink against the oracle.
 fn kill_repeatedly(job: &Job, wanted: usize, slowdown: u64) {
+    let reader = job
+        .s3
+        .is_none()
+        .then(|| PlainReader::start(job.out.clone()));
     let mut rng = Rng::from_env();
     let (mut files, mut kills, mut early, mut runs) = (0, 0, 0, 0);
     while kills < wanted {
@@ -124,6 +133,17 @@ fn kill_repeatedly(job: &Job, wanted: usize, slowdown: u64) {
     }
     job.expect_clean_exit(job.spawn(), Duration::from_secs(120), "the final run");
     eprintln!("{kills} kills ({early} before a batch committed) in {runs} runs over {files} files");
+    if let Some(reader) = reader {
+        let (reads, failures) = reader.stop();
+        eprintln!("a plain reader read {reads} files while the runs were killed");
+        assert!(
+            failures.is_empty(),
+            "a plain reader listing the output mid-write failed {} times; first: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(3)]
+        );
+        assert!(reads > 0, "the plain reader never read a file");
+    }
 
     assert_sink_matches_oracle(job);
     let names = job.sink_file_names();
@@ -140,6 +160,47 @@ fn kill_repeatedly(job: &Job, wanted: usize, slowdown: u64) {
             "one batch per input file"
         );
     }
+}
+
+/// Two `weir run` of one job started on one checkpoint, the second 50–750 ms after the first:
+/// the second is refused at once with a message naming the first (or, if the first already
+/// ended, runs what is left), and after a final run the sink holds every row exactly once.
+#[test]
+fn a_second_writer_on_a_checkpoint_is_refused_at_start_and_loses_nothing() {
+    let mut rng = Rng::from_env();
+    let (mut refused, trials) = (0, 6);
+    for trial in 0..trials {
+        let job = Job::new("available-now", None, None);
+        for index in 0..2 * BACKLOG {
+            write_input_file(&job.input, index, &mut rng);
+        }
+        let first = job.spawn();
+        sleep(Duration::from_millis(50 + rng.below(700)));
+        let mut second = job.spawn();
+        let status = job
+            .poll(
+                &mut second,
+                Duration::from_secs(60),
+                "the second writer's exit",
+                || false,
+            )
+            .expect("the second writer ends");
+        if !status.success() {
+            refused += 1;
+            let log = job.log_tail();
+            assert!(
+                log.contains("is in use by query 'out' (process ")
+                    && log.contains("only one query may write a checkpoint"),
+                "trial {trial}: the second writer failed for another reason\n{log}"
+            );
+        }
+        job.expect_clean_exit(first, Duration::from_secs(120), "the first writer's run");
+        job.expect_clean_exit(job.spawn(), Duration::from_secs(60), "the final run");
+        assert_sink_matches_oracle(&job);
+        job.assert_every_planned_batch_committed();
+    }
+    eprintln!("the second writer was refused in {refused} of {trials} trials");
+    assert!(refused > 0, "no trial raced two writers");
 }
 
 #[test]
@@ -493,6 +554,64 @@ fn assert_sink_matches_oracle(job: &Job) {
         &extra[..extra.len().min(5)],
         job.log_tail()
     );
+}
+
+/// A reader of the sink's directory in a loop while the test runs, as `pyarrow.dataset(dir)`
+/// reads it: every file whose name does not start with `_` or `.`, whatever its extension,
+/// read whole as Parquet. It must never fail: a file it lists is whole. (A file can vanish
+/// between the listing and the read, when a restart removes the output of a batch that was
+/// not committed; pyarrow would fail on that too, but it loses nothing, so it is not counted.)
+struct PlainReader {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, Vec<String>)>,
+}
+
+impl PlainReader {
+    fn start(dir: PathBuf) -> Self {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let (mut reads, mut failures) = (0u64, Vec::new());
+            while !stopped.load(Ordering::Relaxed) {
+                for name in file_names(&dir)
+                    .iter()
+                    .filter(|n| !n.starts_with(['_', '.']))
+                {
+                    let file = match File::open(dir.join(name)) {
+                        Ok(file) => file,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(e) => {
+                            failures.push(format!("{name}: {e}"));
+                            continue;
+                        }
+                    };
+                    let rows = ParquetRecordBatchReaderBuilder::try_new(file)
+                        .and_then(|b| b.build())
+                        .map_err(|e| e.to_string())
+                        .and_then(|reader| {
+                            reader
+                                .map(|b| b.map(|b| b.num_rows()))
+                                .sum::<Result<usize, _>>()
+                                .map_err(|e| e.to_string())
+                        });
+                    match rows {
+                        Ok(_) => reads += 1,
+                        Err(e) => failures.push(format!("{name}: {e}")),
+                    }
+                }
+                sleep(Duration::from_millis(2));
+            }
+            (reads, failures)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops the reader: the files it read whole, and its failures.
+    fn stop(self) -> (u64, Vec<String>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the plain reader panicked")
+    }
 }
 
 /// Every batch of every `*.parquet` file below `dir`, read with the `parquet` crate as an

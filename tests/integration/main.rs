@@ -12,6 +12,8 @@
 //!   S3-compatible server, and the errors for unreachable or misconfigured stores.
 //! - `postgres`: the `postgres` sink's upserts, exactly-once re-runs and errors against a real
 //!   PostgreSQL.
+//! - `late_rows`: late rows kept, dropped and counted by Spark's rule (the previous batch's
+//!   watermark), against that rule written out, for any batch split.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `repl`: the interactive shell through a pseudo-terminal.
@@ -35,6 +37,7 @@ mod crash_windowed;
 mod embedding;
 mod files_source;
 mod kafka;
+mod late_rows;
 mod object_stores;
 mod postgres;
 mod property;

@@ -39,7 +39,7 @@ fn batch(rows: &[(i64, Option<String>, i64)]) -> RecordBatch {
     .expect("batch")
 }
 
-fn sorted_lines(batches: &[RecordBatch]) -> Vec<String> {
+pub(crate) fn sorted_lines(batches: &[RecordBatch]) -> Vec<String> {
     let options = FormatOptions::default().with_null("NULL");
     let mut lines = Vec::new();
     for b in batches {
@@ -91,13 +91,13 @@ async fn oracle(query: &str, rows: &[(i64, Option<String>, i64)]) -> Vec<String>
 }
 
 /// The sorted rows of `sql` run as one DataFusion batch query in `ctx`.
-async fn batch_lines(ctx: &SessionContext, sql: &str) -> Vec<String> {
+pub(crate) async fn batch_lines(ctx: &SessionContext, sql: &str) -> Vec<String> {
     let rows = ctx.sql(sql).await.expect("plan").collect().await;
     sorted_lines(&rows.expect("run"))
 }
 
 /// A runtime for a property test's case: two worker threads, as on the CI machine.
-fn case_runtime() -> tokio::runtime::Runtime {
+pub(crate) fn case_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -252,11 +252,11 @@ async fn windowed_streamed(
 }
 
 // The two counts of `amount % 7` share one pair set, each with its own FILTER.
-const TUMBLING: &str = "SELECT window_start, name, count(*) AS n, sum(amount) AS total, \
+pub(crate) const TUMBLING: &str = "SELECT window_start, name, count(*) AS n, sum(amount) AS total, \
     count(DISTINCT amount % 7) AS sevens, count(DISTINCT amount % 7) FILTER (WHERE amount > 20) AS big_sevens \
     FROM TUMBLE(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
 
-const SESSIONS: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total \
+pub(crate) const SESSIONS: &str = "SELECT window_start, window_end, name, count(*) AS n, sum(amount) AS total \
     FROM SESSION(e, ts, INTERVAL '10' SECOND) GROUP BY window_start, window_end, name";
 
 async fn windowed_streamed_query(
@@ -315,7 +315,7 @@ async fn windowed_streamed_query(
 
 /// A session with table `e` holding `rows` as (ts seconds, name, amount), typed as the
 /// streaming source `e` of the windowed tests.
-fn event_context(rows: &[(i64, Option<String>, i64)]) -> SessionContext {
+pub(crate) fn event_context(rows: &[(i64, Option<String>, i64)]) -> SessionContext {
     let ctx = SessionContext::new();
     let schema = Arc::new(Schema::new(vec![
         Field::new(
@@ -347,7 +347,7 @@ fn event_context(rows: &[(i64, Option<String>, i64)]) -> SessionContext {
     ctx
 }
 
-async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
+pub(crate) async fn windowed_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
     let ctx = event_context(rows);
     let sql = "SELECT date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') AS window_start, name, \
                count(*) AS n, sum(amount) AS total, count(DISTINCT amount % 7) AS sevens, \
@@ -433,7 +433,7 @@ proptest! {
 
 /// Sessions by gaps and islands: a row starts a new session when it comes 10 s or more after
 /// the previous row of its name.
-async fn sessions_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
+pub(crate) async fn sessions_oracle(rows: &[(i64, Option<String>, i64)]) -> Vec<String> {
     let ctx = event_context(rows);
     let sql = "WITH marked AS ( \
           SELECT ts, name, amount, CASE WHEN ts - lag(ts) OVER (PARTITION BY name ORDER BY ts) < INTERVAL '10' SECOND \

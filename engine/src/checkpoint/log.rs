@@ -4,6 +4,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use weir_connectors::{BatchId, SourceOffset, StorageOptions, StoreLocation};
 
+use std::path::Path;
+
+use super::CheckpointLock;
 use crate::error::{Result, WeirError};
 
 /// Log entries kept (older offsets and commits are purged).
@@ -50,9 +53,34 @@ pub struct OffsetsEntry {
     pub sources: Vec<SourceRange>,
     /// Wall-clock time the batch was planned, in ms since the epoch.
     pub batch_timestamp_ms: i64,
-    /// The event-time watermark in force for the batch, in ms since the epoch.
+    /// The event-time watermark in force for the batch, in ms since the epoch: stateful
+    /// operators evict and emit with it (Spark's `eventTimeWatermarkForEviction`).
     #[serde(default)]
     pub watermark_ms: Option<i64>,
+    /// The watermark that was in force for the previous batch: input rows it closed are late
+    /// (Spark's `eventTimeWatermarkForLateEvents`). Absent in entries written before Weir
+    /// recorded it, which then filter with `watermark_ms`, as those versions did; see
+    /// [`OffsetsEntry::late_watermark`].
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub late_watermark_ms: Option<Option<i64>>,
+}
+
+impl OffsetsEntry {
+    /// The watermark that input rows are late against (see `late_watermark_ms`).
+    pub fn late_watermark(&self) -> Option<i64> {
+        self.late_watermark_ms.unwrap_or(self.watermark_ms)
+    }
+}
+
+/// A field that is present, even as `null`, is `Some`.
+fn present<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(deserializer).map(Some)
 }
 
 /// `commits/<N>.json`.
@@ -83,6 +111,11 @@ impl Checkpoint {
         Ok(Self {
             dir: StoreLocation::open(location, storage, true)?,
         })
+    }
+
+    /// Takes the checkpoint's writer lock for query `query` (see [`CheckpointLock`]).
+    pub async fn lock(&self, query: &str) -> Result<CheckpointLock> {
+        CheckpointLock::acquire(self.dir.local_path().map(Path::to_path_buf), query).await
     }
 
     /// Deletes the staging files of log writes a crash interrupted.
@@ -220,6 +253,30 @@ async fn write_json<T: Serialize>(dir: &StoreLocation, name: &str, value: &T) ->
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_offsets_entry_without_a_late_watermark_filters_with_the_watermark_in_force() {
+        let old = r#"{"batch_id": 3, "sources": [], "batch_timestamp_ms": 5, "watermark_ms": 7}"#;
+        let old: OffsetsEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            (old.late_watermark_ms, old.late_watermark()),
+            (None, Some(7))
+        );
+        let first = r#"{"batch_id": 0, "sources": [], "batch_timestamp_ms": 5,
+            "watermark_ms": 7, "late_watermark_ms": null}"#;
+        let first: OffsetsEntry = serde_json::from_str(first).unwrap();
+        assert_eq!(first.late_watermark(), None);
+        let entry = OffsetsEntry {
+            late_watermark_ms: Some(Some(4)),
+            ..first
+        };
+        let text = serde_json::to_string(&entry).unwrap();
+        let back: OffsetsEntry = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            (back.late_watermark(), back.watermark_ms),
+            (Some(4), Some(7))
+        );
+    }
+
     #[tokio::test]
     async fn offsets_and_commits_round_trip_and_damage_is_reported() {
         let tmp = tempfile::tempdir().unwrap();
@@ -236,6 +293,7 @@ mod tests {
                 }],
                 batch_timestamp_ms: 5,
                 watermark_ms: Some(1),
+                late_watermark_ms: Some(None),
             };
             checkpoint.write_offsets(&entry).await.unwrap();
         }
@@ -248,6 +306,7 @@ mod tests {
             sources: vec![],
             batch_timestamp_ms: 0,
             watermark_ms: None,
+            late_watermark_ms: Some(None),
         };
         let err = checkpoint
             .write_offsets(&again)

@@ -1,6 +1,7 @@
 //! The checkpoint of one continuous query: its metadata and the offsets and commits logs.
 //!
 //! ```text
+//! writer.lock        held by the query writing the checkpoint (local disks; see `lock`)
 //! metadata.json      query name, SQL, sources, output columns; written once at creation
 //! offsets/<N>.json   the source ranges of batch N, written BEFORE batch N runs
 //! commits/<N>.json   written AFTER batch N's output is durable in the sink
@@ -13,8 +14,11 @@
 //! `commits/N`, batch N is re-run with exactly the offsets recorded (the sink's write is
 //! idempotent per batch id); otherwise the query continues with batch N + 1 from the ends of
 //! batch N's ranges. Log entries are written create-only: finding one already there means a
-//! second query is writing the same checkpoint, which is refused.
+//! second query is writing the same checkpoint, which is refused; on a local disk the second
+//! query is refused before that, at start, by the checkpoint's [`CheckpointLock`].
 
+mod lock;
 mod log;
 
+pub use lock::CheckpointLock;
 pub use log::{Checkpoint, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange};

@@ -1,7 +1,7 @@
 //! Hopping windows aggregated by panes ([`HopPanes`], set by `AggregateHopPanes`): each input
 //! row comes once, keyed by its pane (the start of its latest window), instead of once per
 //! window. [`expand_panes`] adds a pane's partial state to each window holding it, and
-//! [`late_windows`] counts the windows of a row that had closed, so late rows are counted
+//! [`late_windows`] lists the windows of a row that had closed, so late rows are counted
 //! as if the row had been unnested into its windows.
 
 use std::sync::Arc;
@@ -46,14 +46,14 @@ pub(super) fn expand_panes(
 }
 
 /// For rows whose latest window starts at `starts` (a timestamp column): the rows with a
-/// window still open (`None` when all are), and how many of the rows' windows had closed,
-/// a window closing when its start is at or before `threshold_ms` (the watermark minus the
-/// window size). A null start never closes.
+/// window still open (`None` when all are), and each of the rows' windows that had closed,
+/// as `(row, window start in ms)`; a window closes when its start is at or before
+/// `threshold_ms` (the watermark minus the window size). A null start never closes.
 pub(super) fn late_windows(
     starts: &ArrayRef,
     threshold_ms: i64,
     panes: HopPanes,
-) -> Result<(Option<BooleanArray>, u64)> {
+) -> Result<(Option<BooleanArray>, Vec<(u32, i64)>)> {
     let as_ms = cast(starts, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
     let as_ms = as_ms
         .as_any()
@@ -63,12 +63,13 @@ pub(super) fn late_windows(
     let all_open = arrow::compute::min(as_ms)
         .is_none_or(|earliest| earliest.saturating_sub(earliest_window) > threshold_ms);
     if all_open {
-        return Ok((None, 0));
+        return Ok((None, Vec::new()));
     }
-    let mut late = 0u64;
+    let mut late = Vec::new();
     let open: BooleanArray = as_ms
         .iter()
-        .map(|latest| {
+        .zip(0u32..)
+        .map(|(latest, row)| {
             let Some(latest) = latest else {
                 return Some(true);
             };
@@ -78,7 +79,10 @@ pub(super) fn late_windows(
             } else {
                 (latest - threshold_ms + panes.slide_ms - 1) / panes.slide_ms
             };
-            late += (panes.windows - first_closed.min(panes.windows)) as u64;
+            late.extend(
+                (first_closed.min(panes.windows)..panes.windows)
+                    .map(|j| (row, latest - j * panes.slide_ms)),
+            );
             Some(latest > threshold_ms)
         })
         .collect();
@@ -167,11 +171,21 @@ mod tests {
             open.unwrap().iter().collect::<Vec<_>>(),
             [true, true, false, true].map(Some)
         );
-        // 100: 90 closed (1); 92: 87 and 82 closed (2); 70: all three.
-        assert_eq!(late, 6);
+        // 100: 90 closed; 92: 87 and 82 closed; 70: all three.
+        assert_eq!(
+            late,
+            [
+                (0, 90_000),
+                (1, 87_000),
+                (1, 82_000),
+                (2, 70_000),
+                (2, 65_000),
+                (2, 60_000)
+            ]
+        );
         // Nothing closes before the earliest window of the earliest row.
         let (open, late) = late_windows(&starts, 59_999, PANES).unwrap();
         assert!(open.is_none());
-        assert_eq!(late, 0);
+        assert!(late.is_empty());
     }
 }

@@ -1,14 +1,17 @@
-//! [`DropLateRowsExec`]: drops the input rows of a windowed aggregation whose window has
-//! closed under the watermark in force, and counts them, while the rows stream into the
+//! [`DropLateRowsExec`]: drops the input rows of a windowed aggregation whose window had
+//! closed under the watermark of the previous batch, and counts them as Spark's
+//! `numRowsDroppedByWatermark` does ([`LateInput`]), while the rows stream into the
 //! aggregation (no copy of the batch's input is kept).
 
+use std::collections::HashSet;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{cast, filter_record_batch, take};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use arrow::row::{RowConverter, SortField};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
@@ -22,30 +25,120 @@ use weir_sql::logical::HopPanes;
 
 use super::hop_panes::late_windows;
 
-/// Keeps the rows whose `window_end` is after `watermark_ms`; counts the others in `late`.
+/// The late input of one batch, counted as Spark counts `numRowsDroppedByWatermark`.
+///
+/// Spark drops late rows of a streaming aggregation in its state-saving operator, which sees
+/// the input already aggregated by key (one row per group and window), so it counts the
+/// *groups* that late rows fell into; a hopping window's row is one row per window there.
+/// Session windows are filtered before any aggregation, so there each late *row* counts.
+#[derive(Debug)]
+pub(super) struct LateInput {
+    by_group: bool,
+    rows: AtomicU64,
+    /// The late groups seen: the group's other keys in row format, then its window's time.
+    groups: Mutex<HashSet<Box<[u8]>>>,
+}
+
+impl LateInput {
+    /// Counts the distinct groups (with their windows) of the late rows.
+    pub(super) fn by_group() -> Self {
+        Self {
+            by_group: true,
+            rows: AtomicU64::new(0),
+            groups: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Counts the late rows.
+    pub(super) fn by_row() -> Self {
+        Self {
+            by_group: false,
+            ..Self::by_group()
+        }
+    }
+
+    /// What Spark's `numRowsDroppedByWatermark` would report for the batch.
+    pub(super) fn count(&self) -> u64 {
+        if self.by_group {
+            let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+            groups.len() as u64
+        } else {
+            self.rows.load(Ordering::Relaxed)
+        }
+    }
+
+    /// Takes in the late `(row, window time)` pairs of `batch`, whose group keys are `keys`
+    /// with the window's at `window`.
+    fn record(
+        &self,
+        batch: &RecordBatch,
+        keys: &[Arc<dyn PhysicalExpr>],
+        window: usize,
+        late: &[(u32, i64)],
+    ) -> Result<()> {
+        if !self.by_group {
+            self.rows.fetch_add(late.len() as u64, Ordering::Relaxed);
+            return Ok(());
+        }
+        let rows = UInt32Array::from_iter_values(late.iter().map(|(row, _)| *row));
+        let mut columns = Vec::with_capacity(keys.len());
+        for (i, key) in keys.iter().enumerate() {
+            if i != window {
+                let values = key.evaluate(batch)?.into_array(batch.num_rows())?;
+                columns.push(take(&values, &rows, None)?);
+            }
+        }
+        let encoded = if columns.is_empty() {
+            None
+        } else {
+            let fields = columns
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect();
+            Some(RowConverter::new(fields)?.convert_columns(&columns)?)
+        };
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, (_, time)) in late.iter().enumerate() {
+            let mut key = encoded
+                .as_ref()
+                .map_or_else(Vec::new, |rows| rows.row(i).as_ref().to_vec());
+            key.extend_from_slice(&time.to_le_bytes());
+            groups.insert(key.into_boxed_slice());
+        }
+        Ok(())
+    }
+}
+
+/// Keeps the rows whose closing key (`keys[window]`) is after `watermark_ms`; counts the
+/// others into `late`.
 #[derive(Debug, Clone)]
 pub(super) struct DropLateRowsExec {
     input: Arc<dyn ExecutionPlan>,
-    /// A row's window end (or, for session windows, the row's session start).
-    window_end: Arc<dyn PhysicalExpr>,
+    /// The aggregation's group keys, over `input`.
+    keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Which key closes a row's group: its window end (or, for session windows, the row's
+    /// session start).
+    window: usize,
     watermark_ms: i64,
-    /// For a hopping window aggregated by panes, `window_end` is the start of the row's
+    /// For a hopping window aggregated by panes, the closing key is the start of the row's
     /// latest window, and a row counts once per window of it that closed.
     panes: Option<HopPanes>,
-    late: Arc<AtomicU64>,
+    late: Arc<LateInput>,
 }
 
 impl DropLateRowsExec {
     pub(super) fn new(
         input: Arc<dyn ExecutionPlan>,
-        window_end: Arc<dyn PhysicalExpr>,
+        keys: Vec<Arc<dyn PhysicalExpr>>,
+        window: usize,
         watermark_ms: i64,
         panes: Option<HopPanes>,
-        late: Arc<AtomicU64>,
+        late: Arc<LateInput>,
     ) -> Self {
         Self {
             input,
-            window_end,
+            keys,
+            window,
             watermark_ms,
             panes,
             late,
@@ -53,22 +146,15 @@ impl DropLateRowsExec {
     }
 
     fn keep_open(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let ends = self
-            .window_end
+        let ends = self.keys[self.window]
             .evaluate(&batch)?
             .into_array(batch.num_rows())?;
         let (open, late) = match self.panes {
             Some(panes) => late_windows(&ends, self.watermark_ms, panes)?,
-            None => match after(&ends, self.watermark_ms)? {
-                Some(open) => {
-                    let late = batch.num_rows() - open.true_count();
-                    (Some(open), late as u64)
-                }
-                None => (None, 0),
-            },
+            None => late_rows(&ends, self.watermark_ms)?,
         };
-        if late > 0 {
-            self.late.fetch_add(late, Ordering::Relaxed);
+        if !late.is_empty() {
+            self.late.record(&batch, &self.keys, self.window, &late)?;
         }
         match open {
             Some(open) if open.true_count() < batch.num_rows() => {
@@ -77,6 +163,26 @@ impl DropLateRowsExec {
             _ => Ok(batch),
         }
     }
+}
+
+/// The rows whose `ends` are after `watermark_ms` (`None`: all of them), and the others as
+/// `(row, end)` pairs.
+fn late_rows(
+    ends: &ArrayRef,
+    watermark_ms: i64,
+) -> Result<(Option<BooleanArray>, Vec<(u32, i64)>)> {
+    let Some(open) = after(ends, watermark_ms)? else {
+        return Ok((None, Vec::new()));
+    };
+    let values = cast(ends, &DataType::Int64)?;
+    let values = values.as_primitive::<Int64Type>();
+    let late = open
+        .iter()
+        .zip(0u32..)
+        .filter(|(open, _)| *open == Some(false))
+        .map(|(_, row)| (row, values.value(row as usize)))
+        .collect();
+    Ok((Some(open), late))
 }
 
 /// `ends > watermark` for a timestamp column, compared in the column's own unit (nulls count
@@ -115,7 +221,7 @@ impl DisplayAs for DropLateRowsExec {
         write!(
             f,
             "DropLateRowsExec: {} > {}",
-            self.window_end, self.watermark_ms
+            self.keys[self.window], self.watermark_ms
         )?;
         if let Some(panes) = self.panes {
             write!(f, ", by panes of {} ms", panes.slide_ms)?;
@@ -141,7 +247,12 @@ impl ExecutionPlan for DropLateRowsExec {
         &self,
         f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
     ) -> Result<TreeNodeRecursion> {
-        f(&self.window_end)
+        for key in &self.keys {
+            if f(key)? == TreeNodeRecursion::Stop {
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
     }
 
     fn with_new_children(

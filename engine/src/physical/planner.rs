@@ -26,12 +26,26 @@ use crate::state::{PairSet, QueryState};
 pub struct BatchContext {
     /// The query's operator states.
     pub state: Arc<QueryState>,
-    /// The watermark in force for the batch, in ms since the epoch.
-    pub watermark_ms: Option<i64>,
+    /// The watermarks the batch's stateful operators work with.
+    pub watermarks: BatchWatermarks,
     /// The query's output mode.
     pub mode: OutputMode,
     /// Metrics of each operator in this batch, by operator id.
     pub metrics: Mutex<BTreeMap<String, Arc<Mutex<AggregateMetrics>>>>,
+}
+
+/// The two event-time watermarks of one batch, in ms since the epoch, as Spark (≥ 3.4) uses
+/// them: input rows are late when the watermark of the *previous* batch has closed them, and
+/// state is evicted (and, in append mode, emitted) with the watermark in force for this
+/// batch. So a row older than this batch's watermark but not the previous one still counts
+/// in the window this batch closes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchWatermarks {
+    /// Spark's `eventTimeWatermarkForLateEvents`: the watermark in force for the previous
+    /// batch (for the first batch, its own).
+    pub late_rows_ms: Option<i64>,
+    /// Spark's `eventTimeWatermarkForEviction`: the watermark in force for this batch.
+    pub eviction_ms: Option<i64>,
 }
 
 /// DataFusion's planner plus Weir's streaming operators.
@@ -148,7 +162,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggregate.hop_panes,
             distinct,
             self.context.mode,
-            self.context.watermark_ms,
+            self.context.watermarks,
             self.context.state.operator(&aggregate.operator_id),
             metrics,
         )?;

@@ -83,7 +83,9 @@ pub struct OperatorProgress {
     pub state_rows: u64,
     /// Memory held by its state after the batch.
     pub state_bytes: u64,
-    /// Input rows dropped as late (their window had closed).
+    /// Late input dropped (its window closed by the previous batch's watermark), counted as
+    /// Spark's `numRowsDroppedByWatermark`: the groups (a key's window) that late rows fell
+    /// into; for session windows, the late rows.
     pub late_rows: u64,
     /// Groups removed from state because the watermark passed their window.
     pub rows_evicted: u64,

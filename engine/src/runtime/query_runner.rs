@@ -21,9 +21,11 @@ use super::progress::{
 };
 use super::query_options::{OutputMode, Trigger};
 use super::watermark::{WatermarkSpec, WatermarkTracker};
-use crate::checkpoint::{Checkpoint, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange};
+use crate::checkpoint::{
+    Checkpoint, CheckpointLock, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange,
+};
 use crate::error::{Result, WeirError};
-use crate::physical::planner::{BatchContext, StreamingQueryPlanner};
+use crate::physical::planner::{BatchContext, BatchWatermarks, StreamingQueryPlanner};
 use crate::state::QueryState;
 
 /// How long a query with an as-fast-as-possible trigger waits when no source has new data.
@@ -91,6 +93,8 @@ pub(crate) struct QueryRunner {
     sources: Vec<OpenSource>,
     sink: Arc<dyn Sink>,
     checkpoint: Checkpoint,
+    /// Held until the query ends: one writer per checkpoint.
+    _lock: CheckpointLock,
     trigger: Trigger,
     output_mode: OutputMode,
     flush_on_end: bool,
@@ -129,6 +133,8 @@ impl QueryRunner {
                 .collect(),
             state_partitions: parts.state_partitions.max(1),
         };
+        // Before anything is touched: a second writer must not remove this one's output.
+        let lock = parts.checkpoint.lock(&parts.name).await?;
         parts.checkpoint.remove_interrupted_writes().await?;
         let existing = parts.checkpoint.metadata().await?;
         // The sink is opened before a new checkpoint is created: a sink that refuses (output
@@ -194,6 +200,7 @@ impl QueryRunner {
             sources,
             sink: parts.sink,
             checkpoint: parts.checkpoint,
+            _lock: lock,
             trigger: parts.trigger,
             output_mode: parts.output_mode,
             flush_on_end: parts.flush_on_end,
@@ -275,11 +282,15 @@ impl QueryRunner {
                     .last_batch_watermark
                     .is_some_and(|last| last != watermark);
             if has_data || watermark_moved {
+                // As in Spark (≥ 3.4), input is late against the watermark of the previous
+                // batch, and the first batch against its own.
+                let late_watermark = self.last_batch_watermark.unwrap_or(watermark);
                 let entry = OffsetsEntry {
                     batch_id: next,
                     sources: ranges,
                     batch_timestamp_ms: now_ms(),
                     watermark_ms: watermark,
+                    late_watermark_ms: Some(late_watermark),
                 };
                 let write_started = Instant::now();
                 self.checkpoint.write_offsets(&entry).await?;
@@ -395,7 +406,10 @@ impl QueryRunner {
         let execute_started = Instant::now();
         let context = Arc::new(BatchContext {
             state: Arc::clone(&self.state),
-            watermark_ms: entry.watermark_ms,
+            watermarks: BatchWatermarks {
+                late_rows_ms: entry.late_watermark(),
+                eviction_ms: entry.watermark_ms,
+            },
             mode: self.output_mode,
             metrics: Default::default(),
         });

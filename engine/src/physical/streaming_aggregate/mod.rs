@@ -36,10 +36,19 @@
 //! - `append` (windowed, with a watermark): the windows whose end is at or before the
 //!   watermark in force, each emitted once, then evicted from state.
 //!
-//! **Watermark**: in a windowed aggregation, rows whose window ended at or before the
-//! watermark in force are late: they are dropped before aggregation and counted. In `update`
-//! mode, closed windows are evicted after the batch; `complete` mode keeps every group, and so
-//! drops no row (as Spark).
+//! **Watermark** (Spark ≥ 3.4, [`BatchWatermarks`]): in a windowed aggregation, an input row
+//! is late when its window ended at or before the watermark in force for the *previous*
+//! batch (Spark's `eventTimeWatermarkForLateEvents`): it is dropped before aggregation and
+//! counted. Windows close, and are emitted in `append` mode and evicted, with the watermark
+//! in force for *this* batch (`eventTimeWatermarkForEviction`). So a row older than this
+//! batch's watermark but not the previous batch's still counts, in a window this very batch
+//! emits. A hopping window's row is counted once per window of it that is late, as Spark
+//! counts the rows it expands into windows. A session window's row is late when it *starts*
+//! before the previous batch's watermark: Spark compares the row's own session end (its time
+//! plus the gap), so it accepts a row that would extend a session it already emitted and
+//! then emits a second, overlapping session for the key; Weir drops that row instead and
+//! keeps sessions of a key disjoint, as a batch query over the accepted rows has them.
+//! `complete` mode keeps every group, and so drops no row (as Spark).
 //!
 //! **Checkpoint**: each partition's merged state and delta are staged in the operator's
 //! [`OperatorState`]; the runner persists the deltas as version N before writing `commits/N`.
@@ -47,7 +56,6 @@
 mod merge;
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,7 +88,8 @@ use super::distinct_flags::{
     DistinctCounts, DistinctFlagsExec, GROUP_NUMBER, count_distinct_by_pairs,
 };
 use super::hop_panes::{durations, expand_panes};
-use super::late_rows::{DropLateRowsExec, after};
+use super::late_rows::{DropLateRowsExec, LateInput, after};
+use super::planner::BatchWatermarks;
 use crate::error::WeirError;
 use crate::runtime::OutputMode;
 use crate::state::{OperatorState, PairSet, key_converter, split_by_key};
@@ -88,7 +97,8 @@ use crate::state::{OperatorState, PairSet, key_converter, split_by_key};
 /// What the operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AggregateMetrics {
-    /// Input rows dropped because their window had closed.
+    /// Late input dropped, counted as Spark's `numRowsDroppedByWatermark`: the groups (a
+    /// window of a key) that late rows fell into, or for session windows the late rows.
     pub late_rows: u64,
     /// Groups removed from state because their window closed.
     pub rows_evicted: u64,
@@ -123,8 +133,9 @@ pub struct StreamingAggregateExec {
     /// Set when the input holds each row once, keyed by its hopping window's pane.
     hop_panes: Option<HopPanes>,
     mode: OutputMode,
-    /// The watermark in force for this batch, in ms since the epoch.
-    watermark_ms: Option<i64>,
+    /// The watermarks of this batch: late rows are dropped with one, state evicted with the
+    /// other.
+    watermarks: BatchWatermarks,
     state: Arc<OperatorState>,
     metrics: Arc<Mutex<AggregateMetrics>>,
     /// DataFusion's per-operator metrics (`EXPLAIN ANALYZE`).
@@ -150,7 +161,7 @@ impl StreamingAggregateExec {
         hop_panes: Option<HopPanes>,
         distinct: Vec<(Vec<usize>, Arc<PairSet>)>,
         mode: OutputMode,
-        watermark_ms: Option<i64>,
+        watermarks: BatchWatermarks,
         state: Arc<OperatorState>,
         metrics: Arc<Mutex<AggregateMetrics>>,
     ) -> Result<Self> {
@@ -215,7 +226,7 @@ impl StreamingAggregateExec {
             session_start,
             hop_panes,
             mode,
-            watermark_ms,
+            watermarks,
             state,
             metrics,
             plan_metrics: ExecutionPlanMetricsSet::new(),
@@ -227,7 +238,10 @@ impl StreamingAggregateExec {
     /// Runs the whole batch: see the module docs.
     async fn run(self, context: Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
         let started = Instant::now();
-        let late = Arc::new(AtomicU64::new(0));
+        let late = Arc::new(match self.session_start {
+            Some(_) => LateInput::by_row(),
+            None => LateInput::by_group(),
+        });
         let weir_error = |e: WeirError| DataFusionError::External(Box::new(e));
         for count in &self.distinct {
             count.pairs.begin(&count.schema).map_err(weir_error)?;
@@ -281,7 +295,7 @@ impl StreamingAggregateExec {
         }
         let committed = self.state.committed();
         self.check_state_layout(&committed, &state_schema)?;
-        let late_rows = late.load(Ordering::Relaxed);
+        let late_rows = late.count();
 
         // Each state partition merges its own groups, in parallel.
         let new_parts = split_by_key(&new_partial, &self.partition_columns(), committed.len())
@@ -411,10 +425,11 @@ impl StreamingAggregateExec {
             return Ok(panes_state);
         }
         let windows = expand_panes(&panes_state, start, panes)?;
-        let Some(watermark) = self.watermark_ms else {
+        let Some(watermark) = self.watermarks.late_rows_ms else {
             return Ok(windows);
         };
-        // A late row's closed windows were counted when the row was dropped or kept.
+        // A late row's closed windows were counted when the row was dropped or kept; its
+        // windows closed only by this batch's watermark are merged, then emitted.
         let threshold = watermark.saturating_sub(self.end_offset_ms);
         match after(windows.column(start), threshold)? {
             Some(open) => Ok(filter_record_batch(&windows, &open)?),
@@ -428,7 +443,7 @@ impl StreamingAggregateExec {
     fn split_open(&self, state: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
         let (Some(index), Some(watermark), false) = (
             self.window_end,
-            self.watermark_ms,
+            self.watermarks.eviction_ms,
             self.mode == OutputMode::Complete,
         ) else {
             return Ok((state.clone(), state.slice(0, 0)));
@@ -509,11 +524,11 @@ impl StreamingAggregateExec {
         )))
     }
 
-    /// The input without the rows whose window ended at or before the watermark in force,
-    /// counted into `late`. For session windows, a row starting before the watermark is late:
-    /// it could otherwise reopen a session already emitted.
-    fn drop_late_rows(&self, late: Arc<AtomicU64>) -> Arc<dyn ExecutionPlan> {
-        let (Some(end), Some(watermark)) = (self.window_end, self.watermark_ms) else {
+    /// The input without the rows whose window ended at or before the previous batch's
+    /// watermark, counted into `late`. For session windows, a row starting before that
+    /// watermark is late: it could otherwise reopen a session already emitted.
+    fn drop_late_rows(&self, late: Arc<LateInput>) -> Arc<dyn ExecutionPlan> {
+        let (Some(end), Some(watermark)) = (self.window_end, self.watermarks.late_rows_ms) else {
             return Arc::clone(&self.input);
         };
         // As in Spark, `complete` mode keeps every group, so no row is too late for its group.
@@ -524,9 +539,11 @@ impl StreamingAggregateExec {
             Some(start) => (start, watermark.saturating_sub(1)),
             None => (end, watermark.saturating_sub(self.end_offset_ms)),
         };
+        let keys = self.group_by.expr().iter().map(|(key, _)| Arc::clone(key));
         Arc::new(DropLateRowsExec::new(
             Arc::clone(&self.input),
-            Arc::clone(&self.group_by.expr()[index].0),
+            keys.collect(),
+            index,
             watermark,
             self.hop_panes,
             late,
@@ -559,8 +576,15 @@ impl DisplayAs for StreamingAggregateExec {
             self.mode,
             groups.join(", "),
             aggregates.join(", "),
-            self.watermark_ms
+            self.watermarks.eviction_ms
         )?;
+        if self.watermarks.late_rows_ms != self.watermarks.eviction_ms {
+            write!(
+                f,
+                ", late_rows_watermark={:?}",
+                self.watermarks.late_rows_ms
+            )?;
+        }
         if let Some(derived) = self.end_from_start {
             write!(
                 f,

@@ -1,0 +1,116 @@
+//! [`CheckpointLock`]: one writer per checkpoint.
+//!
+//! A query holds its checkpoint's lock from before it touches anything (the sink's leftovers,
+//! the logs, the state) until it ends, so a second query started on the same checkpoint is
+//! refused at once, naming the holder, and can neither delete the first one's output nor
+//! race it for log entries. On a local disk the lock is an OS file lock (`flock`) on
+//! `<checkpoint>/writer.lock`: the kernel releases it when its process ends in any way,
+//! SIGKILL included, so a crashed writer never leaves a stale lock; the file holds a line
+//! naming the holder, for the refusal's message.
+//!
+//! A checkpoint in an object store has no lock yet: there, log entries are create-only puts,
+//! so a second writer fails at its first log write, but it may already have removed the
+//! first one's uncommitted output. Run one query per object-store checkpoint.
+
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, WeirError};
+
+/// The lock's file inside a local checkpoint directory.
+const LOCK_FILE: &str = "writer.lock";
+
+/// Held for as long as a query writes its checkpoint; dropping it releases the lock.
+#[derive(Debug)]
+pub struct CheckpointLock {
+    /// The locked file (`None` for an object-store checkpoint, which has no lock).
+    _file: Option<File>,
+}
+
+impl CheckpointLock {
+    /// Takes the lock of the local checkpoint directory `dir` for query `query`, or refuses
+    /// with the holder's name when another query (in this process or another) holds it.
+    pub(crate) async fn acquire(dir: Option<PathBuf>, query: &str) -> Result<Self> {
+        let Some(dir) = dir else {
+            return Ok(Self { _file: None });
+        };
+        let query = query.to_string();
+        tokio::task::spawn_blocking(move || lock(&dir, &query))
+            .await
+            .map_err(|e| WeirError::Internal(format!("locking the checkpoint: {e}")))?
+            .map(|file| Self { _file: Some(file) })
+    }
+}
+
+fn lock(dir: &Path, query: &str) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let io_error = |e: std::io::Error| {
+        WeirError::Checkpoint(format!(
+            "cannot lock {}: {e}; check that the checkpoint directory is writable",
+            path.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(io_error)?;
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error)?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another query".to_string()
+            } else {
+                holder.to_string()
+            };
+            return Err(WeirError::Checkpoint(format!(
+                "{} is in use by {holder}; only one query may write a checkpoint: stop that \
+                 query first, or give this one another sink name or checkpoint",
+                dir.display()
+            )));
+        }
+        Err(TryLockError::Error(e)) => return Err(io_error(e)),
+    }
+    let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
+    let holder = format!(
+        "query '{query}' (process {}, started {started})",
+        std::process::id()
+    );
+    file.set_len(0).map_err(io_error)?;
+    file.rewind().map_err(io_error)?;
+    file.write_all(holder.as_bytes()).map_err(io_error)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_writer_is_refused_naming_the_first_until_it_lets_go() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = Some(tmp.path().join("ckpt"));
+        let first = CheckpointLock::acquire(dir.clone(), "out").await.unwrap();
+        let refused = CheckpointLock::acquire(dir.clone(), "other")
+            .await
+            .unwrap_err()
+            .to_string();
+        let pid = std::process::id();
+        assert!(
+            refused.contains(&format!(
+                "ckpt is in use by query 'out' (process {pid}, started "
+            )) && refused.contains("only one query may write a checkpoint"),
+            "{refused}"
+        );
+        drop(first);
+        let _second = CheckpointLock::acquire(dir, "other").await.unwrap();
+    }
+}
