@@ -315,6 +315,8 @@ async fn write_batch(
 struct Retry {
     started: std::time::Instant,
     backoff: Duration,
+    /// Failed attempts so far: the first is logged at warn, the rest at debug.
+    failures: u32,
 }
 
 impl Retry {
@@ -322,6 +324,7 @@ impl Retry {
         Self {
             started: std::time::Instant::now(),
             backoff: Duration::from_millis(100),
+            failures: 0,
         }
     }
 
@@ -347,7 +350,14 @@ impl Retry {
                 sink.failed(doing, error)
             )));
         }
-        tracing::warn!(sink = %sink.name, endpoint = %sink.endpoint(), error = %error, "postgres unavailable, retrying in {:?}", self.backoff);
+        self.failures += 1;
+        if self.failures == 1 {
+            tracing::warn!(sink = %sink.name, endpoint = %sink.endpoint(), error = %error,
+                "postgres unavailable; retrying for up to {}",
+                humantime::format_duration(sink.retry_timeout));
+        } else {
+            tracing::debug!(sink = %sink.name, attempt = self.failures, error = %error, "postgres still unavailable, retrying in {:?}", self.backoff);
+        }
         tokio::time::sleep(self.backoff).await;
         self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
         Ok(())

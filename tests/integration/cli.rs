@@ -142,3 +142,76 @@ fn the_quickstart_runs_and_its_parquet_output_is_complete() {
     assert!(again.status.success(), "stderr: {}", text(&again.stderr));
     assert_eq!(text(&weir(&["run", "-e", &query]).stdout), expected);
 }
+
+/// `weir run` with the default log level and no terminal on standard error.
+fn weir_logging(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(args)
+        .env_remove("WEIR_LOG")
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run weir")
+}
+
+const WATERMARKED: &str = "CREATE SOURCE w (ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) \
+     WITH (connector = 'memory');\
+     INSERT INTO w VALUES ('2024-01-01 00:00:10');\
+     CREATE SINK c WITH (connector = 'console', trigger = 'available-now') AS \
+     SELECT window_start, count(*) AS n FROM TUMBLE(w, ts, INTERVAL '10' SECOND) \
+     GROUP BY window_start, window_end;";
+
+#[test]
+fn logs_off_a_terminal_have_no_colour_show_watermarks_as_times_and_tell_a_failure_once() {
+    let output = weir_logging(&["run", "-e", WATERMARKED]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "ANSI escapes in a pipe: {stderr}"
+    );
+    // Batch 1 runs because the watermark moved to 00:00:05.
+    assert!(
+        stderr.contains("watermark=2024-01-01T00:00:05.000") && !stderr.contains("Some("),
+        "{stderr}"
+    );
+
+    let failing = "CREATE SOURCE s (a INT) WITH (connector = 'memory');\
+         INSERT INTO s VALUES (0);\
+         CREATE SINK z WITH (connector = 'console', trigger = 'available-now') AS SELECT 10 / a AS q FROM s;";
+    let output = weir_logging(&["run", "-e", failing]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert_eq!(
+        stderr.matches("Divide by zero").count(),
+        1,
+        "the failure must be told once: {stderr}"
+    );
+    assert!(stderr.contains("query failed"), "{stderr}");
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_with_the_batch_fields() {
+    let output = weir_logging(&["run", "--log-format", "json", "-e", WATERMARKED]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let committed: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["fields"]["message"] == "batch committed")
+        .collect();
+    assert_eq!(committed.len(), 2, "{stderr}");
+    assert_eq!(
+        committed[1]["fields"]["watermark"],
+        "2024-01-01T00:00:05.000"
+    );
+    assert_eq!(committed[1]["fields"]["query"], "c");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "started query c"),
+        "{stderr}"
+    );
+}

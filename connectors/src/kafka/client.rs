@@ -117,7 +117,12 @@ impl Endpoint {
             match call() {
                 Ok(value) => return Ok(value),
                 Err(e) if attempt < ATTEMPTS => {
-                    tracing::warn!(topic = %self.topic, brokers = %self.brokers, attempt, error = %e, "{action} failed; retrying");
+                    // The first failure is news; the retries after it are chatter.
+                    if attempt == 1 {
+                        tracing::warn!(topic = %self.topic, brokers = %self.brokers, error = %e, "{action} failed; retrying up to {} more times", ATTEMPTS - 1);
+                    } else {
+                        tracing::debug!(topic = %self.topic, attempt, error = %e, "{action} failed; retrying");
+                    }
                     std::thread::sleep(backoff);
                     backoff *= 2;
                     attempt += 1;

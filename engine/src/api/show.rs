@@ -11,7 +11,7 @@ use weir_sql::planner::streaming_aggregate;
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
 use crate::error::{Result, WeirError};
-use crate::runtime::{OperatorProgress, QueryState};
+use crate::runtime::{OperatorProgress, QueryState, watermark_text};
 
 /// A table of text columns.
 fn text_table(columns: &[&str], rows: Vec<Vec<String>>) -> Result<Vec<RecordBatch>> {
@@ -115,7 +115,7 @@ pub(super) fn show(catalog: &Catalog, kind: ShowKind) -> Result<Vec<RecordBatch>
                         last.map_or(String::new(), |p| {
                             format!("{:.0}", p.processed_rows_per_second)
                         }),
-                        last.map_or(String::new(), |p| timestamp_text(p.watermark_ms)),
+                        last.map_or(String::new(), |p| watermark_text(p.watermark_ms)),
                         q.sources().join(", "),
                     ]
                 })
@@ -139,7 +139,7 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
                 p.output_rows.to_string(),
                 format!("{:.0}", p.processed_rows_per_second),
                 p.durations.total.as_millis().to_string(),
-                timestamp_text(p.watermark_ms),
+                watermark_text(p.watermark_ms),
                 operators(|o| o.late_rows),
                 operators(|o| o.state_rows),
                 operators(|o| o.state_bytes),
@@ -168,17 +168,6 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
 
 /// A watermark for people: RFC 3339 in UTC, empty when there is none, `end of time` once
 /// `flush_on_end` has closed every window.
-fn timestamp_text(ms: Option<i64>) -> String {
-    match ms {
-        Some(i64::MAX) => "end of time".to_string(),
-        ms => ms
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or(String::new(), |t| {
-                t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
-            }),
-    }
-}
-
 /// `EXPLAIN ANALYZE name`: the last batch's physical plan with each operator's rows and time.
 pub(super) fn explain_analyze(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
     let plan = query.last_plan().ok_or_else(|| {

@@ -7,6 +7,7 @@ pub mod allocator;
 mod repl;
 mod run;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -18,6 +19,10 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// How log lines (on standard error) are written: `text` for people (coloured only on a
+    /// terminal, and never with NO_COLOR set), `json` for log pipelines (one object a line).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(flatten)]
     repl: ReplArgs,
 }
@@ -84,6 +89,33 @@ pub struct RunArgs {
     checkpoint_root: Option<PathBuf>,
 }
 
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Libraries whose own info lines are chatter for a Weir user (PostgreSQL's NOTICEs,
+/// librdkafka's connection notes): shown from warn up unless `WEIR_LOG` asks for them.
+const QUIET_LIBRARIES: &str = "tokio_postgres=warn,librdkafka=warn,rdkafka=warn";
+
+/// Sets up logging to standard error: `WEIR_LOG` (an env-filter) or `default_level`.
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{default_level},{QUIET_LIBRARIES}"))
+    });
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(colour).init(),
+        LogFormat::Json => logs.json().with_ansi(false).init(),
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -93,12 +125,7 @@ pub fn main() -> ExitCode {
     } else {
         "warn"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_format, default_level);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -110,7 +137,9 @@ pub fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Some(Command::Run(args)) => runtime.block_on(run::run(args)),
+        Some(Command::Run(args)) => {
+            runtime.block_on(run::run(args, cli.log_format == LogFormat::Json))
+        }
         Some(Command::Repl(args)) => repl::run(args.settings(), &runtime),
         None => repl::run(cli.repl.settings(), &runtime),
     }

@@ -11,9 +11,18 @@ use crate::api::{Engine, Outcome, StreamingQuery};
 use crate::error::{Result, WeirError};
 
 /// Runs a script; the exit code is 0 when every query ended (or was stopped) without error.
-pub(super) async fn run(args: RunArgs) -> ExitCode {
-    match run_script(args).await {
-        Ok(()) => ExitCode::SUCCESS,
+/// With `json_logs`, what `weir run` says on standard error goes out as log events too, so
+/// every line there is one JSON object.
+pub(super) async fn run(args: RunArgs, json_logs: bool) -> ExitCode {
+    let say = Say { json: json_logs };
+    match run_script(args, say).await {
+        Ok(Ended::Cleanly) => ExitCode::SUCCESS,
+        // The engine has logged the query's error (once, as `query failed`).
+        Ok(Ended::QueryFailed) => ExitCode::FAILURE,
+        Err(e) if json_logs => {
+            tracing::error!(error = %e, "weir run failed");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -21,7 +30,29 @@ pub(super) async fn run(args: RunArgs) -> ExitCode {
     }
 }
 
-async fn run_script(args: RunArgs) -> Result<()> {
+/// Where `weir run`'s own messages go: plain lines, or log events.
+#[derive(Debug, Clone, Copy)]
+struct Say {
+    json: bool,
+}
+
+impl Say {
+    fn note(self, message: &str) {
+        if self.json {
+            tracing::info!("{message}");
+        } else {
+            eprintln!("{message}");
+        }
+    }
+}
+
+/// How a script's run ended, when it got as far as running its queries.
+enum Ended {
+    Cleanly,
+    QueryFailed,
+}
+
+async fn run_script(args: RunArgs, say: Say) -> Result<Ended> {
     let sql = match (&args.execute, &args.file) {
         (Some(sql), _) => sql.clone(),
         (None, Some(path)) => std::fs::read_to_string(path)
@@ -53,13 +84,13 @@ async fn run_script(args: RunArgs) -> Result<()> {
             }
         };
         match outcome {
-            Outcome::Done(message) => eprintln!("{message}"),
+            Outcome::Done(message) => say.note(&message),
             Outcome::Rows(rows) => match pretty_format_batches(&rows) {
                 Ok(table) => println!("{table}"),
                 Err(e) => return Err(WeirError::Internal(format!("formatting rows: {e}"))),
             },
             Outcome::Started(query) => {
-                eprintln!("started query {}", query.name());
+                say.note(&format!("started query {}", query.name()));
                 queries.push(query);
             }
         }
@@ -71,20 +102,22 @@ async fn run_script(args: RunArgs) -> Result<()> {
         tokio::select! {
             (result, index, _) = ended => {
                 let query = queries.remove(index);
-                if let Err(e) = result {
+                if result.is_err() {
                     engine.stop_all().await.ok();
-                    return Err(e);
+                    return Ok(Ended::QueryFailed);
                 }
-                eprintln!("query {} ended", query.name());
+                say.note(&format!("query {} ended", query.name()));
             }
-            _ = interrupt.recv() => return stop_gracefully(&engine, "SIGINT").await,
-            _ = terminate.recv() => return stop_gracefully(&engine, "SIGTERM").await,
+            _ = interrupt.recv() => return stop_gracefully(&engine, "SIGINT", say).await,
+            _ = terminate.recv() => return stop_gracefully(&engine, "SIGTERM", say).await,
         }
     }
-    Ok(())
+    Ok(Ended::Cleanly)
 }
 
-async fn stop_gracefully(engine: &Engine, signal: &str) -> Result<()> {
-    eprintln!("{signal} received: stopping after the batch in flight");
-    engine.stop_all().await
+async fn stop_gracefully(engine: &Engine, signal: &str, say: Say) -> Result<Ended> {
+    say.note(&format!(
+        "{signal} received: stopping after the batch in flight"
+    ));
+    engine.stop_all().await.map(|()| Ended::Cleanly)
 }

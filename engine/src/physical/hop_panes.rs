@@ -17,6 +17,8 @@ use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::error::{DataFusionError, Result};
 use weir_sql::logical::HopPanes;
 
+use super::late_rows::LateSplit;
+
 /// The partial state `batch` of panes, keyed by pane start at column `start`, as partial
 /// state of windows: each row repeated once per window holding its pane, with the window's
 /// start (`pane − j × slide` for the `j`-th copy). Rows of one window from different panes
@@ -53,7 +55,7 @@ pub(super) fn late_windows(
     starts: &ArrayRef,
     threshold_ms: i64,
     panes: HopPanes,
-) -> Result<(Option<BooleanArray>, Vec<(u32, i64)>)> {
+) -> Result<LateSplit> {
     let as_ms = cast(starts, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
     let as_ms = as_ms
         .as_any()

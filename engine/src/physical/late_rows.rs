@@ -109,6 +109,10 @@ impl LateInput {
     }
 }
 
+/// Which rows of a batch have a window still open (`None`: all of them), and each late
+/// `(row, window time)` pair.
+pub(super) type LateSplit = (Option<BooleanArray>, Vec<(u32, i64)>);
+
 /// Keeps the rows whose closing key (`keys[window]`) is after `watermark_ms`; counts the
 /// others into `late`.
 #[derive(Debug, Clone)]
@@ -167,10 +171,7 @@ impl DropLateRowsExec {
 
 /// The rows whose `ends` are after `watermark_ms` (`None`: all of them), and the others as
 /// `(row, end)` pairs.
-fn late_rows(
-    ends: &ArrayRef,
-    watermark_ms: i64,
-) -> Result<(Option<BooleanArray>, Vec<(u32, i64)>)> {
+fn late_rows(ends: &ArrayRef, watermark_ms: i64) -> Result<LateSplit> {
     let Some(open) = after(ends, watermark_ms)? else {
         return Ok((None, Vec::new()));
     };

@@ -19,3 +19,4 @@ pub use progress::{
 pub use query_options::{OutputMode, QUERY_OPTIONS, QueryOptions, Trigger};
 pub(crate) use query_runner::{QueryRunner, RunnerParts, SourcePart};
 pub(crate) use watermark::WatermarkSpec;
+pub(crate) use watermark::watermark_text;

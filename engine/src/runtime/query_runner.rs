@@ -20,7 +20,7 @@ use super::progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryOutput, QueryStatus, SourceProgress,
 };
 use super::query_options::{OutputMode, Trigger};
-use super::watermark::{WatermarkSpec, WatermarkTracker};
+use super::watermark::{WatermarkSpec, WatermarkTracker, watermark_text};
 use crate::checkpoint::{
     Checkpoint, CheckpointLock, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange,
 };
@@ -550,7 +550,7 @@ impl QueryRunner {
             bad_records,
             late_rows,
             state_rows,
-            watermark_ms = ?entry.watermark_ms,
+            watermark = %watermark_text(entry.watermark_ms),
             rows_per_second = progress.processed_rows_per_second.round(),
             duration_ms = progress.durations.total.as_millis() as u64,
             read_ms = progress.durations.read.as_millis() as u64,

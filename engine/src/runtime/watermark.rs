@@ -14,6 +14,19 @@ use arrow::datatypes::{DataType, TimeUnit};
 
 use crate::error::{Result, WeirError};
 
+/// A watermark as people read it: a UTC time with milliseconds, `end of time` after the end
+/// of input (`flush_on_end`), or empty when there is none yet.
+pub(crate) fn watermark_text(ms: Option<i64>) -> String {
+    match ms {
+        Some(i64::MAX) => "end of time".to_string(),
+        ms => ms
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map_or(String::new(), |t| {
+                t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
+            }),
+    }
+}
+
 /// One watermarked source: its event-time column and delay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WatermarkSpec {
