@@ -1,6 +1,7 @@
 //! The error type of the connectors. Variants say whose fault it is: the user's options
 //! ([`ConnectorError::Config`]), the input data ([`ConnectorError::BadRecord`]), an external
-//! system ([`ConnectorError::Io`], retrying may help), or Weir itself ([`ConnectorError::Internal`]).
+//! system ([`ConnectorError::Io`], retrying may help), a damaged checkpoint
+//! ([`ConnectorError::DamagedCheckpoint`]), or Weir itself ([`ConnectorError::Internal`]).
 
 use arrow::error::ArrowError;
 
@@ -36,6 +37,12 @@ pub enum ConnectorError {
         #[source]
         source: ArrowError,
     },
+    /// A source's log in the query's checkpoint is missing or damaged (the user's data,
+    /// not a bug): restoring it from a backup or a new checkpoint helps, retrying does not.
+    #[error(
+        "{0}: the checkpoint is damaged; restore it from a backup, or start the query with a new checkpoint (and a new output location)"
+    )]
+    DamagedCheckpoint(String),
     /// A bug in Weir: an invariant did not hold.
     #[error("internal error (a bug in Weir): {0}")]
     Internal(String),

@@ -40,6 +40,6 @@ pub use location::StoreLocation;
 pub use offset::{BatchId, SourceOffset};
 pub use options::{ConnectorOptions, OptionSpec};
 pub use registry::ConnectorRegistry;
-pub use sink::{Sink, SinkContext, SinkOpen};
+pub use sink::{Sink, SinkContext, SinkOpen, column_list};
 pub use source::{Source, SourceContext, SourceRead};
 pub use storage::{STORAGE_OPTIONS, StorageOptions};

@@ -210,6 +210,16 @@ impl MemorySink {
 
 #[async_trait]
 impl Sink for MemorySink {
+    /// The sink reads as one table, which has one schema.
+    fn check_schema_change(&self, previous: &[String], schema: &SchemaRef) -> Result<()> {
+        Err(ConnectorError::Config(format!(
+            "the memory sink holds rows with the columns [{}], but the changed query writes \
+             [{}]; its table has one schema: start the changed query as a new sink",
+            previous.join(", "),
+            crate::sink::column_list(schema).join(", ")
+        )))
+    }
+
     async fn open(&self, open: SinkOpen) -> Result<()> {
         let complete = open.output_mode == OutputMode::Complete;
         self.replace

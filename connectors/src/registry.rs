@@ -52,6 +52,9 @@ pub const SINK_CONNECTORS: &[&str] = &[
 #[derive(Debug, Default)]
 pub struct ConnectorRegistry {
     memory_streams: Mutex<HashMap<String, Arc<MemoryStream>>>,
+    /// When each paced generator source (`events_per_second`) was created: its stream has
+    /// been producing events since then.
+    paced_since: Mutex<HashMap<String, std::time::Instant>>,
     memory_outputs: Mutex<HashMap<String, Arc<MemoryOutput>>>,
     custom_sources: Mutex<HashMap<String, Arc<dyn SourceFactory>>>,
     custom_sinks: Mutex<HashMap<String, Arc<dyn SinkFactory>>>,
@@ -195,7 +198,10 @@ impl ConnectorRegistry {
             }
             "nexmark" => {
                 options.check_keys(&[CONNECTOR_OPTION, NEXMARK_OPTIONS])?;
-                NexmarkSource::new(options)?;
+                if NexmarkSource::new(options)?.is_paced() {
+                    lock(&self.paced_since)
+                        .insert(options.object().to_string(), std::time::Instant::now());
+                }
                 let schema = crate::nexmark::schema(NexmarkSource::kind(options)?);
                 if declared.is_some_and(|d| d != schema) {
                     return Err(ConnectorError::Config(format!(
@@ -238,7 +244,10 @@ impl ConnectorRegistry {
         Ok(match name {
             "files" => Arc::new(FileSource::open(schema, options, context).await?),
             "kafka" => Arc::new(KafkaSource::open(schema, options, context).await?),
-            "nexmark" => Arc::new(NexmarkSource::new(options)?),
+            "nexmark" => {
+                let since = lock(&self.paced_since).get(options.object()).copied();
+                Arc::new(NexmarkSource::new(options)?.producing_since(since))
+            }
             _ => {
                 let stream = self.memory_stream(options.object()).ok_or_else(|| {
                     ConnectorError::Internal(format!(
@@ -257,6 +266,7 @@ impl ConnectorRegistry {
     /// Forgets what a dropped source kept in the registry.
     pub fn drop_source(&self, name: &str) {
         lock(&self.memory_streams).remove(name);
+        lock(&self.paced_since).remove(name);
     }
 
     /// Validates the options of `CREATE TABLE` and reads the table whole.

@@ -27,6 +27,24 @@ pub trait Sink: Send + Sync + Debug {
 
     /// Writes the output of batch `batch_id`, replacing any earlier attempt at it.
     async fn write(&self, batch_id: BatchId, batches: Vec<RecordBatch>) -> Result<()>;
+
+    /// Called before [`open`](Sink::open) when a query resumes a checkpoint whose output had
+    /// other columns (`previous`, each `name: type`) than the query's `schema` now (its
+    /// filter or projection changed): `Ok` if this sink can hold both, or an error saying
+    /// why not. By default a sink takes any change (each record stands alone).
+    fn check_schema_change(&self, previous: &[String], schema: &SchemaRef) -> Result<()> {
+        let _ = (previous, schema);
+        Ok(())
+    }
+}
+
+/// The columns of `schema` as `name: type`, as checkpoints record a query's output.
+pub fn column_list(schema: &SchemaRef) -> Vec<String> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), f.data_type()))
+        .collect()
 }
 
 /// Which rows each batch emits (Spark's output modes).

@@ -443,7 +443,10 @@ async fn a_checkpoint_of_a_query_with_other_inputs_is_refused() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("belongs to a query reading [\"events\"], but query 'b' reads [\"other\"]"),
+        err.contains("query 'b' cannot resume")
+            && err.contains(
+                "created for a query reading [\"events\"], and this one reads [\"other\"]"
+            ),
         "{err}"
     );
 }

@@ -10,16 +10,22 @@
 //!   metadata columns, restarts and a crash before the commit, with and without transactions.
 //! - `object_stores`: `s3://` paths for sources, tables, sinks and checkpoints against a real
 //!   S3-compatible server, and the errors for unreachable or misconfigured stores.
+//! - `paced_generator`: a paced nexmark source's events due so far, for a peek and an
+//!   `available-now` run.
 //! - `postgres`: the `postgres` sink's upserts, exactly-once re-runs and errors against a real
 //!   PostgreSQL.
 //! - `late_rows`: late rows kept, dropped and counted by Spark's rule (the previous batch's
 //!   watermark), against that rule written out, for any batch split.
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
+//! - `query_changes`: restarting a checkpoint with a changed query: what resumes and what is
+//!   refused at start.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `repl`: the interactive shell through a pseudo-terminal.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation: every window exactly once.
+//! - `damaged_checkpoint`: each kind of damage to a checkpoint file is refused at start by
+//!   name, before the output is touched; a lost last commit re-runs its batch once.
 //! - `stateful_contract`: the stateful rules end to end: the watermark across inputs and
 //!   within a batch, the end of input, which output modes each sink takes, per-operator
 //!   progress, and how many state versions are kept.
@@ -34,13 +40,16 @@ mod aggregate;
 mod cli;
 mod crash;
 mod crash_windowed;
+mod damaged_checkpoint;
 mod embedding;
 mod files_source;
 mod kafka;
 mod late_rows;
 mod object_stores;
+mod paced_generator;
 mod postgres;
 mod property;
+mod query_changes;
 mod repl;
 mod services;
 mod slt;

@@ -601,3 +601,31 @@ async fn the_checkpoint_keeps_two_snapshots_and_the_deltas_after_the_older_and_r
         );
     }
 }
+
+#[tokio::test]
+async fn show_queries_counts_every_batch_not_only_the_ones_progress_keeps() {
+    let engine = Engine::builder().build().unwrap();
+    run(
+        &engine,
+        "CREATE SOURCE one (v INT) WITH (connector = 'memory', max_records_per_trigger = '1')",
+    )
+    .await;
+    let query = engine
+        .start("CREATE SINK copy WITH (connector = 'memory') AS SELECT v FROM one")
+        .await
+        .unwrap();
+    let values: Vec<String> = (0..130).map(|v| format!("({v})")).collect();
+    insert(&engine, &query, "one", &values.join(", ")).await;
+    assert_eq!(query.recent_progress().len(), 100);
+    assert_eq!(query.batches_run(), 130);
+    let shown = engine.sql("SHOW QUERIES").await.unwrap();
+    let cell = |name: &str| {
+        let column = shown[0].column_by_name(name).unwrap();
+        column.as_string::<i32>().value(0).to_string()
+    };
+    assert_eq!(
+        (cell("batches"), cell("last_batch")),
+        ("130".into(), "129".into())
+    );
+    query.stop().await.unwrap();
+}

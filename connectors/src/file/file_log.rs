@@ -13,6 +13,10 @@ use crate::location::StoreLocation;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct LogEntry {
+    /// The index of the entry's first file, as its name says (absent in entries written
+    /// before Weir recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    first: Option<u64>,
     files: Vec<String>,
 }
 
@@ -42,23 +46,35 @@ impl FileLog {
             })
             .collect();
         entries.sort();
-        let mut files = Vec::new();
+        let mut files: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (index, name) in entries {
-            if index != files.len() as u64 {
-                return Err(ConnectorError::Internal(format!(
-                    "file log {} starts at file {index} but {} files precede it; the \
-                     checkpoint is damaged",
-                    dir.describe(&name),
-                    files.len()
-                )));
-            }
-            let bytes = dir.get(&name).await?.unwrap_or_default();
-            let entry: LogEntry = serde_json::from_slice(&bytes).map_err(|e| {
-                ConnectorError::Internal(format!(
-                    "file log {} is corrupt: {e}",
+            let damaged = |what: String| {
+                ConnectorError::DamagedCheckpoint(format!(
+                    "file log {} {what}",
                     dir.describe(&name)
                 ))
-            })?;
+            };
+            if index != files.len() as u64 {
+                return Err(damaged(match files.len() {
+                    0 => format!("starts at file {index}, but the entries before it are missing"),
+                    n => format!("starts at file {index}, but {n} files precede it"),
+                }));
+            }
+            let bytes = dir.get(&name).await?.unwrap_or_default();
+            let entry: LogEntry = serde_json::from_slice(&bytes)
+                .map_err(|e| damaged(format!("cannot be read ({e})")))?;
+            if entry.first.is_some_and(|first| first != index) || entry.files.is_empty() {
+                return Err(damaged(
+                    "is not the entry its name says (a stale or foreign copy)".to_string(),
+                ));
+            }
+            // A file is handed out once: a name seen before means a copied entry.
+            if let Some(again) = entry.files.iter().find(|f| !seen.insert(f.to_string())) {
+                return Err(damaged(format!(
+                    "lists {again} again, which an earlier entry handed out (a stale copy)"
+                )));
+            }
             files.extend(entry.files);
         }
         Ok(Self { dir, files })
@@ -75,7 +91,11 @@ impl FileLog {
             return Ok(());
         }
         let name = format!("files-{:012}.json", self.files.len());
-        let bytes = serde_json::to_vec(&LogEntry { files: new.clone() })
+        let entry = LogEntry {
+            first: Some(self.files.len() as u64),
+            files: new.clone(),
+        };
+        let bytes = serde_json::to_vec(&entry)
             .map_err(|e| ConnectorError::Internal(format!("encoding file log entry: {e}")))?;
         if !self.dir.put_if_absent(&name, Bytes::from(bytes)).await? {
             return Err(ConnectorError::Config(format!(

@@ -121,6 +121,19 @@ impl ParquetSink {
 
 #[async_trait]
 impl Sink for ParquetSink {
+    /// Files of two schemas in one directory break readers (DuckDB refuses the glob, others
+    /// read nulls or fail), so the output columns may not change.
+    fn check_schema_change(&self, previous: &[String], schema: &SchemaRef) -> Result<()> {
+        Err(ConnectorError::Config(format!(
+            "{} holds parquet files with the columns [{}], but the changed query writes [{}]; \
+             files of two schemas in one directory break readers: write the changed query to \
+             a new sink (a new name, path and checkpoint)",
+            self.dir.describe(""),
+            previous.join(", "),
+            crate::sink::column_list(schema).join(", ")
+        )))
+    }
+
     async fn open(&self, open: SinkOpen) -> Result<()> {
         if open.output_mode != OutputMode::Append {
             return Err(ConnectorError::Config(format!(

@@ -57,6 +57,8 @@ pub struct NexmarkSource {
     max_events: Option<u64>,
     events_per_second: Option<u64>,
     max_per_trigger: u64,
+    /// With `events_per_second`: when the stream began producing (its `CREATE SOURCE`).
+    producing_since: Option<Instant>,
     pacing: Mutex<Pacing>,
 }
 
@@ -98,8 +100,22 @@ impl NexmarkSource {
             max_per_trigger: options
                 .positive("max_records_per_trigger")?
                 .unwrap_or(DEFAULT_MAX_EVENTS_PER_TRIGGER),
+            producing_since: None,
             pacing: Mutex::new(Pacing::default()),
         })
+    }
+
+    /// Whether events come at `events_per_second` rather than all at once.
+    pub fn is_paced(&self) -> bool {
+        self.events_per_second.is_some()
+    }
+
+    /// A paced stream that has been producing since `since` (when its source was created):
+    /// the events due since then are there to read, by a peek, an `available-now` run or a
+    /// query starting later, as rows written to a topic would be.
+    pub fn producing_since(mut self, since: Option<Instant>) -> Self {
+        self.producing_since = since;
+        self
     }
 
     /// The stream named by the `table` option.
@@ -142,9 +158,13 @@ impl Source for NexmarkSource {
         let mut pacing = self.pacing.lock().unwrap_or_else(|p| p.into_inner());
         let mut available = self.max_events.unwrap_or(u64::MAX);
         if let Some(rate) = self.events_per_second {
+            let due = |since: Instant| (since.elapsed().as_secs_f64() * rate as f64) as u64;
+            // Paced from where this query started (a resumed query has read ahead of the
+            // stream's own clock), and never behind what the stream has produced so far.
             let (since, base) = *pacing.origin.get_or_insert((Instant::now(), first));
-            let produced =
-                base.saturating_add((since.elapsed().as_secs_f64() * rate as f64) as u64);
+            let produced = base
+                .saturating_add(due(since))
+                .max(self.producing_since.map_or(0, due));
             available = available.min(produced);
         }
         if pacing.freeze_requested && pacing.frozen_at.is_none() {

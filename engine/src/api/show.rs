@@ -109,7 +109,7 @@ pub(super) fn show(catalog: &Catalog, kind: ShowKind) -> Result<Vec<RecordBatch>
                     vec![
                         q.name().to_string(),
                         state_text(&q.state()),
-                        recent.len().to_string(),
+                        q.batches_run().to_string(),
                         last.map_or(String::new(), |p| p.batch_id.to_string()),
                         last.map_or(String::new(), |p| p.input_rows.to_string()),
                         last.map_or(String::new(), |p| {

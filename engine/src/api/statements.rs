@@ -21,7 +21,7 @@ use super::engine::{Engine, Outcome};
 use super::memory_table::MemoryOutputTable;
 use super::streaming_query::StreamingQuery;
 use super::window_functions::WindowInput;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, OperatorSignature};
 use crate::error::{Result, WeirError};
 use crate::runtime::{
     QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
@@ -441,6 +441,13 @@ impl Engine {
             flush_on_end: entry.options.flush_on_end,
             state_partitions: self.inner.state_partitions,
             stateful_operators: aggregate.iter().map(|a| a.operator_id.clone()).collect(),
+            state_signature: aggregate
+                .iter()
+                .map(|a| OperatorSignature {
+                    id: a.operator_id.clone(),
+                    state: a.state_signature(),
+                })
+                .collect(),
             state_ids: aggregate.iter().flat_map(|a| a.state_ids()).collect(),
             checkpoint,
             trigger: entry.options.trigger,

@@ -69,6 +69,12 @@ impl StreamingQuery {
         self.inner.status.last()
     }
 
+    /// How many batches it has run since it started (all of them, unlike
+    /// [`recent_progress`](Self::recent_progress)).
+    pub fn batches_run(&self) -> u64 {
+        self.inner.status.batches_run()
+    }
+
     /// Progress of up to the last 100 batches, oldest first.
     pub fn recent_progress(&self) -> Vec<BatchProgress> {
         self.inner.status.recent()

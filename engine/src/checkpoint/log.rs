@@ -10,7 +10,7 @@ use super::CheckpointLock;
 use crate::error::{Result, WeirError};
 
 /// Log entries kept (older offsets and commits are purged).
-const RETAINED_BATCHES: u64 = 100;
+pub(super) const RETAINED_BATCHES: u64 = 100;
 
 /// What `metadata.json` records about the query owning a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,19 @@ pub struct QueryMetadata {
     /// when the checkpoint is created.
     #[serde(default = "one_partition")]
     pub state_partitions: usize,
+    /// What each stateful operator keeps in state (see `StreamingAggregateNode::
+    /// state_signature`); absent in checkpoints made before Weir recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stateful_operators: Option<Vec<OperatorSignature>>,
+}
+
+/// One stateful operator of a query, as its checkpoint records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorSignature {
+    /// The operator id (`aggregate-0`), naming its state directory.
+    pub id: String,
+    /// Its state's keys, values and layout, one `name: type` line each.
+    pub state: Vec<String>,
 }
 
 fn one_partition() -> usize {
@@ -101,7 +114,7 @@ pub struct CommitEntry {
 /// A query's checkpoint directory.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
-    dir: StoreLocation,
+    pub(super) dir: StoreLocation,
 }
 
 impl Checkpoint {
@@ -208,7 +221,7 @@ impl Checkpoint {
     }
 }
 
-fn entry_name(batch: BatchId) -> String {
+pub(super) fn entry_name(batch: BatchId) -> String {
     format!("{}.json", batch.0)
 }
 
@@ -222,7 +235,10 @@ async fn newest(dir: &StoreLocation) -> Result<Option<BatchId>> {
         .map(BatchId))
 }
 
-async fn read_json<T: DeserializeOwned>(dir: &StoreLocation, name: &str) -> Result<Option<T>> {
+pub(super) async fn read_json<T: DeserializeOwned>(
+    dir: &StoreLocation,
+    name: &str,
+) -> Result<Option<T>> {
     let Some(bytes) = dir.get(name).await? else {
         return Ok(None);
     };

@@ -17,8 +17,13 @@
 //! second query is writing the same checkpoint, which is refused; on a local disk the second
 //! query is refused before that, at start, by the checkpoint's [`CheckpointLock`].
 
+mod compatibility;
 mod lock;
 mod log;
+mod verify;
 
+pub(crate) use compatibility::check_resume;
 pub use lock::CheckpointLock;
-pub use log::{Checkpoint, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange};
+pub use log::{
+    Checkpoint, CommitEntry, OffsetsEntry, OperatorSignature, QueryMetadata, SourceRange,
+};

@@ -157,6 +157,8 @@ pub struct QueryStatus {
 struct StatusInner {
     state: QueryState,
     history: VecDeque<BatchProgress>,
+    /// Batches run since the query started (the history keeps only the last ones).
+    batches_run: u64,
     /// Each committed batch's output goes to subscribers; dropped when the query ends, which
     /// ends their streams.
     outputs: Option<broadcast::Sender<Arc<QueryOutput>>>,
@@ -172,6 +174,7 @@ impl QueryStatus {
             inner: Mutex::new(StatusInner {
                 state: QueryState::Running,
                 history: VecDeque::new(),
+                batches_run: 0,
                 outputs: Some(broadcast::channel(SUBSCRIBER_BUFFER).0),
                 last_plan: None,
             }),
@@ -204,6 +207,7 @@ impl QueryStatus {
             inner.history.pop_front();
         }
         inner.history.push_back(progress);
+        inner.batches_run += 1;
     }
 
     /// Whether anyone subscribed to the output (so a batch's rows are worth keeping).
@@ -275,6 +279,11 @@ impl QueryStatus {
     /// The last batch's progress.
     pub fn last(&self) -> Option<BatchProgress> {
         self.lock().history.back().cloned()
+    }
+
+    /// How many batches the query has run since it started.
+    pub fn batches_run(&self) -> u64 {
+        self.lock().batches_run
     }
 
     /// Up to the last 100 batches' progress, oldest first.

@@ -12,7 +12,7 @@ use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use tokio::sync::{mpsc, oneshot, watch};
 use weir_connectors::{
     BatchId, ConnectorOptions, ConnectorRegistry, Sink, SinkOpen, Source, SourceContext,
-    SourceOffset,
+    SourceOffset, column_list,
 };
 
 use super::micro_batch::{QueryPlan, SourceRows, execute_batch};
@@ -22,7 +22,8 @@ use super::progress::{
 use super::query_options::{OutputMode, Trigger};
 use super::watermark::{WatermarkSpec, WatermarkTracker, watermark_text};
 use crate::checkpoint::{
-    Checkpoint, CheckpointLock, CommitEntry, OffsetsEntry, QueryMetadata, SourceRange,
+    Checkpoint, CheckpointLock, CommitEntry, OffsetsEntry, OperatorSignature, QueryMetadata,
+    SourceRange, check_resume,
 };
 use crate::error::{Result, WeirError};
 use crate::physical::planner::{BatchContext, BatchWatermarks, StreamingQueryPlanner};
@@ -53,6 +54,8 @@ pub(crate) struct RunnerParts {
     pub flush_on_end: bool,
     /// Ids of the plan's stateful operators.
     pub stateful_operators: Vec<String>,
+    /// What each of them keeps in state, for the checkpoint's metadata.
+    pub state_signature: Vec<OperatorSignature>,
     /// Ids of all the state those operators keep (theirs, and their parts' such as
     /// distinct pairs), loaded when the query starts.
     pub state_ids: Vec<String>,
@@ -120,52 +123,37 @@ impl QueryRunner {
         stop: watch::Receiver<bool>,
         drain_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     ) -> Result<Self> {
+        let output_schema: SchemaRef = Arc::new(parts.plan.schema().as_arrow().clone());
         let metadata = QueryMetadata {
             name: parts.name.clone(),
             sql: parts.sql.clone(),
             sources: parts.sources.iter().map(|s| s.name.clone()).collect(),
-            output_columns: parts
-                .plan
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| format!("{}: {}", f.name(), f.data_type()))
-                .collect(),
+            output_columns: column_list(&output_schema),
             state_partitions: parts.state_partitions.max(1),
+            stateful_operators: Some(parts.state_signature.clone()),
         };
         // Before anything is touched: a second writer must not remove this one's output.
         let lock = parts.checkpoint.lock(&parts.name).await?;
-        parts.checkpoint.remove_interrupted_writes().await?;
         let existing = parts.checkpoint.metadata().await?;
-        // The sink is opened before a new checkpoint is created: a sink that refuses (output
-        // of another query in the way, an output mode it cannot store) leaves no checkpoint.
+        parts.checkpoint.verify(existing.is_some()).await?;
+        // A changed query that cannot resume is refused before the sink or the checkpoint
+        // is touched.
+        if let Some(existing) = &existing {
+            let place = parts.checkpoint.describe();
+            check_resume(
+                &place,
+                existing,
+                &metadata,
+                parts.sink.as_ref(),
+                &output_schema,
+            )?;
+            if existing.sql != metadata.sql {
+                tracing::info!(query = %parts.name, "resuming the checkpoint with a changed query text (same sources, stateful operators and output)");
+            }
+        }
+        parts.checkpoint.remove_interrupted_writes().await?;
         let last_commit = parts.checkpoint.latest_commit().await?;
         let last_committed = last_commit.as_ref().map(|c| c.batch_id);
-        let output_schema: SchemaRef = Arc::new(parts.plan.schema().as_arrow().clone());
-        let open = SinkOpen {
-            schema: output_schema,
-            last_committed,
-            new_query: existing.is_none(),
-            output_mode: parts.output_mode,
-        };
-        parts.sink.open(open).await?;
-        match &existing {
-            None => parts.checkpoint.write_metadata(&metadata).await?,
-            Some(existing) if existing.sources != metadata.sources => {
-                return Err(WeirError::Checkpoint(format!(
-                    "{} belongs to a query reading {:?}, but query '{}' reads {:?}; use a new \
-                     checkpoint for a query with other inputs",
-                    parts.checkpoint.describe(),
-                    existing.sources,
-                    parts.name,
-                    metadata.sources
-                )));
-            }
-            Some(existing) if existing.sql != metadata.sql => {
-                tracing::warn!(query = %parts.name, "the query text differs from the one its checkpoint was created with; resuming from the checkpoint");
-            }
-            Some(_) => {}
-        }
         let partitions = existing
             .as_ref()
             .map_or(metadata.state_partitions, |m| m.state_partitions);
@@ -192,6 +180,20 @@ impl QueryRunner {
                 source,
                 columns,
             });
+        }
+        // The sink, which removes what an unfinished batch left, is opened only once the
+        // logs, the state and the sources' own logs have all been read and found whole; and
+        // before a new checkpoint is created, so a sink that refuses (output of another query
+        // in the way, an output mode it cannot store) leaves no checkpoint.
+        let open = SinkOpen {
+            schema: Arc::clone(&output_schema),
+            last_committed,
+            new_query: existing.is_none(),
+            output_mode: parts.output_mode,
+        };
+        parts.sink.open(open).await?;
+        if existing.is_none() {
+            parts.checkpoint.write_metadata(&metadata).await?;
         }
         Ok(Self {
             name: parts.name,

@@ -232,6 +232,41 @@ impl StreamingAggregateNode {
         format!("{}.distinct-{index}", self.operator_id)
     }
 
+    /// What this operator keeps in state, as `name: type` lines: its group keys, its
+    /// aggregates (each one's state follows from its function, argument and type) and how
+    /// the state is laid out. A query resuming a checkpoint must keep exactly this (as in
+    /// Spark, a stateful operation cannot change under its state).
+    pub fn state_signature(&self) -> Vec<String> {
+        let fields = self.schema.fields();
+        let keys = self.group_expr.len();
+        let mut lines: Vec<String> = fields[..keys]
+            .iter()
+            .map(|f| format!("key {}: {}", f.name(), f.data_type()))
+            .collect();
+        lines.extend(
+            fields[keys..]
+                .iter()
+                .map(|f| format!("aggregate {}: {}", f.name(), f.data_type())),
+        );
+        let layout = [
+            self.derived_window_end
+                .map(|d| format!("window end from start + {} ms", d.size_ms)),
+            self.hop_panes
+                .map(|p| format!("panes of {} ms", p.slide_ms)),
+            self.session_start
+                .map(|i| format!("session start {}", fields[i].name())),
+            self.event_time_key.then(|| "event-time key".to_string()),
+        ];
+        lines.extend(layout.into_iter().flatten().map(|l| format!("layout {l}")));
+        lines.extend(
+            self.state_ids()
+                .into_iter()
+                .skip(1)
+                .map(|id| format!("state {id}")),
+        );
+        lines
+    }
+
     /// The ids of all the state this operator keeps: its groups', then its distinct pairs'.
     pub fn state_ids(&self) -> Vec<String> {
         std::iter::once(self.operator_id.clone())
