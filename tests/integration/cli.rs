@@ -215,3 +215,61 @@ fn json_logs_are_one_object_a_line_with_the_batch_fields() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_while_the_scripts_statements_plan_ends_weir_at_once() {
+    // Thirty statements that each take a while to plan (450-term expressions).
+    let terms = vec!["a"; 450].join(" + ");
+    let mut script = "CREATE SOURCE s (a BIGINT) WITH (connector = 'memory');".to_string();
+    for _ in 0..30 {
+        script += &format!("EXPLAIN SELECT {terms} FROM s;");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["run", "-e", &script])
+        .env("WEIR_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = std::time::Instant::now();
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = sent + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "weir ignored SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(status.code(), Some(143), "{}", text(&output.stderr));
+    assert!(
+        text(&output.stderr).contains(
+            "SIGTERM received while the script's statements ran: stopping the queries started \
+             so far; the rest of the script is not run"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn a_memory_limit_fails_a_statement_over_it_with_a_resources_error() {
+    let sql = "SELECT v, count(*) FROM generate_series(1, 2000000) AS t(v) GROUP BY v ORDER BY v DESC LIMIT 1;";
+    let output = weir(&["run", "--memory-limit", "1MiB", "-e", sql]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("Resources exhausted"), "{stderr}");
+    let output = weir(&["run", "--memory-limit", "lots", "-e", sql]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        text(&output.stderr).contains("'lots' is not a size such as 512MiB or 4GiB"),
+        "{}",
+        text(&output.stderr)
+    );
+}

@@ -3,6 +3,8 @@
 //! - `slt`: golden `.slt` files under `tests/slt/`, each run three ways (as written,
 //!   restarting every query after each statement, one row per micro-batch).
 //! - `aggregate`: streaming aggregation's emitted rows and state across restarts.
+//! - `bad_statements`: statements that once panicked, overflowed the stack or hung, and a
+//!   bounded fuzz of mutated statements: each ends within a bound with a clear answer.
 //! - `embedding`: listeners, output subscriptions, `watch`, the memory limit, and the
 //!   examples (custom source, custom sink, UDFs).
 //! - `files_source`: the files source and parquet sink through the engine API.
@@ -37,6 +39,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod aggregate;
+mod bad_statements;
 mod cli;
 mod crash;
 mod crash_windowed;

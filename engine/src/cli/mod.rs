@@ -87,6 +87,44 @@ pub struct RunArgs {
     /// Checkpoint root for sinks without a `checkpoint` option: `<root>/<sink name>`.
     #[arg(long)]
     checkpoint_root: Option<PathBuf>,
+    /// The most memory the queries' operators may hold (sorts, joins, aggregation tables),
+    /// such as `512MiB` or `4GiB`; past it a batch fails with an error naming the operator,
+    /// instead of the process being killed. Default: no limit.
+    #[arg(long, value_parser = parse_size)]
+    memory_limit: Option<usize>,
+}
+
+/// A size such as `4096`, `512MiB`, `4GiB` or `2GB`, in bytes.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size such as 512MiB or 4GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" => 1e12,
+        "tib" => 1024.0f64.powi(4),
+        other => {
+            return Err(format!(
+                "unknown unit '{other}' in '{text}': use B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB)"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(bytes >= 1.0 && bytes < usize::MAX as f64) {
+        return Err(format!("'{text}' is not a usable memory limit"));
+    }
+    Ok(bytes as usize)
 }
 
 /// The format of log lines.

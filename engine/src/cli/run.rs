@@ -1,10 +1,13 @@
 //! `weir run`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arrow::util::pretty::pretty_format_batches;
 use futures::future::select_all;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
 
 use super::RunArgs;
 use crate::api::{Engine, Outcome, StreamingQuery};
@@ -67,12 +70,43 @@ async fn run_script(args: RunArgs, say: Say) -> Result<Ended> {
     if let Some(root) = args.checkpoint_root {
         builder = builder.checkpoint_root(root);
     }
+    if let Some(bytes) = args.memory_limit {
+        builder = builder.memory_limit(bytes);
+    }
     let engine = builder.build()?;
-    // Signals are watched from the start, so a stop during the script's DDL is graceful too.
+    // Signals are watched from the start, by a task of their own, since planning a
+    // statement keeps this one busy. While the script's statements run, a signal stops the
+    // queries started so far (after their batch in flight) and ends the process at once,
+    // without running the rest; once they all ran, the loop below stops gracefully.
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|e| WeirError::Internal(format!("SIGINT handler: {e}")))?;
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| WeirError::Internal(format!("SIGTERM handler: {e}")))?;
+    let statements_done = Arc::new(AtomicBool::new(false));
+    let (signal_tx, mut signals) = mpsc::unbounded_channel::<&'static str>();
+    {
+        let (engine, statements_done) = (engine.clone(), Arc::clone(&statements_done));
+        tokio::spawn(async move {
+            loop {
+                let (name, code) = tokio::select! {
+                    _ = interrupt.recv() => ("SIGINT", 130),
+                    _ = terminate.recv() => ("SIGTERM", 143),
+                };
+                if statements_done.load(Ordering::SeqCst) {
+                    if signal_tx.send(name).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                say.note(&format!(
+                    "{name} received while the script's statements ran: stopping the queries \
+                     started so far; the rest of the script is not run"
+                ));
+                let _ = engine.stop_all().await;
+                std::process::exit(code);
+            }
+        });
+    }
 
     let mut queries: Vec<StreamingQuery> = Vec::new();
     for statement in weir_sql::parse_sql(&sql)? {
@@ -96,6 +130,7 @@ async fn run_script(args: RunArgs, say: Say) -> Result<Ended> {
         }
     }
 
+    statements_done.store(true, Ordering::SeqCst);
     while !queries.is_empty() {
         let waiting: Vec<StreamingQuery> = queries.clone();
         let ended = select_all(waiting.iter().map(|q| Box::pin(q.await_termination())));
@@ -108,8 +143,7 @@ async fn run_script(args: RunArgs, say: Say) -> Result<Ended> {
                 }
                 say.note(&format!("query {} ended", query.name()));
             }
-            _ = interrupt.recv() => return stop_gracefully(&engine, "SIGINT", say).await,
-            _ = terminate.recv() => return stop_gracefully(&engine, "SIGTERM", say).await,
+            Some(name) = signals.recv() => return stop_gracefully(&engine, name, say).await,
         }
     }
     Ok(Ended::Cleanly)

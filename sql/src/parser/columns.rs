@@ -107,7 +107,8 @@ fn duration_from_seconds(seconds: f64) -> std::result::Result<Duration, String> 
     if !(seconds.is_finite() && seconds >= 0.0) {
         return Err("the delay must not be negative".to_string());
     }
-    Ok(Duration::from_secs_f64(seconds))
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| format!("the delay of {seconds} seconds is too long"))
 }
 
 /// A planner context with no tables or functions: enough for DataFusion to map SQL types.

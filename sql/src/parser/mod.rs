@@ -5,7 +5,9 @@
 //! [`Parser`](sqlparser::parser::Parser) building blocks; queries are left to sqlparser whole.
 
 mod columns;
+mod limits;
 mod statement;
 
 pub use columns::columns_to_schema;
-pub use statement::{ShowKind, Statement, parse_sql};
+pub use limits::{MAX_EXPRESSION_DEPTH, MAX_OPERATORS, MAX_PARENTHESES};
+pub use statement::{PARSE_TIME_LIMIT, ShowKind, Statement, parse_sql};

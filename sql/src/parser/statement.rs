@@ -7,6 +7,7 @@ use sqlparser::parser::Parser;
 use sqlparser::tokenizer::Token;
 
 use super::columns::{columns_to_schema, normalize, watermark_from_expr};
+use super::limits::{check_depth, check_nesting};
 use crate::catalog::{Options, SinkDesc, SourceDesc, TableDesc, ViewDesc};
 use crate::error::{Result, SqlError};
 
@@ -81,6 +82,43 @@ pub enum ShowKind {
 /// assert_eq!(statements.len(), 2);
 /// ```
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
+    // A leading byte-order mark (files saved by some Windows editors) is not SQL.
+    let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
+    check_nesting(sql)?;
+    parse_bounded(sql)
+}
+
+/// Parses on a thread of its own, with a large stack and a time limit: some nestings make
+/// sqlparser backtrack, each level doubling the work, long before any limit on nesting that
+/// real SQL would accept (see [`PARSE_TIME_LIMIT`]). A parse over the limit is refused (its
+/// thread is left to finish on its own).
+fn parse_bounded(sql: &str) -> Result<Vec<Statement>> {
+    let text = sql.to_string();
+    let (answer, parsed) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("weir-parser".to_string())
+        .stack_size(PARSER_STACK)
+        .spawn(move || {
+            let _ = answer.send(parse_statements(&text));
+        })
+        .map_err(|e| SqlError::Invalid(format!("cannot start a thread to parse SQL: {e}")))?;
+    parsed.recv_timeout(PARSE_TIME_LIMIT).unwrap_or_else(|_| {
+        Err(SqlError::Invalid(format!(
+            "the statement could not be parsed within {} seconds: its nesting makes the \
+             parser try too many readings; simplify it (for example with a view or a WITH \
+             clause)",
+            PARSE_TIME_LIMIT.as_secs()
+        )))
+    })
+}
+
+/// The stack of the parser's thread: room for the deepest nesting the limits let through.
+const PARSER_STACK: usize = 64 * 1024 * 1024;
+
+/// How long parsing one script may take.
+pub const PARSE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
     let mut statements = Vec::new();
@@ -89,12 +127,29 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
         if parser.peek_token_ref().token == Token::EOF {
             return Ok(statements);
         }
-        statements.push(parse_statement(&mut parser)?);
+        let statement = parse_statement(&mut parser)?;
+        if let Some(query) = statement.query() {
+            check_depth(query)?;
+        }
+        statements.push(statement);
         let next = parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {
             return parser
                 .expected("';' or the end of the statement", next)
                 .map_err(Into::into);
+        }
+    }
+}
+
+impl Statement {
+    /// The query the statement holds, if any.
+    fn query(&self) -> Option<&Query> {
+        match self {
+            Statement::CreateSink { query, .. } => query.as_deref(),
+            Statement::Insert { query, .. }
+            | Statement::Query(query)
+            | Statement::Explain(query) => Some(query),
+            _ => None,
         }
     }
 }
@@ -115,6 +170,7 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement> {
             let name = parse_name(parser)?;
             parser.expect_keyword(Keyword::AS)?;
             let query = parser.parse_query()?;
+            check_depth(&query)?;
             return Ok(Statement::CreateView {
                 view: ViewDesc {
                     name,
