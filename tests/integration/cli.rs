@@ -273,3 +273,35 @@ fn a_memory_limit_fails_a_statement_over_it_with_a_resources_error() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn piped_input_with_a_line_that_is_not_utf8_runs_the_rest_and_exits_1() {
+    use std::io::Write;
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .env("WEIR_LOG", "warn")
+        .env("WEIR_HISTORY", home.path().join("history"))
+        .env("HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(b"SELECT 1 AS first;\nSELECT '\xff\xfe' AS bad;\nSELECT 2 AS second;\n")
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        stdout.contains("| first |") && stdout.contains("| second |"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("a line of input is not valid UTF-8 and was skipped")
+            && stderr.contains("1 line(s) of input were not valid UTF-8"),
+        "{stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+}

@@ -1,4 +1,5 @@
-//! Comma-separated values, with or without a header line, columns in schema order.
+//! Comma-separated values, with or without a header line: columns by the header's names
+//! when it names the declared columns, else in schema order.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -46,7 +47,92 @@ impl CsvOptions {
         Ok(Arc::new(schema))
     }
 
+    /// Decodes a file. With a header that names the declared columns in another order,
+    /// columns are read by name, so values never land in the wrong column; a header with
+    /// other names is read by position, as Spark does by default (`enforceSchema`), with a
+    /// warning.
     pub(super) fn decode(
+        &self,
+        bytes: Bytes,
+        schema: &SchemaRef,
+        location: &str,
+        bad: &mut BadRecords,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some((file_schema, order)) = self.header_order(&bytes, schema, location) else {
+            return self.decode_in_order(bytes, schema, location, bad);
+        };
+        let batches = self.decode_in_order(bytes, &file_schema, location, bad)?;
+        batches
+            .iter()
+            .map(|b| {
+                b.project(&order).map_err(|e| {
+                    ConnectorError::arrow(format!("ordering the columns of {location}"), e)
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .map(|b| {
+                RecordBatch::try_new(Arc::clone(schema), b.columns().to_vec()).map_err(|e| {
+                    ConnectorError::arrow(format!("ordering the columns of {location}"), e)
+                })
+            })
+            .collect()
+    }
+
+    /// When the header line names the declared columns in another order: the schema in the
+    /// file's order, and for each declared column its position in the file.
+    fn header_order(
+        &self,
+        bytes: &[u8],
+        schema: &SchemaRef,
+        location: &str,
+    ) -> Option<(SchemaRef, Vec<usize>)> {
+        if !self.header {
+            return None;
+        }
+        let mut reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(self.delimiter)
+            .flexible(true)
+            .from_reader(bytes);
+        let mut header = ::csv::StringRecord::new();
+        if !reader.read_record(&mut header).ok()? {
+            return None;
+        }
+        let names: Vec<String> = header
+            .iter()
+            .map(|n| n.trim().trim_start_matches('\u{feff}').to_lowercase())
+            .collect();
+        let declared: Vec<String> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().to_lowercase())
+            .collect();
+        if names == declared {
+            return None;
+        }
+        let order: Option<Vec<usize>> = declared
+            .iter()
+            .map(|d| names.iter().position(|n| n == d))
+            .collect();
+        match order {
+            Some(order) if names.len() == declared.len() => {
+                let fields: Vec<_> = names
+                    .iter()
+                    .filter_map(|n| declared.iter().position(|d| d == n))
+                    .map(|i| schema.field(i).clone())
+                    .collect();
+                Some((Arc::new(arrow::datatypes::Schema::new(fields)), order))
+            }
+            _ => {
+                tracing::warn!(file = %location, header = ?names, columns = ?declared,
+                    "the csv header does not name the declared columns; reading them by position");
+                None
+            }
+        }
+    }
+
+    fn decode_in_order(
         &self,
         bytes: Bytes,
         schema: &SchemaRef,
@@ -161,5 +247,59 @@ mod tests {
         assert_eq!(bad.rejected().len(), 1);
         assert_eq!(bad.rejected()[0].location, "f.csv:3");
         assert_eq!(bad.rejected()[0].record, "x,c");
+    }
+
+    #[test]
+    fn a_header_naming_the_columns_in_another_order_is_read_by_name() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, true),
+            Field::new("b", DataType::Int64, true),
+            Field::new("c", DataType::Utf8, true),
+        ]));
+        let options = CsvOptions {
+            header: true,
+            delimiter: b',',
+        };
+        let mut bad = BadRecords::new(OnError::Skip);
+        let decode = |input: &str, bad: &mut BadRecords| {
+            let batches = options
+                .decode(Bytes::from(input.to_string()), &schema, "f.csv", bad)
+                .unwrap();
+            pretty_format_batches(&batches).unwrap().to_string()
+        };
+        let expected = "+---+---+---+
+| a | b | c |
++---+---+---+
+| 1 | 2 | x |
++---+---+---+";
+        assert_eq!(
+            decode(
+                "c,B,a
+x,2,1
+",
+                &mut bad
+            ),
+            expected
+        );
+        assert_eq!(
+            decode(
+                "a,b,c
+1,2,x
+",
+                &mut bad
+            ),
+            expected
+        );
+        // Other names: by position, as Spark reads them by default.
+        assert_eq!(
+            decode(
+                "p,q,r
+1,2,x
+",
+                &mut bad
+            ),
+            expected
+        );
+        assert!(bad.rejected().is_empty());
     }
 }

@@ -125,11 +125,21 @@ fn run_shell(settings: ReplSettings, runtime: &Runtime) -> Result<()> {
         "Weir {} — streaming SQL. Type help for the statements, Ctrl-D to leave.",
         env!("CARGO_PKG_VERSION")
     );
+    // Lines of piped input that were not UTF-8: skipped (the reader has consumed them), the
+    // rest still runs, and the shell then exits with an error.
+    let mut skipped_lines = 0u64;
     loop {
         let line = match editor.readline("weir> ") {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Io(e))
+                if e.kind() == std::io::ErrorKind::InvalidData && skipped_lines < 10_000 =>
+            {
+                skipped_lines += 1;
+                eprintln!("error: a line of input is not valid UTF-8 and was skipped: {e}");
+                continue;
+            }
             Err(e) => {
                 eprintln!("error: reading input: {e}");
                 break;
@@ -168,7 +178,14 @@ fn run_shell(settings: ReplSettings, runtime: &Runtime) -> Result<()> {
     if queries.iter().any(|q| q.is_active()) {
         println!("stopping running queries after their batch in flight");
     }
-    runtime.block_on(engine.stop_all())
+    runtime.block_on(engine.stop_all())?;
+    if skipped_lines > 0 {
+        return Err(WeirError::Plan(format!(
+            "{skipped_lines} line(s) of input were not valid UTF-8 and were skipped; save the \
+             script as UTF-8"
+        )));
+    }
+    Ok(())
 }
 
 /// `\format`, `\maxrows`, `\timing`.
