@@ -2,7 +2,7 @@
 //! used for source directories, sink directories, static tables and checkpoints alike.
 //!
 //! Every write is whole or nothing: a local put stages its bytes in a file whose name readers
-//! skip (`.<name>.<n>.staging`: a leading `.`, as Spark, Hive, pyarrow and DuckDB skip, and no
+//! skip (`.<name>.<pid>-<n>.staging`: a leading `.`, as Spark, Hive, pyarrow and DuckDB skip, and no
 //! `.parquet` extension for globs) and renames it into place, an object-store put is atomic, and a file of [`MULTIPART_THRESHOLD`] bytes or more goes up
 //! as a multipart upload, which appears only when it completes. Log entries use create-only
 //! conditional puts ([`StoreLocation::put_if_absent`]); when the answer to one is lost (a
@@ -108,7 +108,7 @@ impl StoreLocation {
     }
 
     /// Deletes what writes interrupted by a crash left in this directory: on a local
-    /// filesystem, a put stages its bytes in `.<name>.<n>.staging` (a create-only put, in
+    /// filesystem, a put stages its bytes in `.<name>.<pid>-<n>.staging` (a create-only put, in
     /// `<name>#<n>`) and renames it, and a crash in between leaves the staging file, which
     /// listings hide. (Object-store puts leave nothing.)
     pub async fn remove_interrupted_writes(&self) -> Result<()> {
@@ -161,8 +161,9 @@ impl StoreLocation {
         self.local_dir.is_some()
     }
 
-    /// Writes `name` whole or not at all, replacing an existing file; large files go up in
-    /// parts (see [`MULTIPART_THRESHOLD`]).
+    /// Writes `name` whole or not at all, replacing an existing file: staged and renamed on
+    /// a local disk; on an object store one put, or for large files an upload in parts (see
+    /// [`MULTIPART_THRESHOLD`]).
     pub async fn put(&self, name: &str, bytes: Bytes) -> Result<()> {
         if let Some(dir) = &self.local_dir {
             return self.put_local(dir, name, bytes).await;

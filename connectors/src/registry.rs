@@ -199,8 +199,11 @@ impl ConnectorRegistry {
             "nexmark" => {
                 options.check_keys(&[CONNECTOR_OPTION, NEXMARK_OPTIONS])?;
                 if NexmarkSource::new(options)?.is_paced() {
+                    // Kept from the first creation: a failed or repeated CREATE does not
+                    // reset the stream's clock (DROP SOURCE does).
                     lock(&self.paced_since)
-                        .insert(options.object().to_string(), std::time::Instant::now());
+                        .entry(options.object().to_string())
+                        .or_insert_with(std::time::Instant::now);
                 }
                 let schema = crate::nexmark::schema(NexmarkSource::kind(options)?);
                 if declared.is_some_and(|d| d != schema) {

@@ -174,8 +174,20 @@ async fn garbage_truncated_empty_and_missing_files_are_refused_by_name() {
     .await;
     Case::refused(
         |c| fs::remove_file(c.ckpt("commits/2.json")).unwrap(),
-        "commits/2.json",
-        "is missing between",
+        "commits/3.json",
+        "the entries between",
+    )
+    .await;
+    Case::refused(
+        |c| fs::remove_dir_all(c.ckpt("commits")).unwrap(),
+        "offsets/1.json",
+        "holds no commit",
+    )
+    .await;
+    Case::refused(
+        |c| copy(&c.ckpt("offsets/4.json"), &c.ckpt("offsets/1000.json")),
+        "offsets/1000.json",
+        "the entries between",
     )
     .await;
     Case::refused(

@@ -49,8 +49,8 @@ impl CsvOptions {
 
     /// Decodes a file. With a header that names the declared columns in another order,
     /// columns are read by name, so values never land in the wrong column; a header with
-    /// other names is read by position, as Spark does by default (`enforceSchema`), with a
-    /// warning.
+    /// other names is read by position, as Spark does by default (`enforceSchema`) (logged
+    /// at debug: it is often meant).
     pub(super) fn decode(
         &self,
         bytes: Bytes,
@@ -125,7 +125,7 @@ impl CsvOptions {
                 Some((Arc::new(arrow::datatypes::Schema::new(fields)), order))
             }
             _ => {
-                tracing::warn!(file = %location, header = ?names, columns = ?declared,
+                tracing::debug!(file = %location, header = ?names, columns = ?declared,
                     "the csv header does not name the declared columns; reading them by position");
                 None
             }

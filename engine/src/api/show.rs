@@ -166,8 +166,6 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
     )
 }
 
-/// A watermark for people: RFC 3339 in UTC, empty when there is none, `end of time` once
-/// `flush_on_end` has closed every window.
 /// `EXPLAIN ANALYZE name`: the last batch's physical plan with each operator's rows and time.
 pub(super) fn explain_analyze(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
     let plan = query.last_plan().ok_or_else(|| {

@@ -4,8 +4,10 @@
 //! The rules follow Spark's ("Recovery Semantics after Changes in a Streaming Query"):
 //! - the input sources must be the same ones, in the same order;
 //! - stateful operations may not change: the same operators, each keeping the same keys,
-//!   aggregates and state layout (Spark checks the state schema the same way); a filter or
-//!   projection before them may change;
+//!   aggregates and state layout; a filter or projection before them may change. Spark
+//!   compares the state schema's types and ignores the names; Weir compares the keys' and
+//!   aggregates' names too (`sum(s.id)`), so renaming a key or the table alias an
+//!   aggregate reads is refused as well;
 //! - a stateless part (filter, projection) may change freely while the output columns stay
 //!   the same; when they change, the sink decides ([`Sink::check_schema_change`]): Parquet
 //!   and memory sinks refuse (one directory or table holds one schema), record-at-a-time

@@ -76,6 +76,12 @@ fn lock(dir: &Path, query: &str) -> Result<File> {
                 dir.display()
             )));
         }
+        // A file system without locks (some network or FUSE mounts): run unlocked, as
+        // before locks, and say so.
+        Err(TryLockError::Error(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
+            tracing::warn!(checkpoint = %dir.display(), error = %e, "the file system cannot lock the checkpoint; running without its writer lock");
+            return Ok(file);
+        }
         Err(TryLockError::Error(e)) => return Err(io_error(e)),
     }
     let started = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");

@@ -30,12 +30,12 @@ impl Checkpoint {
             batch_ids(&commits_dir).await?,
         );
         // Entries older than the retained ones are left over from a purge a crash cut short.
-        let newest = offsets
-            .iter()
-            .chain(&commits)
-            .max()
-            .copied()
-            .unwrap_or_default();
+        // The window ends at the newest commit's next batch (a stray far-future entry must
+        // not hide the real ones), or without commits at the newest offsets.
+        let newest = match commits.last() {
+            Some(&committed) => committed + 1,
+            None => offsets.last().copied().unwrap_or_default(),
+        };
         let retained = |id: &u64| *id >= newest.saturating_sub(RETAINED_BATCHES);
         offsets.retain(retained);
         commits.retain(retained);
@@ -58,14 +58,24 @@ impl Checkpoint {
             )));
         }
         for (dir, ids) in [(&offsets_dir, &offsets), (&commits_dir, &commits)] {
-            if let Some(gap) = first_gap(ids) {
+            if let Some((before, after)) = first_gap(ids) {
                 return Err(damaged(format!(
-                    "{} is missing between {} and {}",
-                    dir.describe(&entry_name(BatchId(gap))),
-                    dir.describe(&entry_name(BatchId(gap - 1))),
-                    dir.describe(&entry_name(BatchId(gap + 1)))
+                    "the entries between {} and {} are missing",
+                    dir.describe(&entry_name(BatchId(before))),
+                    dir.describe(&entry_name(BatchId(after)))
                 )));
             }
+        }
+        // Without commits, at most the first batch can have been planned: anything more
+        // means the commits were lost, and the sink would take every batch for uncommitted.
+        if commits.is_empty()
+            && let Some(&planned) = offsets.iter().find(|&&id| id > 0)
+        {
+            return Err(damaged(format!(
+                "{} exists, but {} holds no commit",
+                offsets_dir.describe(&entry_name(BatchId(planned))),
+                self.dir.describe("commits")
+            )));
         }
         if let Some(&committed) = commits.last() {
             if !offsets.contains(&committed) {
@@ -148,12 +158,12 @@ async fn batch_ids(dir: &StoreLocation) -> Result<BTreeSet<u64>> {
         .collect())
 }
 
-/// The first batch id missing between the smallest and the largest of `ids`.
-fn first_gap(ids: &BTreeSet<u64>) -> Option<u64> {
+/// The first two neighbours of `ids` with batch ids missing between them.
+fn first_gap(ids: &BTreeSet<u64>) -> Option<(u64, u64)> {
     ids.iter()
         .zip(ids.iter().skip(1))
         .find(|(a, b)| **b != **a + 1)
-        .map(|(a, _)| a + 1)
+        .map(|(a, b)| (*a, *b))
 }
 
 #[cfg(test)]
@@ -165,6 +175,6 @@ mod tests {
         let ids = |v: &[u64]| v.iter().copied().collect::<BTreeSet<u64>>();
         assert_eq!(first_gap(&ids(&[])), None);
         assert_eq!(first_gap(&ids(&[4, 5, 6])), None);
-        assert_eq!(first_gap(&ids(&[4, 5, 7, 9])), Some(6));
+        assert_eq!(first_gap(&ids(&[4, 5, 7, 9])), Some((5, 7)));
     }
 }

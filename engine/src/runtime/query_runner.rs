@@ -184,7 +184,8 @@ impl QueryRunner {
         // The sink, which removes what an unfinished batch left, is opened only once the
         // logs, the state and the sources' own logs have all been read and found whole; and
         // before a new checkpoint is created, so a sink that refuses (output of another query
-        // in the way, an output mode it cannot store) leaves no checkpoint.
+        // in the way, an output mode it cannot store) leaves no checkpoint (only its unlocked
+        // `writer.lock`).
         let open = SinkOpen {
             schema: Arc::clone(&output_schema),
             last_committed,

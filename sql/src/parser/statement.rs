@@ -102,14 +102,20 @@ fn parse_bounded(sql: &str) -> Result<Vec<Statement>> {
             let _ = answer.send(parse_statements(&text));
         })
         .map_err(|e| SqlError::Invalid(format!("cannot start a thread to parse SQL: {e}")))?;
-    parsed.recv_timeout(PARSE_TIME_LIMIT).unwrap_or_else(|_| {
-        Err(SqlError::Invalid(format!(
+    match parsed.recv_timeout(PARSE_TIME_LIMIT) {
+        Ok(statements) => statements,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(SqlError::Invalid(format!(
             "the statement could not be parsed within {} seconds: its nesting makes the \
              parser try too many readings; simplify it (for example with a view or a WITH \
              clause)",
             PARSE_TIME_LIMIT.as_secs()
-        )))
-    })
+        ))),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(SqlError::Invalid(
+            "the SQL parser failed on this statement (a bug in Weir or sqlparser); please \
+             report it with the statement"
+                .to_string(),
+        )),
+    }
 }
 
 /// The stack of the parser's thread: room for the deepest nesting the limits let through.
