@@ -226,13 +226,17 @@ pub(super) fn entry_name(batch: BatchId) -> String {
 }
 
 async fn newest(dir: &StoreLocation) -> Result<Option<BatchId>> {
+    Ok(batch_ids(dir).await?.last().copied().map(BatchId))
+}
+
+/// The batch ids of a log directory's entries (`<N>.json`).
+pub(super) async fn batch_ids(dir: &StoreLocation) -> Result<std::collections::BTreeSet<u64>> {
     Ok(dir
         .list()
         .await?
         .iter()
         .filter_map(|f| f.name.strip_suffix(".json")?.parse().ok())
-        .max()
-        .map(BatchId))
+        .collect())
 }
 
 pub(super) async fn read_json<T: DeserializeOwned>(

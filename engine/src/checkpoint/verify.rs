@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use weir_connectors::{BatchId, StoreLocation};
 
-use super::log::{RETAINED_BATCHES, entry_name, read_json};
+use super::log::{RETAINED_BATCHES, batch_ids, entry_name, read_json};
 use super::{Checkpoint, CommitEntry, OffsetsEntry};
 use crate::error::{Result, WeirError};
 
@@ -146,16 +146,6 @@ fn check_named(
         ))),
         _ => Ok(()),
     }
-}
-
-/// The batch ids of a log directory's entries.
-async fn batch_ids(dir: &StoreLocation) -> Result<BTreeSet<u64>> {
-    Ok(dir
-        .list()
-        .await?
-        .iter()
-        .filter_map(|f| f.name.strip_suffix(".json")?.parse().ok())
-        .collect())
 }
 
 /// The first two neighbours of `ids` with batch ids missing between them.
