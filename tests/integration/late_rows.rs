@@ -10,18 +10,14 @@
 //! batches a `max_records_per_trigger` source makes are known, so is each batch's watermark,
 //! and so the rows each batch keeps; DataFusion then aggregates the kept rows as one batch.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampSecondArray};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 use weir::{BatchProgress, Engine};
 
 use crate::aggregate::table;
 use crate::property::{
-    SESSIONS, TUMBLING, batch_lines, case_runtime, event_context, sessions_oracle, sorted_lines,
-    windowed_oracle,
+    SESSIONS, TUMBLING, batch_lines, case_runtime, event_context, run_over_events, sessions_oracle,
+    sorted_lines, windowed_oracle,
 };
 
 /// 2024-01-01T00:00:00Z in ms since the epoch.
@@ -30,6 +26,7 @@ const MIDNIGHT_MS: i64 = 1_704_067_200_000;
 /// A row of the tests' source `e`: event time in seconds, name, amount.
 type Row = (i64, Option<String>, i64);
 
+/// The watermark delay of the source `run_over_events` makes.
 const DELAY_S: i64 = 5;
 
 #[tokio::test]
@@ -186,47 +183,7 @@ fn spark_rule(
 /// Runs `query` over `rows` (in this order, `per_batch` rows a batch) to the end of the
 /// input; returns the sink's sorted rows and the late rows the operator reported in all.
 async fn streamed(rows: &[Row], per_batch: usize, query: &str) -> (Vec<String>, u64) {
-    let engine = Engine::builder().build().unwrap();
-    engine
-        .execute(&format!(
-            "CREATE SOURCE e (ts TIMESTAMP NOT NULL, name VARCHAR, amount BIGINT NOT NULL, \
-             WATERMARK FOR ts AS ts - INTERVAL '{DELAY_S}' SECOND) \
-             WITH (connector = 'memory', max_records_per_trigger = '{per_batch}')"
-        ))
-        .await
-        .unwrap();
-    if !rows.is_empty() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("ts", DataType::Timestamp(TimeUnit::Second, None), false),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("amount", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(TimestampSecondArray::from_iter_values(
-                    rows.iter().map(|r| r.0),
-                )),
-                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.clone()))),
-                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
-            ],
-        )
-        .unwrap();
-        engine
-            .connectors()
-            .memory_stream("e")
-            .unwrap()
-            .append(batch)
-            .unwrap();
-    }
-    let query = engine
-        .start(&format!(
-            "CREATE SINK out WITH (connector = 'memory', trigger = 'available-now', \
-             flush_on_end = 'true') AS {query}"
-        ))
-        .await
-        .unwrap();
-    query.await_termination().await.unwrap();
+    let (engine, query) = run_over_events(rows, per_batch, query).await;
     let progress = query.recent_progress();
     assert!(progress.len() < 100, "every batch's progress is kept");
     let late = progress

@@ -264,6 +264,18 @@ async fn windowed_streamed_query(
     max_per_batch: usize,
     query: &str,
 ) -> Vec<String> {
+    let (engine, _) = run_over_events(rows, max_per_batch, query).await;
+    sorted_lines(&engine.sql("SELECT * FROM out").await.expect("read sink"))
+}
+
+/// Runs `query` into memory sink `out` over source `e` holding `rows` (ts seconds, name,
+/// amount; watermarked 5 s behind), `max_per_batch` rows a batch, `available-now` with
+/// `flush_on_end`, to its end; returns the engine and the ended query.
+pub(crate) async fn run_over_events(
+    rows: &[(i64, Option<String>, i64)],
+    max_per_batch: usize,
+    query: &str,
+) -> (Engine, weir::StreamingQuery) {
     let engine = Engine::builder().build().expect("engine");
     engine
         .execute(&format!(
@@ -310,7 +322,7 @@ async fn windowed_streamed_query(
         .await
         .expect("start");
     query.await_termination().await.expect("run");
-    sorted_lines(&engine.sql("SELECT * FROM out").await.expect("read sink"))
+    (engine, query)
 }
 
 /// A session with table `e` holding `rows` as (ts seconds, name, amount), typed as the
