@@ -36,7 +36,7 @@ pub mod storage;
 
 pub use custom::{SinkFactory, SourceFactory};
 pub use error::{ConnectorError, Result};
-pub use location::StoreLocation;
+pub use location::{ObjectVersion, StoreLocation};
 pub use offset::{BatchId, SourceOffset};
 pub use options::{ConnectorOptions, OptionSpec};
 pub use registry::ConnectorRegistry;

@@ -16,7 +16,8 @@ use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart,
+    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+    WriteMultipart,
 };
 
 use crate::error::{ConnectorError, Result};
@@ -35,6 +36,14 @@ pub struct StoreLocation {
     display: String,
     /// The directory on the local filesystem, for a local store.
     local_dir: Option<std::path::PathBuf>,
+}
+
+/// The version of an object as its store names it (an ETag, and a version id where the
+/// store keeps versions), for [`StoreLocation::replace`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    e_tag: Option<String>,
+    version: Option<String>,
 }
 
 /// One file directly inside a [`StoreLocation`].
@@ -95,6 +104,17 @@ impl StoreLocation {
             display: absolute.display().to_string(),
             local_dir: Some(absolute),
         })
+    }
+
+    /// A directory in a new, empty store held in this process's memory (named `display` in
+    /// messages), for tests and scratch work.
+    pub fn in_memory(display: &str) -> Self {
+        Self {
+            store: Arc::new(object_store::memory::InMemory::new()),
+            prefix: Path::default(),
+            display: display.to_string(),
+            local_dir: None,
+        }
     }
 
     /// The subdirectory `name` (created lazily by the first write).
@@ -236,6 +256,74 @@ impl StoreLocation {
                 _ => Err(ConnectorError::io(self.describe(name), e)),
             },
         }
+    }
+
+    /// Creates `name` if it does not exist yet, returning its version; `None`, writing
+    /// nothing, if it exists. Unlike [`put_if_absent`](Self::put_if_absent) an ambiguous
+    /// failure is an error: this is for objects whose writer must know it won (a lease).
+    pub async fn create(&self, name: &str, bytes: Bytes) -> Result<Option<ObjectVersion>> {
+        self.put_mode(name, bytes, PutMode::Create).await
+    }
+
+    /// Replaces `name` only if it is still at `version` (a compare-and-swap), returning the
+    /// new version; `None`, writing nothing, if someone else changed or deleted it since.
+    pub async fn replace(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        version: &ObjectVersion,
+    ) -> Result<Option<ObjectVersion>> {
+        let mode = PutMode::Update(UpdateVersion {
+            e_tag: version.e_tag.clone(),
+            version: version.version.clone(),
+        });
+        self.put_mode(name, bytes, mode).await
+    }
+
+    async fn put_mode(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        mode: PutMode,
+    ) -> Result<Option<ObjectVersion>> {
+        let options = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&self.path(name), PutPayload::from(bytes), options)
+            .await
+        {
+            Ok(done) => Ok(Some(ObjectVersion {
+                e_tag: done.e_tag,
+                version: done.version,
+            })),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. }
+                | object_store::Error::NotFound { .. },
+            ) => Ok(None),
+            Err(e) => Err(ConnectorError::io(self.describe(name), e)),
+        }
+    }
+
+    /// Reads `name` with its version, or `None` if it does not exist.
+    pub async fn get_versioned(&self, name: &str) -> Result<Option<(Bytes, ObjectVersion)>> {
+        let found = match self.store.get(&self.path(name)).await {
+            Ok(found) => found,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(ConnectorError::io(self.describe(name), e)),
+        };
+        let version = ObjectVersion {
+            e_tag: found.meta.e_tag.clone(),
+            version: found.meta.version.clone(),
+        };
+        let bytes = found
+            .bytes()
+            .await
+            .map_err(|e| ConnectorError::io(self.describe(name), e))?;
+        Ok(Some((bytes, version)))
     }
 
     /// Reads `name`, or `None` if it does not exist.

@@ -155,10 +155,7 @@ impl Source for MemorySource {
         let batches = self
             .stream
             .slice(SourceOffset::count_or_zero(start)?, end.as_count()?);
-        Ok(SourceRead {
-            batches,
-            bad_records: 0,
-        })
+        Ok(SourceRead::rows(batches))
     }
 
     async fn commit(&self, _end: &SourceOffset) -> Result<()> {

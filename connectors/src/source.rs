@@ -66,11 +66,23 @@ pub trait Source: Send + Sync + Debug {
 pub struct SourceRead {
     /// The rows, in source order.
     pub batches: Vec<RecordBatch>,
-    /// Malformed records skipped or sent to the dead-letter path under `on_error`.
+    /// Rows lost to malformed input under `on_error = 'skip' | 'dead_letter'`: each bad
+    /// record, and the rows of each bad file where the file says how many it held.
     pub bad_records: u64,
+    /// Files that could not be read whole (a corrupt or truncated file, a schema that does
+    /// not match), skipped or dead-lettered under `on_error`.
+    pub bad_files: u64,
 }
 
 impl SourceRead {
+    /// A read of `batches`, none of its input malformed.
+    pub fn rows(batches: Vec<RecordBatch>) -> Self {
+        Self {
+            batches,
+            ..Self::default()
+        }
+    }
+
     /// The same rows with only the columns at `columns` (see [`Source::read_columns`]).
     pub fn project(self, columns: &[usize]) -> Result<Self> {
         let batches = self

@@ -95,10 +95,7 @@ impl Source for Counter {
         let numbers = Int64Array::from_iter_values((first..end).map(|n| n as i64));
         let batch = RecordBatch::try_new(self.schema(), vec![Arc::new(numbers)])
             .map_err(|e| ConnectorError::Internal(e.to_string()))?;
-        Ok(SourceRead {
-            batches: vec![batch],
-            bad_records: 0,
-        })
+        Ok(SourceRead::rows(vec![batch]))
     }
 
     async fn commit(&self, _end: &SourceOffset) -> weir_connectors::Result<()> {

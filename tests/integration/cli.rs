@@ -305,3 +305,37 @@ fn piped_input_with_a_line_that_is_not_utf8_runs_the_rest_and_exits_1() {
     );
     assert_eq!(output.status.code(), Some(1));
 }
+
+/// A peek that finds nothing says why: what each kind of source is waiting for.
+#[test]
+fn an_empty_peek_says_why_the_source_holds_no_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = weir(&[
+        "run",
+        "-e",
+        &format!(
+            "CREATE SOURCE slow WITH (connector = 'nexmark', table = 'person', events_per_second = '1');\
+             SELECT id FROM slow LIMIT 3;\
+             CREATE SOURCE files_in (id INT) WITH (connector = 'files', path = '{}', format = 'json');\
+             SELECT * FROM files_in LIMIT 3;\
+             CREATE SOURCE typed (id INT) WITH (connector = 'memory');\
+             SELECT * FROM typed LIMIT 3;",
+            dir.path().display()
+        ),
+    ]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    for why in [
+        format!(
+            "source 'files_in' holds no rows: no file in '{}' yet (names starting with '_' or '.' are skipped)",
+            dir.path().display()
+        ),
+        "source 'typed' holds no rows: nothing was inserted yet (INSERT INTO typed VALUES …)"
+            .to_string(),
+        "source 'slow' holds no rows: it produces 1 events a second from its CREATE SOURCE, and \
+         none of this table's were due yet; peek again in a moment"
+            .to_string(),
+    ] {
+        assert!(stderr.contains(&why), "missing {why:?} in\n{stderr}");
+    }
+}

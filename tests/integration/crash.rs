@@ -15,7 +15,7 @@
 //! skipped visibly without it), where no file is renamed and log entries are conditional puts.
 //!
 //! `a_second_writer_on_a_checkpoint_is_refused_at_start_and_loses_nothing` races two runs on
-//! one checkpoint.
+//! one checkpoint, and its S3 twin the same on a checkpoint in a bucket.
 //!
 //! `sigint_stops_gracefully_after_the_batch_in_flight` checks that SIGINT and SIGTERM end
 //! `weir run` with exit code 0 and no batch planned but left uncommitted, and that a file
@@ -167,15 +167,39 @@ fn kill_repeatedly(job: &Job, wanted: usize, slowdown: u64) {
 /// ended, runs what is left), and after a final run the sink holds every row exactly once.
 #[test]
 fn a_second_writer_on_a_checkpoint_is_refused_at_start_and_loses_nothing() {
+    race_two_writers(6, 1, || Job::new("available-now", None, None));
+}
+
+/// The same with the output and the checkpoint in S3 (moto), where the checkpoint's lock is a
+/// lease object.
+#[test]
+fn a_second_writer_on_an_s3_checkpoint_is_refused_at_start_and_loses_nothing() {
+    let test = "a_second_writer_on_an_s3_checkpoint_is_refused_at_start_and_loses_nothing";
+    let Some(endpoint) = services::s3(test) else {
+        return;
+    };
+    race_two_writers(3, 3, || {
+        let bucket = object_stores::create_bucket(&endpoint, "race");
+        let s3 = S3Place {
+            endpoint: endpoint.clone(),
+            bucket,
+        };
+        Job::new("available-now", Some(s3), None)
+    });
+}
+
+/// Races two writers `trials` times, the second started (50–750 ms) × `slowdown` after the
+/// first, each trial on a new job.
+fn race_two_writers(trials: usize, slowdown: u64, new_job: impl Fn() -> Job) {
     let mut rng = Rng::from_env();
-    let (mut refused, trials) = (0, 6);
+    let mut refused = 0;
     for trial in 0..trials {
-        let job = Job::new("available-now", None, None);
+        let job = new_job();
         for index in 0..2 * BACKLOG {
             write_input_file(&job.input, index, &mut rng);
         }
         let first = job.spawn();
-        sleep(Duration::from_millis(50 + rng.below(700)));
+        sleep(Duration::from_millis((50 + rng.below(700)) * slowdown));
         let mut second = job.spawn();
         let status = job
             .poll(

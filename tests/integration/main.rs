@@ -3,10 +3,14 @@
 //! - `slt`: golden `.slt` files under `tests/slt/`, each run three ways (as written,
 //!   restarting every query after each statement, one row per micro-batch).
 //! - `aggregate`: streaming aggregation's emitted rows and state across restarts.
+//! - `bad_records`: damaged or mismatched files, values an integer column cannot hold, an
+//!   open quote at the end of a CSV file and event times at the ends of the range: each
+//!   counted (rows and files) and following `on_error`.
 //! - `bad_statements`: statements that once panicked, overflowed the stack or hung, and a
 //!   bounded fuzz of mutated statements: each ends within a bound with a clear answer.
 //! - `embedding`: listeners, output subscriptions, `watch`, the memory limit, and the
 //!   examples (custom source, custom sink, UDFs).
+//! - `idle`: an idle query polls its sources with a bounded back-off and runs no batch.
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `kafka`: the kafka source and sink against a real broker (tansu): windows into a topic,
 //!   metadata columns, restarts and a crash before the commit, with and without transactions.
@@ -39,6 +43,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod aggregate;
+mod bad_records;
 mod bad_statements;
 mod cli;
 mod crash;
@@ -46,6 +51,7 @@ mod crash_windowed;
 mod damaged_checkpoint;
 mod embedding;
 mod files_source;
+mod idle;
 mod kafka;
 mod late_rows;
 mod object_stores;

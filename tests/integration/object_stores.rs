@@ -103,6 +103,42 @@ async fn s3_store_operations_behave_as_exactly_once_needs() {
         Bytes::from_static(b"{}")
     );
 
+    // A compare-and-swap put (the writer lease's): it replaces only the version it read.
+    let first = dir
+        .create("lease", Bytes::from_static(b"a"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        dir.create("lease", Bytes::from_static(b"b")).await.unwrap(),
+        None
+    );
+    let (bytes, version) = dir.get_versioned("lease").await.unwrap().unwrap();
+    assert_eq!((bytes, &version), (Bytes::from_static(b"a"), &first));
+    let second = dir
+        .replace("lease", Bytes::from_static(b"c"), &version)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        dir.replace("lease", Bytes::from_static(b"d"), &first)
+            .await
+            .unwrap(),
+        None,
+        "an old version is refused"
+    );
+    assert!(
+        dir.replace("lease", Bytes::from_static(b"e"), &second)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        dir.get("lease").await.unwrap().unwrap(),
+        Bytes::from_static(b"e")
+    );
+    dir.delete("lease").await.unwrap();
+
     // A file over the threshold goes up in parts, and arrives whole.
     let big: Vec<u8> = (0..weir_connectors::location::MULTIPART_THRESHOLD + 1000)
         .map(|i| (i % 251) as u8)
@@ -249,6 +285,72 @@ async fn files_source_table_parquet_sink_and_checkpoint_on_s3_restart_exactly_on
             "part-000000000000-0000.parquet",
             "part-000000000001-0000.parquet"
         ]
+    );
+}
+
+/// A second query on a checkpoint in S3 is refused at start, naming the first, while the first
+/// holds the checkpoint's lease; once the first stops, the next one starts at once.
+#[tokio::test]
+async fn a_second_writer_on_an_s3_checkpoint_is_refused_until_the_first_lets_go() {
+    let test = "a_second_writer_on_an_s3_checkpoint_is_refused_until_the_first_lets_go";
+    let Some(endpoint) = services::s3(test) else {
+        return;
+    };
+    let bucket = create_bucket(&endpoint, "lease");
+    let store = storage(&endpoint);
+    let root = |p: &str| StoreLocation::open(&format!("s3://{bucket}/{p}"), &store, true).unwrap();
+    root("static")
+        .put(
+            "categories.csv",
+            Bytes::from_static(b"kind,label\n1,books\n"),
+        )
+        .await
+        .unwrap();
+    root("in")
+        .put(
+            "0.json",
+            Bytes::from_static(b"{\"id\":1,\"name\":\"ann\",\"kind\":1,\"amount\":50}\n"),
+        )
+        .await
+        .unwrap();
+    let options = s3_options(&endpoint);
+    let continuous = format!("{options}, trigger = '200ms'");
+    let sql = |options: &str| {
+        format!(
+            "CREATE SINK big_spenders WITH (connector = 'parquet', path = 's3://{bucket}/out', \
+             checkpoint = 's3://{bucket}/checkpoint', {options}) AS \
+             SELECT e.id, e.name, c.label FROM events e JOIN categories c ON e.kind = c.kind"
+        )
+    };
+    let first_engine = engine_on(&bucket, &options).await;
+    let first = first_engine.start(&sql(&continuous)).await.unwrap();
+    let second_engine = engine_on(&bucket, &options).await;
+    let refused = second_engine
+        .start(&sql(&continuous))
+        .await
+        .unwrap_err()
+        .to_string();
+    let pid = std::process::id();
+    assert!(
+        refused.contains(&format!(
+            "s3://{bucket}/checkpoint is in use by query 'big_spenders' (process {pid} on "
+        )) && refused.contains("only one query may write a checkpoint"),
+        "{refused}"
+    );
+    first.stop().await.unwrap();
+    let started = Instant::now();
+    let next = second_engine
+        .start(&sql(&format!("{options}, trigger = 'available-now'")))
+        .await
+        .unwrap();
+    next.await_termination().await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the stopped query handed its lease back"
+    );
+    assert_eq!(
+        table(&read_parquet(&root("out")).await),
+        "+----+------+-------+\n| id | name | label |\n+----+------+-------+\n| 1  | ann  | books |\n+----+------+-------+"
     );
 }
 

@@ -109,10 +109,7 @@ impl Source for Recorder {
     ) -> weir_connectors::Result<SourceRead> {
         self.asked.lock().unwrap().push(None);
         let (first, end) = (SourceOffset::count_or_zero(start)?, end.as_count()?);
-        Ok(SourceRead {
-            batches: vec![rows(first, end)],
-            bad_records: 0,
-        })
+        Ok(SourceRead::rows(vec![rows(first, end)]))
     }
 
     async fn read_columns(
@@ -126,10 +123,7 @@ impl Source for Recorder {
         let batch = rows(first, end)
             .project(columns)
             .map_err(|e| ConnectorError::arrow("projecting", e))?;
-        Ok(SourceRead {
-            batches: vec![batch],
-            bad_records: 0,
-        })
+        Ok(SourceRead::rows(vec![batch]))
     }
 
     async fn commit(&self, _end: &SourceOffset) -> weir_connectors::Result<()> {

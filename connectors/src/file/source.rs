@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use super::file_log::FileLog;
 use crate::error::{ConnectorError, Result};
-use crate::format::{BadRecord, BadRecords, Format, OnError};
+use crate::format::{BadRecord, BadRecords, Format, OnError, Rejected};
 use crate::location::{StoreLocation, is_hidden};
 use crate::offset::SourceOffset;
 use crate::options::{ConnectorOptions, OptionSpec};
@@ -119,7 +119,9 @@ impl FileSource {
         let mut read = SourceRead::default();
         for (batches, rejected) in results {
             read.batches.extend(batches);
-            read.bad_records += rejected.len() as u64;
+            let rejected = Rejected::of(&rejected);
+            read.bad_records += rejected.rows;
+            read.bad_files += rejected.files;
         }
         Ok(read)
     }

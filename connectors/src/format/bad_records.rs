@@ -27,6 +27,15 @@ pub enum OnError {
 }
 
 impl OnError {
+    /// The policy's name in `on_error`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OnError::Fail => "fail",
+            OnError::Skip => "skip",
+            OnError::DeadLetter(_) => "dead_letter",
+        }
+    }
+
     /// Reads `on_error` and `dead_letter_path`.
     pub fn from_options(options: &ConnectorOptions) -> Result<Self> {
         let policy = options
@@ -58,6 +67,74 @@ pub struct BadRecord {
     pub reason: String,
     /// The record as it appeared in the input (for parquet, a description of the row).
     pub record: String,
+    /// One record, or a whole file (or its unread rest).
+    pub extent: Extent,
+}
+
+impl BadRecord {
+    /// One record at `location`, shown as `record`.
+    pub fn record(location: String, reason: String, record: String) -> Self {
+        Self {
+            location,
+            reason,
+            record,
+            extent: Extent::Record,
+        }
+    }
+
+    /// A file (or its rest) that could not be read, holding `rows` rows when that is known.
+    pub fn file(location: &str, reason: String, rows: Option<u64>) -> Self {
+        Self {
+            location: location.to_string(),
+            reason,
+            record: String::new(),
+            extent: Extent::File { rows },
+        }
+    }
+
+    /// The rows lost with this rejection (0 for a file whose row count is unknown).
+    pub fn rows(&self) -> u64 {
+        match self.extent {
+            Extent::Record => 1,
+            Extent::File { rows } => rows.unwrap_or(0),
+        }
+    }
+}
+
+/// What a [`BadRecord`] stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Extent {
+    /// One record (a line, a row, a message).
+    Record,
+    /// A whole file, or the part of it after a corruption: `rows` rows, or `None` when the
+    /// file is too damaged to say (its footer is unreadable).
+    File {
+        /// The rows lost, when the file says.
+        rows: Option<u64>,
+    },
+}
+
+/// What the rejections of one read add up to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rejected {
+    /// Rows lost: bad records, and the rows of bad files where known.
+    pub rows: u64,
+    /// Files rejected whole or in part.
+    pub files: u64,
+}
+
+impl Rejected {
+    /// Adds up `records`.
+    pub fn of(records: &[BadRecord]) -> Self {
+        Self {
+            rows: records.iter().map(BadRecord::rows).sum(),
+            files: records
+                .iter()
+                .filter(|r| matches!(r.extent, Extent::File { .. }))
+                .count() as u64,
+        }
+    }
 }
 
 /// Applies an [`OnError`] policy while decoding, collecting what was rejected.
@@ -86,6 +163,12 @@ impl BadRecords {
                     record.reason
                 ),
             });
+        }
+        if let Extent::File { rows } = record.extent {
+            let rows = rows.map_or_else(|| "an unknown number of".to_string(), |n| n.to_string());
+            tracing::warn!(file = %record.location, reason = %record.reason,
+                "skipping {rows} rows of a file that cannot be read (on_error = '{}')",
+                self.policy.name());
         }
         self.rejected.push(record);
         Ok(())

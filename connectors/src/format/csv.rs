@@ -1,5 +1,6 @@
 //! Comma-separated values, with or without a header line: columns by the header's names
-//! when it names the declared columns, else in schema order.
+//! when it names the declared columns, else in schema order. A quoted field left open at the
+//! end of a file makes the line it opened on a bad record; the lines after it are read.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use bytes::Bytes;
 
 use super::BATCH_SIZE;
 use super::bad_records::{BadRecord, BadRecords};
-use super::json::record_text;
+use super::json::{record_text, without_bom};
 use crate::error::{ConnectorError, Result};
 use crate::options::ConnectorOptions;
 
@@ -36,6 +37,7 @@ impl CsvOptions {
     }
 
     pub(super) fn infer_schema(&self, bytes: Bytes, location: &str) -> Result<SchemaRef> {
+        let bytes = without_bom(bytes);
         let format = arrow::csv::reader::Format::default()
             .with_header(self.header)
             .with_delimiter(self.delimiter);
@@ -58,6 +60,7 @@ impl CsvOptions {
         location: &str,
         bad: &mut BadRecords,
     ) -> Result<Vec<RecordBatch>> {
+        let bytes = without_bom(bytes);
         let Some((file_schema, order)) = self.header_order(&bytes, schema, location) else {
             return self.decode_in_order(bytes, schema, location, bad);
         };
@@ -139,53 +142,90 @@ impl CsvOptions {
         location: &str,
         bad: &mut BadRecords,
     ) -> Result<Vec<RecordBatch>> {
-        if let Ok(batches) = self.decode_all(&bytes, schema, self.header) {
+        // An odd number of quotes means a quoted field is never closed: arrow's reader would
+        // take the rest of the file into it, so such a file takes the slow path.
+        if quotes(&bytes).is_multiple_of(2)
+            && let Ok(batches) = self.decode_all(&bytes, schema, self.header)
+        {
             return Ok(batches);
         }
-        // Slow path, taken only for a file with a malformed record: find each one by line.
-        let mut reader = ::csv::ReaderBuilder::new()
-            .has_headers(self.header)
-            .delimiter(self.delimiter)
-            .flexible(true)
-            .from_reader(bytes.as_ref());
+        let good = self.good_records(&bytes, schema, location, bad)?;
+        self.decode_all(&good, schema, false).map_err(|e| {
+            ConnectorError::arrow(format!("decoding the good records of {location}"), e)
+        })
+    }
+
+    /// Slow path, taken only for a file with a malformed record: finds each one by line and
+    /// returns the others, re-encoded. A quoted field still open at the end of the file costs
+    /// only the line it opened on: reading goes on from the next line.
+    fn good_records(
+        &self,
+        bytes: &[u8],
+        schema: &SchemaRef,
+        location: &str,
+        bad: &mut BadRecords,
+    ) -> Result<Vec<u8>> {
         let mut good = ::csv::WriterBuilder::new()
             .delimiter(self.delimiter)
             .flexible(true)
             .from_writer(Vec::new());
-        let mut record = ::csv::ByteRecord::new();
-        loop {
-            let line = reader.position().line();
-            match reader.read_byte_record(&mut record) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    bad.reject(BadRecord {
-                        location: format!("{location}:{line}"),
-                        reason: e.to_string(),
-                        record: String::new(),
-                    })?;
-                    continue;
+        // `rest` starts at line `first_line` of the file.
+        let (mut rest, mut header, mut first_line) = (bytes, self.header, 1);
+        'rest: loop {
+            let mut reader = ::csv::ReaderBuilder::new()
+                .has_headers(header)
+                .delimiter(self.delimiter)
+                .flexible(true)
+                .from_reader(rest);
+            let mut record = ::csv::ByteRecord::new();
+            loop {
+                let line = reader.position().line();
+                match reader.read_byte_record(&mut record) {
+                    Ok(false) => break 'rest,
+                    Ok(true) => {}
+                    Err(e) => {
+                        bad.reject(BadRecord::record(
+                            format!("{location}:{}", first_line + line - 1),
+                            e.to_string(),
+                            String::new(),
+                        ))?;
+                        continue;
+                    }
+                }
+                let (line, start) = record
+                    .position()
+                    .map_or((line, 0), |p| (p.line(), p.byte() as usize));
+                let end = reader.position().byte() as usize;
+                if end >= rest.len() && never_closed(&rest[start..]) {
+                    let opened = rest[start..]
+                        .iter()
+                        .position(|b| *b == b'\n')
+                        .map_or(rest.len(), |i| start + i + 1);
+                    bad.reject(BadRecord::record(
+                        format!("{location}:{}", first_line + line - 1),
+                        "a quoted field opened on this line is never closed (the file ends \
+                         inside it)"
+                            .into(),
+                        record_text(&rest[start..opened]),
+                    ))?;
+                    (rest, header, first_line) = (&rest[opened..], false, first_line + line);
+                    continue 'rest;
+                }
+                let single = write_record(&record, self.delimiter)?;
+                match self.decode_all(&single, schema, false) {
+                    Ok(_) => good
+                        .write_byte_record(&record)
+                        .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))?,
+                    Err(reason) => bad.reject(BadRecord::record(
+                        format!("{location}:{}", first_line + line - 1),
+                        reason.to_string(),
+                        record_text(&single),
+                    ))?,
                 }
             }
-            let line = record.position().map_or(line, |p| p.line());
-            let single = write_record(&record, self.delimiter)?;
-            match self.decode_all(&single, schema, false) {
-                Ok(_) => good
-                    .write_byte_record(&record)
-                    .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))?,
-                Err(reason) => bad.reject(BadRecord {
-                    location: format!("{location}:{line}"),
-                    reason: reason.to_string(),
-                    record: record_text(&single),
-                })?,
-            }
         }
-        let good = good
-            .into_inner()
-            .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))?;
-        self.decode_all(&good, schema, false).map_err(|e| {
-            ConnectorError::arrow(format!("decoding the good records of {location}"), e)
-        })
+        good.into_inner()
+            .map_err(|e| ConnectorError::Internal(format!("re-encoding csv: {e}")))
     }
 
     fn decode_all(
@@ -201,6 +241,17 @@ impl CsvOptions {
             .build(Cursor::new(bytes))?
             .collect()
     }
+}
+
+fn quotes(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'"').count()
+}
+
+/// Whether the last record of a file, from `record` to the end, holds a quoted field that is
+/// never closed: it spans lines and holds an odd number of quotes.
+fn never_closed(record: &[u8]) -> bool {
+    let body = record.strip_suffix(b"\n").unwrap_or(record);
+    body.contains(&b'\n') && !quotes(body).is_multiple_of(2)
 }
 
 fn write_record(record: &::csv::ByteRecord, delimiter: u8) -> Result<Vec<u8>> {
@@ -301,5 +352,37 @@ x,2,1
             expected
         );
         assert!(bad.rejected().is_empty());
+    }
+
+    #[test]
+    fn an_unclosed_quote_on_the_last_record_loses_only_its_line() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let options = CsvOptions {
+            header: true,
+            delimiter: b',',
+        };
+        let mut bad = BadRecords::new(OnError::Skip);
+        let input = "id,name\n1,a\n2,\"b\n3,c\n4,d\n";
+        let batches = options
+            .decode(Bytes::from(input), &schema, "f.csv", &mut bad)
+            .unwrap();
+        assert_eq!(
+            pretty_format_batches(&batches).unwrap().to_string(),
+            "+----+------+\n| id | name |\n+----+------+\n| 1  | a    |\n| 3  | c    |\n| 4  | d    |\n+----+------+"
+        );
+        let rejected: Vec<_> = bad
+            .rejected()
+            .iter()
+            .map(|r| (r.location.as_str(), r.record.as_str()))
+            .collect();
+        assert_eq!(rejected, [("f.csv:3", "2,\"b")]);
+        assert!(
+            bad.rejected()[0].reason.contains("quote"),
+            "{:?}",
+            bad.rejected()
+        );
     }
 }

@@ -232,11 +232,11 @@ pub(super) fn decode(
         for i in first..end {
             match precheck(columns, fetched, i) {
                 Ok(()) => good.push(i),
-                Err(reason) => bad.reject(BadRecord {
-                    location: location(i),
+                Err(reason) => bad.reject(BadRecord::record(
+                    location(i),
                     reason,
-                    record: record_text(fetched.value(i).unwrap_or_default()),
-                })?,
+                    record_text(fetched.value(i).unwrap_or_default()),
+                ))?,
             }
         }
         let values = decode_values(columns, fetched, &mut good, &location, bad)?;
@@ -301,11 +301,11 @@ fn decode_values(
         let one = join(fetched, &[i]);
         match decode_one(format, &columns.value_schema, one) {
             Ok(()) => kept.push(i),
-            Err(reason) => bad.reject(BadRecord {
-                location: location(i),
+            Err(reason) => bad.reject(BadRecord::record(
+                location(i),
                 reason,
-                record: record_text(fetched.value(i).unwrap_or_default()),
-            })?,
+                record_text(fetched.value(i).unwrap_or_default()),
+            ))?,
         }
     }
     *good = kept;

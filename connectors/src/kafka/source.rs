@@ -402,6 +402,7 @@ impl Source for KafkaSource {
         Ok(SourceRead {
             batches,
             bad_records,
+            bad_files: 0,
         })
     }
 

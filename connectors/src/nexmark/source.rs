@@ -211,10 +211,9 @@ impl Source for NexmarkSource {
             .map_err(|e| ConnectorError::Internal(format!("nexmark generator task failed: {e}")))
             .try_collect()
             .await?;
-        Ok(SourceRead {
-            batches: batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
-            bad_records: 0,
-        })
+        Ok(SourceRead::rows(
+            batches.into_iter().filter(|b| b.num_rows() > 0).collect(),
+        ))
     }
 
     async fn commit(&self, _end: &SourceOffset) -> Result<()> {

@@ -104,12 +104,18 @@ impl Engine {
                         options: query_options,
                     },
                 );
-                match query {
-                    Some(query) => self
-                        .start_query(&mut catalog, &name, &query)
-                        .await
-                        .map(Outcome::Started),
-                    None => Ok(Outcome::Done(format!("created sink {name}"))),
+                let Some(query) = query else {
+                    return Ok(Outcome::Done(format!("created sink {name}")));
+                };
+                // A query that cannot start leaves no sink behind, so the statement can be
+                // corrected and run again.
+                match self.start_query(&mut catalog, &name, &query).await {
+                    Ok(started) => Ok(Outcome::Started(started)),
+                    Err(e) => {
+                        catalog.sinks.remove(&name);
+                        self.inner.registry.drop_sink(&name);
+                        Err(e)
+                    }
                 }
             }
             Statement::Insert { target, query } => match catalog.kind_of(&target) {
@@ -281,6 +287,9 @@ impl Engine {
                 count += batches.iter().map(|b| b.num_rows()).sum::<usize>();
                 rows.extend(batches);
                 start = Some(end);
+            }
+            if count == 0 {
+                tracing::warn!(source = %name, "{}", why_empty(name, &entry.desc.options));
             }
             let rows = crate::runtime::SourceRows {
                 batches: rows,
@@ -612,6 +621,32 @@ impl Engine {
         self.deregister(name)?;
         Ok(Outcome::Done(format!("dropped {label} {name}")))
     }
+}
+
+/// Why a peek into source `name` found no rows, for the user: what the source is waiting for.
+fn why_empty(name: &str, options: &std::collections::BTreeMap<String, String>) -> String {
+    let option = |key: &str| options.get(key).map(String::as_str).unwrap_or_default();
+    let why = match option("connector") {
+        "nexmark" if !option("events_per_second").is_empty() => format!(
+            "it produces {} events a second from its CREATE SOURCE, and none of this table's \
+             were due yet; peek again in a moment",
+            option("events_per_second")
+        ),
+        "files" => format!(
+            "no file in '{}' yet (names starting with '_' or '.' are skipped)",
+            option("path")
+        ),
+        "kafka" => format!(
+            "topic '{}' has no records after its starting offsets ('{}')",
+            option("topic"),
+            options
+                .get("starting_offsets")
+                .map_or("latest", String::as_str)
+        ),
+        "memory" => format!("nothing was inserted yet (INSERT INTO {name} VALUES …)"),
+        _ => "the source has nothing to read yet".to_string(),
+    };
+    format!("source '{name}' holds no rows: {why}")
 }
 
 /// Fails if `name` is taken, unless it is taken by the kind `replacing` (OR REPLACE).

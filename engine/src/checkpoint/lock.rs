@@ -8,38 +8,69 @@
 //! SIGKILL included, so a crashed writer never leaves a stale lock; the file holds a line
 //! naming the holder, for the refusal's message.
 //!
-//! A checkpoint in an object store has no lock yet: there, log entries are create-only puts,
-//! so a second writer fails at its first log write, but it may already have removed the
-//! first one's uncommitted output. Run one query per object-store checkpoint.
+//! A checkpoint in an object store has no file lock: there the lock is a lease object with
+//! create-only and compare-and-swap puts, renewed while the query runs (see
+//! [`WriterLease`]). A query checks it before each sink write and commit.
 
 use std::fs::{File, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
+use weir_connectors::StoreLocation;
+
+use super::lease::{LEASE_TIME, WriterLease};
 use crate::error::{Result, WeirError};
 
 /// The lock's file inside a local checkpoint directory.
 const LOCK_FILE: &str = "writer.lock";
 
-/// Held for as long as a query writes its checkpoint; dropping it releases the lock.
+/// Held for as long as a query writes its checkpoint; dropping it releases a file lock (a
+/// lease runs out instead, unless the query hands it back when it ends).
 #[derive(Debug)]
 pub struct CheckpointLock {
-    /// The locked file (`None` for an object-store checkpoint, which has no lock).
-    _file: Option<File>,
+    held: Held,
+}
+
+#[derive(Debug)]
+enum Held {
+    /// The locked file of a local checkpoint.
+    File(#[allow(dead_code, reason = "held for its lock")] File),
+    /// The lease of an object-store checkpoint.
+    Lease(WriterLease),
 }
 
 impl CheckpointLock {
-    /// Takes the lock of the local checkpoint directory `dir` for query `query`, or refuses
-    /// with the holder's name when another query (in this process or another) holds it.
-    pub(crate) async fn acquire(dir: Option<PathBuf>, query: &str) -> Result<Self> {
-        let Some(dir) = dir else {
-            return Ok(Self { _file: None });
+    /// Takes the lock of checkpoint directory `dir` for query `query`, or refuses with the
+    /// holder's name when another query (in this process or another) holds it.
+    pub(crate) async fn acquire(dir: &StoreLocation, query: &str) -> Result<Self> {
+        let Some(path) = dir.local_path().map(PathBuf::from) else {
+            let lease = WriterLease::acquire(dir.clone(), query, LEASE_TIME).await?;
+            return Ok(Self {
+                held: Held::Lease(lease),
+            });
         };
         let query = query.to_string();
-        tokio::task::spawn_blocking(move || lock(&dir, &query))
+        tokio::task::spawn_blocking(move || lock(&path, &query))
             .await
             .map_err(|e| WeirError::Internal(format!("locking the checkpoint: {e}")))?
-            .map(|file| Self { _file: Some(file) })
+            .map(|file| Self {
+                held: Held::File(file),
+            })
+    }
+
+    /// Fails if the lock was lost (a lease not renewed in time); a file lock cannot be.
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.held {
+            Held::File(_) => Ok(()),
+            Held::Lease(lease) => lease.check(),
+        }
+    }
+
+    /// Lets go of the lock, so that the next query takes it at once.
+    pub(crate) async fn release(self) {
+        if let Held::Lease(lease) = self.held {
+            lease.release().await;
+        }
     }
 }
 
@@ -103,9 +134,9 @@ mod tests {
     #[tokio::test]
     async fn a_second_writer_is_refused_naming_the_first_until_it_lets_go() {
         let tmp = tempfile::tempdir().unwrap();
-        let dir = Some(tmp.path().join("ckpt"));
-        let first = CheckpointLock::acquire(dir.clone(), "out").await.unwrap();
-        let refused = CheckpointLock::acquire(dir.clone(), "other")
+        let dir = StoreLocation::parse(&tmp.path().join("ckpt").to_string_lossy(), true).unwrap();
+        let first = CheckpointLock::acquire(&dir, "out").await.unwrap();
+        let refused = CheckpointLock::acquire(&dir, "other")
             .await
             .unwrap_err()
             .to_string();
@@ -117,6 +148,6 @@ mod tests {
             "{refused}"
         );
         drop(first);
-        let _second = CheckpointLock::acquire(dir, "other").await.unwrap();
+        let _second = CheckpointLock::acquire(&dir, "other").await.unwrap();
     }
 }

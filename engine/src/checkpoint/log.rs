@@ -4,8 +4,6 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use weir_connectors::{BatchId, SourceOffset, StorageOptions, StoreLocation};
 
-use std::path::Path;
-
 use super::CheckpointLock;
 use crate::error::{Result, WeirError};
 
@@ -128,7 +126,7 @@ impl Checkpoint {
 
     /// Takes the checkpoint's writer lock for query `query` (see [`CheckpointLock`]).
     pub async fn lock(&self, query: &str) -> Result<CheckpointLock> {
-        CheckpointLock::acquire(self.dir.local_path().map(Path::to_path_buf), query).await
+        CheckpointLock::acquire(&self.dir, query).await
     }
 
     /// Deletes the staging files of log writes a crash interrupted.

@@ -5,6 +5,7 @@
 //!               ─▶ DataFusion physical plan ─▶ sink.write(N) ─▶ commits/N ─▶ source.commit
 //! ```
 
+mod idle;
 mod micro_batch;
 mod progress;
 mod query_options;

@@ -47,8 +47,11 @@ pub struct SourceProgress {
     pub end_offset: Option<SourceOffset>,
     /// Rows read.
     pub input_rows: u64,
-    /// Malformed records skipped or dead-lettered.
+    /// Rows lost to malformed input, skipped or dead-lettered: each bad record, and the rows
+    /// of each bad file where the file says how many it held.
     pub bad_records: u64,
+    /// Files that could not be read whole (corrupt, truncated, or not matching the source).
+    pub bad_files: u64,
 }
 
 /// The progress report of one batch.

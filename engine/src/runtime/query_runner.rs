@@ -10,11 +10,13 @@ use datafusion::execution::context::{QueryPlanner, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use tokio::sync::{mpsc, oneshot, watch};
+use weir_connectors::format::{BadRecord, BadRecords, OnError};
 use weir_connectors::{
     BatchId, ConnectorOptions, ConnectorRegistry, Sink, SinkOpen, Source, SourceContext,
     SourceOffset, column_list,
 };
 
+use super::idle::IdleBackoff;
 use super::micro_batch::{QueryPlan, SourceRows, execute_batch};
 use super::progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryOutput, QueryStatus, SourceProgress,
@@ -28,9 +30,6 @@ use crate::checkpoint::{
 use crate::error::{Result, WeirError};
 use crate::physical::planner::{BatchContext, BatchWatermarks, StreamingQueryPlanner};
 use crate::state::QueryState;
-
-/// How long a query with an as-fast-as-possible trigger waits when no source has new data.
-const IDLE_POLL: Duration = Duration::from_millis(100);
 
 /// A source as the engine hands it to a query.
 pub(crate) struct SourcePart {
@@ -71,6 +70,32 @@ struct OpenSource {
     /// The columns each batch reads (ascending indices into its schema), when the query
     /// uses fewer than all: those its scans project and its watermark's column.
     columns: Option<Vec<usize>>,
+    /// What happens to a row whose event time is out of range.
+    on_error: OnError,
+}
+
+impl OpenSource {
+    /// Applies the source's `on_error` to rows dropped for event times (ms) outside
+    /// [`EVENT_TIMES`](super::watermark::EVENT_TIMES): an error under `fail`, else a warning.
+    fn reject_event_times(&self, outside: &[i64]) -> Result<()> {
+        let Some(first) = outside.first() else {
+            return Ok(());
+        };
+        let mut bad = BadRecords::new(self.on_error.clone());
+        bad.reject(BadRecord::record(
+            format!("source '{}'", self.name),
+            format!(
+                "event time {} is outside the times a query can window (1678-01-01 to \
+                 2261-12-31)",
+                watermark_text(Some(*first))
+            ),
+            String::new(),
+        ))?;
+        tracing::warn!(source = %self.name, rows = outside.len(), first = %watermark_text(Some(*first)),
+            "dropped rows whose event time is outside 1678-01-01 to 2261-12-31 (on_error = '{}')",
+            self.on_error.name());
+        Ok(())
+    }
 }
 
 /// The columns of a source that `plan` reads, with the watermark's column (by name in
@@ -97,7 +122,8 @@ pub(crate) struct QueryRunner {
     sink: Arc<dyn Sink>,
     checkpoint: Checkpoint,
     /// Held until the query ends: one writer per checkpoint.
-    _lock: CheckpointLock,
+    /// The checkpoint's writer lock, checked before each write to the logs and the sink.
+    lock: Option<CheckpointLock>,
     trigger: Trigger,
     output_mode: OutputMode,
     flush_on_end: bool,
@@ -179,6 +205,7 @@ impl QueryRunner {
                 name: part.name,
                 source,
                 columns,
+                on_error: OnError::from_options(&part.options)?,
             });
         }
         // The sink, which removes what an unfinished batch left, is opened only once the
@@ -203,7 +230,7 @@ impl QueryRunner {
             sources,
             sink: parts.sink,
             checkpoint: parts.checkpoint,
-            _lock: lock,
+            lock: Some(lock),
             trigger: parts.trigger,
             output_mode: parts.output_mode,
             flush_on_end: parts.flush_on_end,
@@ -220,6 +247,19 @@ impl QueryRunner {
 
     /// Recovers, then runs batches until the trigger ends or a stop is requested.
     pub(crate) async fn run(mut self) -> Result<()> {
+        let result = self.run_batches().await;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await;
+        }
+        result
+    }
+
+    /// Fails if the checkpoint's writer lock was lost (an object-store lease not renewed).
+    fn check_lock(&self) -> Result<()> {
+        self.lock.as_ref().map_or(Ok(()), CheckpointLock::check)
+    }
+
+    async fn run_batches(&mut self) -> Result<()> {
         let committed = self.checkpoint.latest_commit().await?.map(|c| c.batch_id);
         let mut starts: Vec<Option<SourceOffset>> = match committed {
             Some(batch) => {
@@ -254,6 +294,7 @@ impl QueryRunner {
             }
         }
         let mut drain_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut idle = IdleBackoff::default();
         loop {
             if *self.stop.borrow() {
                 break;
@@ -296,6 +337,7 @@ impl QueryRunner {
                     late_watermark_ms: Some(late_watermark),
                 };
                 let write_started = Instant::now();
+                self.check_lock()?;
                 self.checkpoint.write_offsets(&entry).await?;
                 durations.write_offsets = write_started.elapsed();
                 self.run_batch(&entry, started, durations).await?;
@@ -328,8 +370,11 @@ impl QueryRunner {
                 Trigger::ProcessingTime(interval) if !interval.is_zero() => {
                     interval.saturating_sub(started.elapsed())
                 }
-                Trigger::ProcessingTime(_) if !has_data && !watermark_moved => IDLE_POLL,
-                _ => Duration::ZERO,
+                Trigger::ProcessingTime(_) if !has_data && !watermark_moved => idle.idle(),
+                _ => {
+                    idle.reset();
+                    Duration::ZERO
+                }
             };
             if !wait.is_zero() {
                 tokio::select! {
@@ -380,7 +425,7 @@ impl QueryRunner {
         let mut source_progress = Vec::with_capacity(self.sources.len());
         for (index, (open, range)) in self.sources.iter().zip(&entry.sources).enumerate() {
             let start = range.start.as_ref();
-            let read = match (&range.end, &open.columns) {
+            let mut read = match (&range.end, &open.columns) {
                 (Some(end), None) if range.end != range.start => {
                     open.source.read(start, end).await?
                 }
@@ -389,6 +434,10 @@ impl QueryRunner {
                 }
                 _ => Default::default(),
             };
+            let (batches, outside) = self.watermarks.outside_event_times(index, read.batches)?;
+            open.reject_event_times(&outside)?;
+            read.batches = batches;
+            read.bad_records += outside.len() as u64;
             self.watermarks.observe(index, &read.batches)?;
             let rows: u64 = read.batches.iter().map(|b| b.num_rows() as u64).sum();
             source_progress.push(SourceProgress {
@@ -397,6 +446,7 @@ impl QueryRunner {
                 end_offset: range.end.clone(),
                 input_rows: rows,
                 bad_records: read.bad_records,
+                bad_files: read.bad_files,
             });
             let rows = SourceRows {
                 batches: read.batches,
@@ -445,6 +495,7 @@ impl QueryRunner {
         let output_rows: u64 = output.iter().map(|b| b.num_rows() as u64).sum();
         let published = self.status.has_subscribers().then(|| output.clone());
         let sink_started = Instant::now();
+        self.check_lock()?;
         self.sink.write(entry.batch_id, output).await?;
         durations.sink_write = sink_started.elapsed();
 
@@ -457,6 +508,7 @@ impl QueryRunner {
             watermark_ms,
             max_event_time_ms: self.watermarks.max_event_ms().to_vec(),
         };
+        self.check_lock()?;
         self.checkpoint.write_commit(&commit).await?;
         self.state.promote();
         self.last_batch_watermark = Some(entry.watermark_ms);
@@ -521,6 +573,7 @@ impl QueryRunner {
     ) {
         let input_rows: u64 = sources.iter().map(|s| s.input_rows).sum();
         let bad_records: u64 = sources.iter().map(|s| s.bad_records).sum();
+        let bad_files: u64 = sources.iter().map(|s| s.bad_files).sum();
         let late_rows: u64 = operators.iter().map(|o| o.late_rows).sum();
         let state_rows: u64 = operators.iter().map(|o| o.state_rows).sum();
         let since_previous = self
@@ -551,6 +604,7 @@ impl QueryRunner {
             input_rows,
             output_rows,
             bad_records,
+            bad_files,
             late_rows,
             state_rows,
             watermark = %watermark_text(entry.watermark_ms),

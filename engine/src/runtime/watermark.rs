@@ -5,11 +5,17 @@
 //! them has seen a row), never moves back, and takes effect from the next batch. The value in
 //! force for batch N is recorded in `offsets/N`; the value after batch N, with each source's
 //! maximum event time, in `commits/N`, from which a restart resumes.
+//!
+//! An event time must lie in [`EVENT_TIMES`] (the years 1678 to 2261): a row whose event time
+//! is outside is a bad record of its source, under its `on_error`, before it can move the
+//! watermark. Timestamps are nanoseconds in an `i64`, which ends in 1677 and 2262; the margin
+//! of about 100 days at each end keeps a window's start and end arithmetic from overflowing,
+//! so such a row cannot fail the query on every restart.
 
 use std::time::Duration;
 
-use arrow::array::{Array, RecordBatch, TimestampMillisecondArray};
-use arrow::compute::cast;
+use arrow::array::{Array, BooleanArray, RecordBatch, TimestampMillisecondArray};
+use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, TimeUnit};
 
 use crate::error::{Result, WeirError};
@@ -26,6 +32,9 @@ pub(crate) fn watermark_text(ms: Option<i64>) -> String {
             }),
     }
 }
+
+/// The event times a query takes, in ms since the epoch: 1678-01-01 up to 2262-01-01.
+pub(crate) const EVENT_TIMES: std::ops::Range<i64> = -9_214_560_000_000..9_214_646_400_000;
 
 /// One watermarked source: its event-time column and delay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,29 +80,49 @@ impl WatermarkTracker {
         &self.max_event_ms
     }
 
+    /// Splits the rows of source `index` into those with an event time in [`EVENT_TIMES`]
+    /// (or none), kept, and the event times (ms) of the others, which are dropped.
+    pub fn outside_event_times(
+        &self,
+        index: usize,
+        batches: Vec<RecordBatch>,
+    ) -> Result<(Vec<RecordBatch>, Vec<i64>)> {
+        let Some(spec) = &self.specs[index] else {
+            return Ok((batches, Vec::new()));
+        };
+        let mut outside = Vec::new();
+        let mut kept = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let millis = event_millis(&batch, spec)?;
+            let inside: BooleanArray = millis
+                .iter()
+                .map(|t| Some(t.is_none_or(|t| EVENT_TIMES.contains(&t))))
+                .collect();
+            if inside.true_count() == batch.num_rows() {
+                kept.push(batch);
+                continue;
+            }
+            outside.extend(
+                millis
+                    .iter()
+                    .zip(inside.iter())
+                    .filter_map(|(t, inside)| t.filter(|_| inside == Some(false))),
+            );
+            let batch = filter_record_batch(&batch, &inside)
+                .map_err(|e| WeirError::Internal(format!("dropping rows out of range: {e}")))?;
+            kept.push(batch);
+        }
+        Ok((kept, outside))
+    }
+
     /// Takes in the rows source `index` contributed to a batch.
     pub fn observe(&mut self, index: usize, batches: &[RecordBatch]) -> Result<()> {
         let Some(spec) = &self.specs[index] else {
             return Ok(());
         };
         for batch in batches {
-            let column = batch.column_by_name(&spec.column).ok_or_else(|| {
-                WeirError::Internal(format!(
-                    "watermark column '{}' missing from a batch",
-                    spec.column
-                ))
-            })?;
-            let millis =
-                cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None)).map_err(|e| {
-                    WeirError::Internal(format!("reading watermark column '{}': {e}", spec.column))
-                })?;
-            let Some(millis) = millis.as_any().downcast_ref::<TimestampMillisecondArray>() else {
-                return Err(WeirError::Internal(format!(
-                    "watermark column '{}' is not a timestamp",
-                    spec.column
-                )));
-            };
-            if let Some(max) = arrow::compute::max(millis) {
+            let millis = event_millis(batch, spec)?;
+            if let Some(max) = arrow::compute::max(&millis) {
                 let seen = &mut self.max_event_ms[index];
                 *seen = Some(seen.map_or(max, |s| s.max(max)));
             }
@@ -122,6 +151,29 @@ impl WatermarkTracker {
         }
         self.current
     }
+}
+
+/// The event times of `batch` in ms.
+fn event_millis(batch: &RecordBatch, spec: &WatermarkSpec) -> Result<TimestampMillisecondArray> {
+    let column = batch.column_by_name(&spec.column).ok_or_else(|| {
+        WeirError::Internal(format!(
+            "watermark column '{}' missing from a batch",
+            spec.column
+        ))
+    })?;
+    let millis = cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None)).map_err(|e| {
+        WeirError::Internal(format!("reading watermark column '{}': {e}", spec.column))
+    })?;
+    millis
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .cloned()
+        .ok_or_else(|| {
+            WeirError::Internal(format!(
+                "watermark column '{}' is not a timestamp",
+                spec.column
+            ))
+        })
 }
 
 #[cfg(test)]
