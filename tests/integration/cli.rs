@@ -339,3 +339,30 @@ fn an_empty_peek_says_why_the_source_holds_no_rows() {
         assert!(stderr.contains(&why), "missing {why:?} in\n{stderr}");
     }
 }
+
+/// A broker that does not answer: librdkafka's own connection failures and global errors,
+/// which it retries by itself, stay at debug; Weir warns once that it retries and then fails
+/// once, naming the brokers.
+#[test]
+fn an_unreachable_broker_is_told_once_without_librdkafkas_chatter() {
+    let output = weir_logging(&[
+        "run",
+        "-e",
+        "CREATE SOURCE k (v VARCHAR) WITH (connector = 'kafka', brokers = '127.0.0.1:9', \
+         topic = 't', format = 'json', timeout = '1s');\
+         CREATE SINK o WITH (connector = 'console', trigger = 'available-now') AS SELECT * FROM k;",
+    ]);
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert_eq!(lines[0], "created source k");
+    assert!(
+        lines[1].contains(" WARN weir_connectors::kafka::client: fetching the topic's metadata failed; retrying up to 2 more times"),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].starts_with("error: i/o error on kafka topic 't' on brokers '127.0.0.1:9': fetching the topic's metadata failed 3 times"),
+        "{stderr}"
+    );
+}

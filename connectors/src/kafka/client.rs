@@ -12,7 +12,12 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::Offset;
 use rdkafka::TopicPartitionList;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+
+use super::logs::KafkaLogs;
+
+/// A consumer whose librdkafka logs go through [`KafkaLogs`].
+pub(crate) type Consumer = BaseConsumer<KafkaLogs>;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::types::RDKafkaRespErr;
@@ -96,7 +101,7 @@ impl Endpoint {
     /// A consumer that reads only what it is assigned, only committed records, and never
     /// joins a group or commits offsets: positions live in Weir's checkpoint. (librdkafka
     /// needs a `group.id` to assign partitions; assigning does not join the group.)
-    pub fn consumer(&self, client_id: &str) -> Result<BaseConsumer> {
+    pub fn consumer(&self, client_id: &str) -> Result<Consumer> {
         self.client_config(client_id)
             .set("group.id", client_id)
             .set("enable.auto.commit", "false")
@@ -104,7 +109,7 @@ impl Endpoint {
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "error")
             .set("allow.auto.create.topics", "false")
-            .create()
+            .create_with_context(KafkaLogs)
             .map_err(|e| self.io("creating a kafka consumer", e))
     }
 
@@ -144,7 +149,7 @@ impl Endpoint {
     }
 
     /// The partition ids of the topic; a clear error when it does not exist.
-    pub fn partitions(&self, consumer: &BaseConsumer) -> Result<Vec<i32>> {
+    pub fn partitions(&self, consumer: &Consumer) -> Result<Vec<i32>> {
         let metadata = self.retry("fetching the topic's metadata", || {
             let metadata = consumer.fetch_metadata(Some(&self.topic), self.timeout)?;
             // A broker that is still starting answers with a retriable topic error.
@@ -184,7 +189,7 @@ impl Endpoint {
     /// offset for a `read_committed` consumer).
     pub fn watermarks(
         &self,
-        consumer: &BaseConsumer,
+        consumer: &Consumer,
         partitions: &[i32],
     ) -> Result<BTreeMap<i32, Watermarks>> {
         partitions
@@ -219,7 +224,7 @@ pub(super) enum DataLoss {
 /// makes progress for `poll_timeout`.
 pub(super) fn fetch_ranges(
     endpoint: &Endpoint,
-    consumer: &BaseConsumer,
+    consumer: &Consumer,
     ranges: &BTreeMap<i32, (i64, i64)>,
     poll_timeout: Duration,
     data_loss: DataLoss,
@@ -293,7 +298,7 @@ pub(super) fn fetch_ranges(
 /// last records (tansu 0.6 answers the first offset of the last written batch, plus one).
 pub(super) fn fetch_past(
     endpoint: &Endpoint,
-    consumer: &BaseConsumer,
+    consumer: &Consumer,
     from: &BTreeMap<i32, i64>,
     idle: Duration,
     mut on_message: impl FnMut(&BorrowedMessage<'_>) -> Result<()>,
@@ -326,7 +331,7 @@ pub(super) fn fetch_past(
 
 fn assign(
     endpoint: &Endpoint,
-    consumer: &BaseConsumer,
+    consumer: &Consumer,
     pending: &BTreeMap<i32, (i64, i64)>,
 ) -> Result<()> {
     let mut assignment = TopicPartitionList::with_capacity(pending.len());
@@ -351,7 +356,7 @@ fn is_out_of_range(error: &KafkaError) -> bool {
 /// or moves them to their first stored offset.
 fn skip_lost_records(
     endpoint: &Endpoint,
-    consumer: &BaseConsumer,
+    consumer: &Consumer,
     pending: &mut BTreeMap<i32, (i64, i64)>,
     data_loss: DataLoss,
 ) -> Result<()> {
@@ -388,7 +393,7 @@ fn skip_lost_records(
 /// Marks done the partitions whose consumer position reached their end; true if any moved.
 fn advance_to_positions(
     endpoint: &Endpoint,
-    consumer: &BaseConsumer,
+    consumer: &Consumer,
     pending: &mut BTreeMap<i32, (i64, i64)>,
 ) -> Result<bool> {
     let positions = consumer

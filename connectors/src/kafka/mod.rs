@@ -98,6 +98,7 @@
 mod client;
 mod decode;
 mod encode;
+mod logs;
 mod offsets;
 mod sink;
 mod source;

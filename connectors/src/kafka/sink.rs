@@ -103,7 +103,15 @@ struct Delivery {
     failures: Mutex<Vec<String>>,
 }
 
-impl ClientContext for Delivery {}
+impl ClientContext for Delivery {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        super::logs::log(level, facility, message);
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        super::logs::report(&error, reason);
+    }
+}
 
 impl ProducerContext for Delivery {
     type DeliveryOpaque = ();

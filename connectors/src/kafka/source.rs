@@ -10,9 +10,8 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use bytes::Bytes;
 use rdkafka::Message;
-use rdkafka::consumer::BaseConsumer;
 
-use super::client::{DataLoss, Endpoint, blocking, fetch_ranges};
+use super::client::{Consumer, DataLoss, Endpoint, blocking, fetch_ranges};
 use super::decode::{Fetched, SourceColumns, ValueFormat, decode};
 use super::offsets::{TopicOffsets, Watermarks, next_end};
 use crate::error::{ConnectorError, Result};
@@ -124,7 +123,7 @@ pub struct KafkaSource {
     schema: SchemaRef,
     dead_letters: Option<StoreLocation>,
     state: StoreLocation,
-    consumer: Arc<Mutex<BaseConsumer>>,
+    consumer: Arc<Mutex<Consumer>>,
     initial: tokio::sync::Mutex<Option<TopicOffsets>>,
     /// Set by `prepare_available_now`: the end offsets no batch may go past.
     frozen: Mutex<Option<BTreeMap<i32, i64>>>,

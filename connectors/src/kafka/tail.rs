@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 
-use super::client::{DataLoss, Endpoint, fetch_past, fetch_ranges};
+use super::client::{Consumer, DataLoss, Endpoint, fetch_past, fetch_ranges};
 use crate::error::Result;
 
 /// Header naming the sink (and query) that wrote the record.
@@ -114,7 +113,7 @@ fn written_by(message: &impl Message, query: &str) -> Option<LastWritten> {
 /// partition where the query's records were not found, windows 4 times larger further back.
 pub(super) fn last_written(
     endpoint: &Endpoint,
-    consumer: &BaseConsumer,
+    consumer: &Consumer,
     partitions: &[i32],
     query: &str,
     poll_timeout: Duration,
