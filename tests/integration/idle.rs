@@ -10,9 +10,7 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use weir::Engine;
-use weir_connectors::{
-    ConnectorOptions, OptionSpec, Source, SourceContext, SourceFactory, SourceOffset, SourceRead,
-};
+use weir_connectors::{Source, SourceOffset, SourceRead};
 
 /// A source of three rows, counting how often it is asked for its latest offset.
 #[derive(Debug, Default)]
@@ -22,32 +20,6 @@ struct ThreeRows {
 
 fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, false)]))
-}
-
-#[async_trait]
-impl SourceFactory for ThreeRows {
-    fn options(&self) -> &[OptionSpec] {
-        &[]
-    }
-
-    async fn schema(
-        &self,
-        _declared: Option<SchemaRef>,
-        _options: &ConnectorOptions,
-    ) -> weir_connectors::Result<SchemaRef> {
-        Ok(schema())
-    }
-
-    async fn open(
-        &self,
-        _schema: SchemaRef,
-        _options: &ConnectorOptions,
-        _context: SourceContext,
-    ) -> weir_connectors::Result<Arc<dyn Source>> {
-        Ok(Arc::new(ThreeRows {
-            polls: Arc::clone(&self.polls),
-        }))
-    }
 }
 
 #[async_trait]
@@ -86,13 +58,10 @@ impl Source for ThreeRows {
 
 #[tokio::test]
 async fn an_idle_query_polls_with_a_bounded_backoff_and_runs_no_batch() {
-    let factory = ThreeRows::default();
-    let polls = Arc::clone(&factory.polls);
+    let source = Arc::new(ThreeRows::default());
+    let polls = Arc::clone(&source.polls);
     let engine = Engine::builder().build().unwrap();
-    engine
-        .connectors()
-        .register_source("three_rows", Arc::new(factory))
-        .unwrap();
+    crate::one_source::register(&engine, "three_rows", source);
     engine
         .execute("CREATE SOURCE s WITH (connector = 'three_rows')")
         .await

@@ -55,6 +55,7 @@ mod idle;
 mod kafka;
 mod late_rows;
 mod object_stores;
+mod one_source;
 mod paced_generator;
 mod postgres;
 mod property;

@@ -9,10 +9,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::util::pretty::pretty_format_batches;
 use async_trait::async_trait;
 use weir::Engine;
-use weir_connectors::{
-    ConnectorError, ConnectorOptions, OptionSpec, Source, SourceContext, SourceFactory,
-    SourceOffset, SourceRead,
-};
+use weir_connectors::{ConnectorError, Source, SourceOffset, SourceRead};
 
 /// Rows per micro-batch, and rows in all.
 const PER_TRIGGER: u64 = 4;
@@ -54,32 +51,6 @@ fn rows(first: u64, end: u64) -> RecordBatch {
         )),
     ];
     RecordBatch::try_new(schema(), columns).unwrap()
-}
-
-#[async_trait]
-impl SourceFactory for Recorder {
-    fn options(&self) -> &[OptionSpec] {
-        &[]
-    }
-
-    async fn schema(
-        &self,
-        _declared: Option<SchemaRef>,
-        _options: &ConnectorOptions,
-    ) -> weir_connectors::Result<SchemaRef> {
-        Ok(schema())
-    }
-
-    async fn open(
-        &self,
-        _schema: SchemaRef,
-        _options: &ConnectorOptions,
-        _context: SourceContext,
-    ) -> weir_connectors::Result<Arc<dyn Source>> {
-        Ok(Arc::new(Recorder {
-            asked: Arc::clone(&self.asked),
-        }))
-    }
 }
 
 #[async_trait]
@@ -136,13 +107,10 @@ impl Source for Recorder {
 async fn run(columns: &str, sink_sql: &str) -> (Vec<Option<Vec<usize>>>, String) {
     let engine = Engine::builder().build().unwrap();
     let asked = Asked::default();
-    let factory = Recorder {
+    let source = Recorder {
         asked: Arc::clone(&asked),
     };
-    engine
-        .connectors()
-        .register_source("recorder", Arc::new(factory))
-        .unwrap();
+    crate::one_source::register(&engine, "recorder", Arc::new(source));
     engine
         .execute(&format!(
             "CREATE SOURCE s {columns} WITH (connector = 'recorder')"
