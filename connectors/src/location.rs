@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
@@ -346,6 +346,25 @@ impl StoreLocation {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(ConnectorError::io(self.describe(name), e)),
         }
+    }
+
+    /// Deletes the files `names` (missing ones are no error): on an object store in bulk, one
+    /// request per thousand files where the store has bulk deletes.
+    pub async fn delete_all(&self, names: &[String]) -> Result<()> {
+        let paths = names
+            .iter()
+            .map(|name| Ok(self.path(name)))
+            .collect::<Vec<_>>();
+        let mut deleted = self
+            .store
+            .delete_stream(futures::stream::iter(paths).boxed());
+        while let Some(result) = deleted.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(ConnectorError::io(&self.display, e)),
+            }
+        }
+        Ok(())
     }
 
     /// The files directly in this directory (not in subdirectories), in no particular order.

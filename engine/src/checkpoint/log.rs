@@ -9,6 +9,9 @@ use crate::error::{Result, WeirError};
 
 /// Log entries kept (older offsets and commits are purged).
 pub(super) const RETAINED_BATCHES: u64 = 100;
+/// Old entries are purged every this many batches, in one request per log on an object store
+/// (so up to `RETAINED_BATCHES + PURGE_EVERY - 1` are kept).
+const PURGE_EVERY: u64 = 10;
 
 /// What `metadata.json` records about the query owning a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,12 +210,13 @@ impl Checkpoint {
             entry,
         )
         .await?;
-        if let Some(old) = entry.batch_id.0.checked_sub(RETAINED_BATCHES) {
+        let batch = entry.batch_id.0;
+        if batch >= RETAINED_BATCHES && batch.is_multiple_of(PURGE_EVERY) {
+            let last = batch - RETAINED_BATCHES;
+            let first = last.saturating_sub(PURGE_EVERY - 1);
+            let names: Vec<String> = (first..=last).map(|b| entry_name(BatchId(b))).collect();
             for log in ["offsets", "commits"] {
-                self.dir
-                    .child(log)
-                    .delete(&entry_name(BatchId(old)))
-                    .await?;
+                self.dir.child(log).delete_all(&names).await?;
             }
         }
         Ok(())
@@ -341,5 +345,39 @@ mod tests {
         std::fs::write(tmp.path().join("commits/7.json"), b"{\"batch_id\": 7,").unwrap();
         let err = checkpoint.latest_commit().await.unwrap_err().to_string();
         assert!(err.contains("commits/7.json is damaged"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn old_entries_are_purged_ten_batches_at_a_time_keeping_the_last_hundred() {
+        let checkpoint = Checkpoint {
+            dir: StoreLocation::in_memory("memory://checkpoint"),
+        };
+        for n in 0..=120 {
+            let offsets = OffsetsEntry {
+                batch_id: BatchId(n),
+                sources: vec![],
+                batch_timestamp_ms: 0,
+                watermark_ms: None,
+                late_watermark_ms: Some(None),
+            };
+            checkpoint.write_offsets(&offsets).await.unwrap();
+            let commit = CommitEntry {
+                batch_id: BatchId(n),
+                output_rows: 0,
+                watermark_ms: None,
+                max_event_time_ms: vec![],
+            };
+            checkpoint.write_commit(&commit).await.unwrap();
+            let kept = batch_ids(&checkpoint.dir.child("commits")).await.unwrap();
+            let oldest = *kept.first().unwrap();
+            assert!(
+                kept.len() as u64 >= (n + 1).min(RETAINED_BATCHES)
+                    && (kept.len() as u64) < RETAINED_BATCHES + PURGE_EVERY
+                    && kept.len() as u64 == n + 1 - oldest,
+                "after batch {n}: {oldest}..={n}"
+            );
+        }
+        let offsets = batch_ids(&checkpoint.dir.child("offsets")).await.unwrap();
+        assert_eq!(offsets, (21..=120).collect());
     }
 }
