@@ -1,7 +1,6 @@
 //! Streaming operators as DataFusion `ExecutionPlan`s, and the one place that maps the
 //! logical extension nodes of `weir_sql::logical` to them ([`planner`]).
 
-mod distinct_flags;
 mod hop_panes;
 mod late_rows;
 pub mod planner;

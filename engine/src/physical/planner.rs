@@ -17,9 +17,9 @@ use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use weir_sql::logical::StreamingAggregateNode;
 
-use super::streaming_aggregate::{AggregateMetrics, StreamingAggregateExec};
+use super::streaming_aggregate::{AggregateMetrics, StreamingAggregateExec, distinct};
 use crate::runtime::OutputMode;
-use crate::state::{PairSet, QueryState};
+use crate::state::QueryState;
 
 /// What the streaming operators of one batch need from the runtime.
 #[derive(Debug)]
@@ -136,14 +136,14 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
         );
         // The counts of one value share their pairs (see `PairSet`); each keeps its own state.
         let distinct = aggregate
-            .distinct_count_classes(PairSet::MAX_MEMBERS)
+            .distinct_count_classes(distinct::PairSet::MAX_MEMBERS)
             .into_iter()
             .map(|indices| {
                 let ids: Vec<String> = indices
                     .iter()
                     .map(|&i| aggregate.distinct_state_id(i))
                     .collect();
-                let pairs = self.context.state.pair_set(&aggregate.operator_id, &ids);
+                let pairs = distinct::pair_set(&self.context.state, &aggregate.operator_id, &ids);
                 Ok((
                     indices,
                     pairs.map_err(|e| DataFusionError::External(Box::new(e)))?,

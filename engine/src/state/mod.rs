@@ -8,14 +8,8 @@
 //! a re-run batch starts from exactly the state the interrupted attempt started from.
 
 mod delta;
-mod group_numbers;
-mod pair_set;
-mod pair_slots;
-mod pair_table;
 mod store;
 
 pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
-pub use group_numbers::{BatchGroups, ClosedGroups, GroupNumbers};
-pub use pair_set::PairSet;
 pub(crate) use store::compact;
-pub use store::{OperatorState, QueryState, StagedPartition};
+pub use store::{OperatorState, QueryState, StagedPartition, StatePart};

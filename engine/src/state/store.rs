@@ -5,10 +5,12 @@
 //!                                                before commits/N)
 //! state/<operator id>/<partition>/<N>.snapshot   Arrow IPC: the whole state after batch N,
 //!                                                every 10th batch, written in the background
-//! state/<operator id>.distinct-<i>/<partition>/…  the same for a part of the operator's state
-//!                                                kept as a [`PairSet`] (the pairs of its
-//!                                                `count(DISTINCT)` aggregate i)
+//! state/<operator id>.<part>/<partition>/…      the same for a part of the operator's state
+//!                                                (the pairs of its `count(DISTINCT)`
+//!                                                aggregate i: `<id>.distinct-<i>`)
 //! ```
+//! Beside its tables an operator may keep structures built from them (indexes, numberings),
+//! registered by name as [`StatePart`]s so that the state's size counts them.
 //! An operator's state is split into the query's state partitions by a hash of the group key
 //! (the operator decides which key columns; see `StreamingAggregateExec`), and each batch
 //! works on the partitions in parallel; each partition has its own files, and all of a
@@ -37,8 +39,6 @@ use bytes::Bytes;
 use weir_connectors::{BatchId, StoreLocation};
 
 use super::delta::{Delta, delta_schema, replay};
-use super::group_numbers::GroupNumbers;
-use super::pair_set::PairSet;
 use crate::error::{Result, WeirError};
 
 /// A snapshot every this many batches.
@@ -109,7 +109,7 @@ impl OperatorState {
     }
 
     /// Changes each time the committed state does: whoever keeps something derived from the
-    /// committed state (a [`PairSet`]'s tables) tells by it whether that is current.
+    /// committed state (a part's tables, such as a `count(DISTINCT)`'s pairs) tells by it whether that is current.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
@@ -157,16 +157,33 @@ impl OperatorState {
     }
 }
 
+/// A structure an operator keeps beside its state tables (built from them, or holding them),
+/// registered with [`QueryState::part`].
+pub trait StatePart: std::any::Any + Send + Sync + std::fmt::Debug {
+    /// Rows and bytes it holds.
+    fn size(&self) -> (u64, u64);
+
+    /// The ids of the state tables it holds: its size stands for theirs.
+    fn tables(&self) -> &[String] {
+        &[]
+    }
+}
+
+/// A registered [`StatePart`], as itself and for downcasting.
+#[derive(Debug, Clone)]
+struct Part {
+    part: Arc<dyn StatePart>,
+    any: Arc<dyn std::any::Any + Send + Sync>,
+}
+
 /// The states of every stateful operator of one query, and where they are checkpointed.
 #[derive(Debug)]
 pub struct QueryState {
     dir: StoreLocation,
     partitions: usize,
     operators: Mutex<BTreeMap<String, Arc<OperatorState>>>,
-    /// The pair sets, each with its members' ids.
-    pair_sets: Mutex<Vec<(Vec<String>, Arc<PairSet>)>>,
-    /// By operator: the group numbers its pair sets share.
-    group_numbers: Mutex<BTreeMap<String, Arc<GroupNumbers>>>,
+    /// The operators' parts, by name (`<operator id>.<what>`).
+    parts: Mutex<BTreeMap<String, Part>>,
     /// The snapshot writes started in the background and maybe not finished yet.
     snapshot_writes: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -178,8 +195,7 @@ impl QueryState {
             dir,
             partitions: partitions.max(1),
             operators: Mutex::new(BTreeMap::new()),
-            pair_sets: Mutex::new(Vec::new()),
-            group_numbers: Mutex::new(BTreeMap::new()),
+            parts: Mutex::new(BTreeMap::new()),
             snapshot_writes: Mutex::new(Vec::new()),
         }
     }
@@ -193,49 +209,52 @@ impl QueryState {
         )
     }
 
-    /// The pairs of the `count(DISTINCT)` aggregates of one value whose states are `ids`,
-    /// parts of operator `operator`'s state (see [`PairSet`]); created empty on first use.
-    /// The pair sets of one operator share its group numbers.
-    pub fn pair_set(&self, operator: &str, ids: &[String]) -> Result<Arc<PairSet>> {
-        let mut sets = lock(&self.pair_sets);
-        if let Some((_, set)) = sets.iter().find(|(members, _)| members == ids) {
-            return Ok(Arc::clone(set));
-        }
-        let members = ids.iter().map(|id| self.operator(id)).collect();
-        let numbers = Arc::clone(
-            lock(&self.group_numbers)
-                .entry(operator.to_string())
-                .or_default(),
-        );
-        let set = Arc::new(PairSet::new(members, numbers)?);
-        sets.push((ids.to_vec(), Arc::clone(&set)));
-        Ok(set)
+    /// The part `name` (`<operator id>.<what>`), made by `make` on first use.
+    pub fn part<T: StatePart>(
+        &self,
+        name: &str,
+        make: impl FnOnce() -> Result<T>,
+    ) -> Result<Arc<T>> {
+        let mut parts = lock(&self.parts);
+        let found = match parts.get(name) {
+            Some(found) => found.clone(),
+            None => {
+                let made = Arc::new(make()?);
+                let part = Part {
+                    part: Arc::clone(&made) as Arc<dyn StatePart>,
+                    any: made,
+                };
+                parts.insert(name.to_string(), part.clone());
+                part
+            }
+        };
+        found
+            .any
+            .downcast::<T>()
+            .map_err(|_| WeirError::Internal(format!("state part '{name}' is of another type")))
     }
 
-    /// Rows and bytes of the committed state of operator `id`, with its parts' (ids
-    /// `<id>.<part>`, such as its distinct pairs, and their group numbers).
+    /// Rows and bytes of the committed state of operator `id`: its tables and its parts'
+    /// (ids and names `<id>.<part>`), each table counted once.
     pub fn size_of(&self, id: &str) -> (u64, u64) {
         let prefix = format!("{id}.");
         let ours = |k: &str| k == id || k.starts_with(&prefix);
-        let pair_sets: Vec<(Vec<String>, Arc<PairSet>)> = lock(&self.pair_sets)
+        let parts: Vec<Arc<dyn StatePart>> = lock(&self.parts)
             .iter()
-            .filter(|(ids, _)| ids.iter().any(|k| ours(k)))
-            .cloned()
+            .filter(|(name, _)| ours(name))
+            .map(|(_, p)| Arc::clone(&p.part))
             .collect();
-        let in_pair_sets = |k: &str| pair_sets.iter().any(|(ids, _)| ids.iter().any(|i| i == k));
+        let in_parts = |k: &str| parts.iter().any(|p| p.tables().iter().any(|m| m == k));
         let operators: Vec<Arc<OperatorState>> = lock(&self.operators)
             .iter()
-            .filter(|(k, _)| ours(k) && !in_pair_sets(k))
+            .filter(|(k, _)| ours(k) && !in_parts(k))
             .map(|(_, v)| Arc::clone(v))
             .collect();
-        let numbers = lock(&self.group_numbers)
-            .get(id)
-            .map_or(0, |n| n.memory() as u64);
         operators
             .iter()
             .map(|state| state.size())
-            .chain(pair_sets.iter().map(|(_, set)| set.size()))
-            .fold((0, numbers), |(rows, bytes), (r, b)| (rows + r, bytes + b))
+            .chain(parts.iter().map(|part| part.size()))
+            .fold((0, 0), |(rows, bytes), (r, b)| (rows + r, bytes + b))
     }
 
     fn partition_dir(&self, id: &str, partition: usize) -> StoreLocation {

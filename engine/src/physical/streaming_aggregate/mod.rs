@@ -53,6 +53,7 @@
 //! **Checkpoint**: each partition's merged state and delta are staged in the operator's
 //! [`OperatorState`]; the runner persists the deltas as version N before writing `commits/N`.
 
+pub(crate) mod distinct;
 mod merge;
 
 use std::fmt;
@@ -84,15 +85,15 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 use weir_sql::logical::{DerivedWindowEnd, HopPanes};
 
-use super::distinct_flags::{
-    DistinctCounts, DistinctFlagsExec, GROUP_NUMBER, count_distinct_by_pairs,
+use self::distinct::{
+    DistinctCounts, DistinctFlagsExec, GROUP_NUMBER, PairSet, count_distinct_by_pairs,
 };
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, LateInput, after};
 use super::planner::BatchWatermarks;
 use crate::error::WeirError;
 use crate::runtime::OutputMode;
-use crate::state::{OperatorState, PairSet, key_converter, split_by_key};
+use crate::state::{OperatorState, key_converter, split_by_key};
 
 /// What the operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -147,7 +148,7 @@ pub struct StreamingAggregateExec {
 impl StreamingAggregateExec {
     /// The operator for one batch. `group_by` and `aggr_expr` are over `input`'s schema;
     /// `schema` is the output schema the logical plan expects. `distinct` names the
-    /// `count(DISTINCT x)` aggregates counted from pairs kept in a [`PairSet`], and the set.
+    /// `count(DISTINCT x)` aggregates counted from pairs kept in a pair set, and the set.
     #[allow(clippy::too_many_arguments)]
     pub fn try_new(
         operator_id: String,

@@ -10,7 +10,7 @@
 //!   once per row between them.
 //!
 //! A pair's state partition follows from a hash of the group's key and of the value that is
-//! the same in every process and release ([`stable_hash`], [`PairHashes::partition`]); group
+//! the same in every process and release ([`stable_hash`](super::hash::stable_hash), [`PairHashes::partition`]); group
 //! numbers are local to the process and only used within a partition's table.
 
 use arrow::array::{Array, ArrayRef};
@@ -19,36 +19,9 @@ use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::{HashSet, HashTable};
 
 use super::group_numbers::GroupId;
+use super::hash::{K, mix, stable_hash};
 use super::pair_slots::{MAX_GROUP, Members, Pair, PairSlots};
 use crate::error::{Result, WeirError};
-
-const K: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// Murmur3's 64-bit finalizer: every input bit moves the high and the low output bits.
-fn mix(mut hash: u64) -> u64 {
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
-    hash ^= hash >> 33;
-    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-    hash ^ (hash >> 33)
-}
-
-/// A hash of a row encoding that is the same in every process and release, read 8 bytes at
-/// a time.
-pub(super) fn stable_hash(key: &[u8]) -> u64 {
-    let mut chunks = key.chunks_exact(8);
-    let mut hash = (key.len() as u64).wrapping_mul(K);
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        hash = (hash ^ u64::from_le_bytes(word))
-            .wrapping_mul(K)
-            .rotate_left(31);
-    }
-    let mut tail = [0; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    mix((hash ^ u64::from_le_bytes(tail)).wrapping_mul(K))
-}
 
 /// The two hashes of a pair, from its group's and its value's stable hashes.
 pub(super) struct PairHashes;

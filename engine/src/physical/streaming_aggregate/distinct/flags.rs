@@ -6,7 +6,7 @@
 //! aggregates that counted it. Each input row with a non-null `x` that passes the `FILTER` of
 //! at least one of them is looked up once; the row is flagged for each aggregate that had not
 //! counted its pair, and the pair is added. The group keys of a batch are evaluated and
-//! numbered once for all the aggregates ([`GroupNumbers`](crate::state::GroupNumbers)). The
+//! numbered once for all the aggregates ([`GroupNumbers`](super::GroupNumbers)). The
 //! aggregation then counts the flagged rows with a plain `count(x) FILTER (WHERE flag)`,
 //! whose state is one number per group, so a batch never re-merges a group's earlier values.
 //! The flags are appended to the input's columns, as booleans named
@@ -36,17 +36,17 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::state::PairSet;
+use super::PairSet;
 
 /// The column [`DistinctFlagsExec`] appends last: each row's group's number in the
-/// aggregation's [`GroupNumbers`](crate::state::GroupNumbers). The partial aggregation
+/// aggregation's [`GroupNumbers`](super::GroupNumbers). The partial aggregation
 /// groups by it alone (one `u64`, not the group's key columns, which were hashed once
 /// already to number it) and takes the keys back from the numbers.
-pub(super) const GROUP_NUMBER: &str = "__weir_group";
+pub(crate) const GROUP_NUMBER: &str = "__weir_group";
 
 /// One `count(DISTINCT x)` counted from pairs.
 #[derive(Debug, Clone)]
-pub(super) struct DistinctMember {
+pub(crate) struct DistinctMember {
     /// The aggregate's position among the operator's aggregates.
     pub index: usize,
     /// The aggregate's `FILTER`, if any.
@@ -62,7 +62,7 @@ impl DistinctMember {
 
 /// The `count(DISTINCT x)` aggregates of one `x`, whose pairs are kept in one [`PairSet`].
 #[derive(Debug, Clone)]
-pub(super) struct DistinctCounts {
+pub(crate) struct DistinctCounts {
     /// The aggregates, in the order of the set's members.
     pub members: Vec<DistinctMember>,
     /// `x`, over the aggregation's input.
@@ -74,12 +74,12 @@ pub(super) struct DistinctCounts {
 }
 
 /// The aggregates of all of `counts`, in the order of their flag columns.
-pub(super) fn flag_order(counts: &[DistinctCounts]) -> impl Iterator<Item = &DistinctMember> {
+pub(crate) fn flag_order(counts: &[DistinctCounts]) -> impl Iterator<Item = &DistinctMember> {
     counts.iter().flat_map(|c| &c.members)
 }
 
 /// The columns of the pairs of a `count(DISTINCT value)` grouped by `groups`.
-pub(super) fn pair_schema(
+pub(crate) fn pair_schema(
     groups: &[(Arc<dyn PhysicalExpr>, String)],
     value: &Arc<dyn PhysicalExpr>,
     input: &Schema,
@@ -98,7 +98,7 @@ pub(super) fn pair_schema(
 /// `count(x) FILTER (WHERE __weir_first_<position>)` over the input plus the flags
 /// `DistinctFlagsExec` appends.
 #[allow(clippy::type_complexity)]
-pub(super) fn count_distinct_by_pairs(
+pub(crate) fn count_distinct_by_pairs(
     input: &SchemaRef,
     group_by: &PhysicalGroupBy,
     partial: &AggregateExec,
@@ -178,7 +178,7 @@ pub(super) fn count_distinct_by_pairs(
 
 /// Appends each [`DistinctMember`]'s flag to the input rows; see the module docs.
 #[derive(Debug, Clone)]
-pub(super) struct DistinctFlagsExec {
+pub(crate) struct DistinctFlagsExec {
     input: Arc<dyn ExecutionPlan>,
     groups: Vec<Arc<dyn PhysicalExpr>>,
     counts: Vec<DistinctCounts>,
@@ -186,7 +186,7 @@ pub(super) struct DistinctFlagsExec {
 }
 
 impl DistinctFlagsExec {
-    pub(super) fn new(
+    pub(crate) fn new(
         input: Arc<dyn ExecutionPlan>,
         groups: Vec<Arc<dyn PhysicalExpr>>,
         counts: Vec<DistinctCounts>,
@@ -281,7 +281,7 @@ impl DistinctFlagsExec {
 
 /// The input's schema plus each count's flag, then the row's group number (see
 /// [`GROUP_NUMBER`]).
-pub(super) fn flagged_schema(input: &SchemaRef, counts: &[DistinctCounts]) -> SchemaRef {
+pub(crate) fn flagged_schema(input: &SchemaRef, counts: &[DistinctCounts]) -> SchemaRef {
     let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
     fields.extend(
         flag_order(counts).map(|member| Field::new(member.flag_name(), DataType::Boolean, false)),

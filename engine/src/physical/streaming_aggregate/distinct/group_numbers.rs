@@ -17,9 +17,9 @@ use datafusion::physical_plan::aggregates::group_values::new_group_values;
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use hashbrown::{HashMap, HashSet};
 
-use super::delta::key_converter;
-use super::pair_table::stable_hash;
+use super::hash::stable_hash;
 use crate::error::{Result, WeirError};
+use crate::state::key_converter;
 
 fn arrow_error(e: arrow::error::ArrowError) -> WeirError {
     WeirError::Internal(format!("numbering distinct-count groups: {e}"))

@@ -31,12 +31,11 @@ use arrow::buffer::BooleanBuffer;
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{DataType, SchemaRef};
 
-use super::delta::{delta_of, key_converter};
 use super::group_numbers::{BatchGroups, ClosedGroups, GroupNumbers};
 use super::pair_slots::{MAX_MEMBERS, Members};
 use super::pair_table::{BatchScratch, PairHashes, PairTable, Probe, ValueKeys};
-use super::store::{OperatorState, StagedPartition, compact};
 use crate::error::{Result, WeirError};
+use crate::state::{OperatorState, StagedPartition, compact, delta_of, key_converter};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -455,7 +454,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location(), 3);
-        let set = state.pair_set("op", &ids(&["op.distinct-0"])).unwrap();
+        let set = super::super::pair_set(&state, "op", &ids(&["op.distinct-0"])).unwrap();
         let schema = schema(DataType::Int64);
 
         // Batch 0: repeated pairs within the batch are new once; a non-candidate is not added.
@@ -497,7 +496,7 @@ mod tests {
             .load(&["op.distinct-0".to_string()], Some(BatchId(1)))
             .await
             .unwrap();
-        let set = restarted.pair_set("op", &ids(&["op.distinct-0"])).unwrap();
+        let set = super::super::pair_set(&restarted, "op", &ids(&["op.distinct-0"])).unwrap();
         set.begin(&schema).unwrap();
         let first = insert(
             &set,
@@ -515,8 +514,8 @@ mod tests {
         let location = StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location, 2);
         let sets = [
-            state.pair_set("op", &ids(&["op.distinct-0"])).unwrap(),
-            state.pair_set("op", &ids(&["op.distinct-1"])).unwrap(),
+            super::super::pair_set(&state, "op", &ids(&["op.distinct-0"])).unwrap(),
+            super::super::pair_set(&state, "op", &ids(&["op.distinct-1"])).unwrap(),
         ];
         let schema = schema(values(&[]).data_type().clone());
         let groups = ["open", "closed", "open", "closed", "closed"];
@@ -587,7 +586,7 @@ mod tests {
         let ids = ["op.distinct-0".to_string(), "op.distinct-1".to_string()];
         restarted.load(&ids, Some(BatchId(1))).await.unwrap();
         for id in &ids {
-            let set = restarted.pair_set("op", std::slice::from_ref(id)).unwrap();
+            let set = super::super::pair_set(&restarted, "op", std::slice::from_ref(id)).unwrap();
             set.begin(&schema).unwrap();
             let first = insert(&set, &schema, &groups, values(&[1, 1, 2, 2, 4]));
             assert_eq!(
@@ -628,8 +627,11 @@ mod tests {
         let location = || StoreLocation::parse(&dir.path().to_string_lossy(), true).unwrap();
         let state = QueryState::new(location(), 2);
         let members = ids(&["op.distinct-0", "op.distinct-2"]);
-        let set = state.pair_set("op", &members).unwrap();
-        assert!(Arc::ptr_eq(&set, &state.pair_set("op", &members).unwrap()));
+        let set = super::super::pair_set(&state, "op", &members).unwrap();
+        assert!(Arc::ptr_eq(
+            &set,
+            &super::super::pair_set(&state, "op", &members).unwrap()
+        ));
         let schema = schema(values(&[]).data_type().clone());
         let (t, f) = (true, false);
 
@@ -671,7 +673,7 @@ mod tests {
 
         let restarted = QueryState::new(location(), 2);
         restarted.load(&members, Some(BatchId(1))).await.unwrap();
-        let set = restarted.pair_set("op", &members).unwrap();
+        let set = super::super::pair_set(&restarted, "op", &members).unwrap();
         set.begin(&schema).unwrap();
         let all = [t; 4];
         let new = insert_for(
