@@ -23,6 +23,7 @@ use super::streaming_query::StreamingQuery;
 use super::window_functions::WindowInput;
 use crate::checkpoint::{Checkpoint, OperatorSignature};
 use crate::error::{Result, WeirError};
+use crate::physical::planner::StreamingQueryPlanner;
 use crate::runtime::{
     QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
     WatermarkSpec,
@@ -461,6 +462,7 @@ impl Engine {
             checkpoint,
             trigger: entry.options.trigger,
             registry: Arc::clone(&self.inner.registry),
+            planner: Arc::new(|context| Arc::new(StreamingQueryPlanner::new(context))),
         };
         let status = Arc::new(QueryStatus::new(sink_name, self.inner.listeners.clone()));
         let (stop_tx, stop_rx) = watch::channel(false);

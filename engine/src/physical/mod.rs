@@ -7,4 +7,4 @@ pub mod planner;
 mod session_merge;
 mod streaming_aggregate;
 
-pub use streaming_aggregate::{AggregateMetrics, StreamingAggregateExec};
+pub use streaming_aggregate::StreamingAggregateExec;

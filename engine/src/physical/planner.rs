@@ -2,8 +2,7 @@
 //! `QueryPlanner` made for each micro-batch, carrying what the operators need from the
 //! runtime (their state, the watermark in force, the output mode).
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
@@ -17,36 +16,8 @@ use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use weir_sql::logical::StreamingAggregateNode;
 
-use super::streaming_aggregate::{AggregateMetrics, StreamingAggregateExec, distinct};
-use crate::runtime::OutputMode;
-use crate::state::QueryState;
-
-/// What the streaming operators of one batch need from the runtime.
-#[derive(Debug)]
-pub struct BatchContext {
-    /// The query's operator states.
-    pub state: Arc<QueryState>,
-    /// The watermarks the batch's stateful operators work with.
-    pub watermarks: BatchWatermarks,
-    /// The query's output mode.
-    pub mode: OutputMode,
-    /// Metrics of each operator in this batch, by operator id.
-    pub metrics: Mutex<BTreeMap<String, Arc<Mutex<AggregateMetrics>>>>,
-}
-
-/// The two event-time watermarks of one batch, in ms since the epoch, as Spark (≥ 3.4) uses
-/// them: input rows are late when the watermark of the *previous* batch has closed them, and
-/// state is evicted (and, in append mode, emitted) with the watermark in force for this
-/// batch. So a row older than this batch's watermark but not the previous one still counts
-/// in the window this batch closes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchWatermarks {
-    /// Spark's `eventTimeWatermarkForLateEvents`: the watermark in force for the previous
-    /// batch (for the first batch, its own).
-    pub late_rows_ms: Option<i64>,
-    /// Spark's `eventTimeWatermarkForEviction`: the watermark in force for this batch.
-    pub eviction_ms: Option<i64>,
-}
+use super::streaming_aggregate::{StreamingAggregateExec, distinct};
+use crate::runtime::BatchContext;
 
 /// DataFusion's planner plus Weir's streaming operators.
 #[derive(Debug)]
@@ -126,14 +97,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggr_expr.push(lowered.aggregate);
             filter_expr.push(lowered.filter);
         }
-        let metrics = Arc::clone(
-            self.context
-                .metrics
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(aggregate.operator_id.clone())
-                .or_default(),
-        );
+        let metrics = self.context.metrics_of(&aggregate.operator_id);
         // The counts of one value share their pairs (see `PairSet`); each keeps its own state.
         let distinct = aggregate
             .distinct_count_classes(distinct::PairSet::MAX_MEMBERS)

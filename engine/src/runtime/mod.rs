@@ -5,6 +5,7 @@
 //!               ─▶ DataFusion physical plan ─▶ sink.write(N) ─▶ commits/N ─▶ source.commit
 //! ```
 
+mod batch_context;
 mod idle;
 mod micro_batch;
 mod progress;
@@ -12,6 +13,7 @@ mod query_options;
 mod query_runner;
 mod watermark;
 
+pub use batch_context::{BatchContext, BatchWatermarks, OperatorMetrics, PlannerFactory};
 pub(crate) use micro_batch::{SourceRows, bind_inputs, streaming_scans};
 pub use progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryListener, QueryOutput, QueryStarted,

@@ -16,6 +16,7 @@ use weir_connectors::{
     SourceOffset, column_list,
 };
 
+use super::batch_context::{BatchContext, BatchWatermarks, PlannerFactory};
 use super::idle::IdleBackoff;
 use super::micro_batch::{QueryPlan, SourceRows, execute_batch};
 use super::progress::{
@@ -28,7 +29,6 @@ use crate::checkpoint::{
     SourceRange, check_resume,
 };
 use crate::error::{Result, WeirError};
-use crate::physical::planner::{BatchContext, BatchWatermarks, StreamingQueryPlanner};
 use crate::state::QueryState;
 
 /// A source as the engine hands it to a query.
@@ -61,6 +61,8 @@ pub(crate) struct RunnerParts {
     /// State partitions for a new checkpoint (an existing one keeps its own).
     pub state_partitions: usize,
     pub registry: Arc<ConnectorRegistry>,
+    /// Makes each batch's planner, with the streaming operators.
+    pub planner: PlannerFactory,
 }
 
 /// A source opened for this query.
@@ -121,13 +123,14 @@ pub(crate) struct QueryRunner {
     sources: Vec<OpenSource>,
     sink: Arc<dyn Sink>,
     checkpoint: Checkpoint,
-    /// Held until the query ends: one writer per checkpoint.
-    /// The checkpoint's writer lock, checked before each write to the logs and the sink.
+    /// The checkpoint's writer lock (one writer per checkpoint), held until the query ends
+    /// and checked before each write to the logs and the sink.
     lock: Option<CheckpointLock>,
     trigger: Trigger,
     output_mode: OutputMode,
     flush_on_end: bool,
     stateful_operators: Vec<String>,
+    planner: PlannerFactory,
     state: Arc<QueryState>,
     watermarks: WatermarkTracker,
     /// The watermark in force for the last batch run (`None` before the first).
@@ -235,6 +238,7 @@ impl QueryRunner {
             output_mode: parts.output_mode,
             flush_on_end: parts.flush_on_end,
             stateful_operators: parts.stateful_operators,
+            planner: parts.planner,
             state,
             watermarks,
             last_batch_watermark: None,
@@ -470,7 +474,7 @@ impl QueryRunner {
             if self.stateful_operators.is_empty() {
                 None
             } else {
-                Some(Arc::new(StreamingQueryPlanner::new(Arc::clone(&context))))
+                Some((self.planner)(Arc::clone(&context)))
             };
         let (output, physical_plan) = execute_batch(
             &self.ctx,

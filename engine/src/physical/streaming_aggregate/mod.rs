@@ -58,7 +58,7 @@ mod merge;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow::array::{RecordBatch, Scalar, UInt64Array};
 use arrow::compute::kernels::boolean::not;
@@ -90,24 +90,9 @@ use self::distinct::{
 };
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, LateInput, after};
-use super::planner::BatchWatermarks;
 use crate::error::WeirError;
-use crate::runtime::OutputMode;
+use crate::runtime::{BatchWatermarks, OperatorMetrics, OutputMode};
 use crate::state::{OperatorState, key_converter, split_by_key};
-
-/// What the operator did in one batch, for progress.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AggregateMetrics {
-    /// Late input dropped, counted as Spark's `numRowsDroppedByWatermark`: the groups (a
-    /// window of a key) that late rows fell into, or for session windows the late rows.
-    pub late_rows: u64,
-    /// Groups removed from state because their window closed.
-    pub rows_evicted: u64,
-    /// Groups emitted.
-    pub rows_emitted: u64,
-    /// Time spent in the operator (excluding its input).
-    pub elapsed: Duration,
-}
 
 /// The streaming aggregation operator; see the module docs.
 #[derive(Debug, Clone)]
@@ -138,7 +123,7 @@ pub struct StreamingAggregateExec {
     /// other.
     watermarks: BatchWatermarks,
     state: Arc<OperatorState>,
-    metrics: Arc<Mutex<AggregateMetrics>>,
+    metrics: Arc<Mutex<OperatorMetrics>>,
     /// DataFusion's per-operator metrics (`EXPLAIN ANALYZE`).
     plan_metrics: ExecutionPlanMetricsSet,
     schema: SchemaRef,
@@ -164,7 +149,7 @@ impl StreamingAggregateExec {
         mode: OutputMode,
         watermarks: BatchWatermarks,
         state: Arc<OperatorState>,
-        metrics: Arc<Mutex<AggregateMetrics>>,
+        metrics: Arc<Mutex<OperatorMetrics>>,
     ) -> Result<Self> {
         // Planning the final stage once validates the expressions and gives the schema.
         let partial = AggregateExec::try_new(

@@ -1,0 +1,72 @@
+//! [`BatchContext`]: what the streaming operators of one micro-batch get from the runtime (the
+//! query's state, the batch's watermarks, the output mode) and give back ([`OperatorMetrics`]),
+//! whatever the operators are; and [`PlannerFactory`], through which the runtime asks the
+//! layer above it for the batch's query planner, so that the runtime names no operator.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use datafusion::execution::context::QueryPlanner;
+
+use super::query_options::OutputMode;
+use crate::state::QueryState;
+
+/// What the streaming operators of one batch need from the runtime.
+#[derive(Debug)]
+pub struct BatchContext {
+    /// The query's operator states.
+    pub state: Arc<QueryState>,
+    /// The watermarks the batch's stateful operators work with.
+    pub watermarks: BatchWatermarks,
+    /// The query's output mode.
+    pub mode: OutputMode,
+    /// Metrics of each operator in this batch, by operator id.
+    pub metrics: Mutex<BTreeMap<String, Arc<Mutex<OperatorMetrics>>>>,
+}
+
+impl BatchContext {
+    /// The metrics operator `id` fills in this batch (created empty).
+    pub fn metrics_of(&self, id: &str) -> Arc<Mutex<OperatorMetrics>> {
+        Arc::clone(
+            self.metrics
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(id.to_string())
+                .or_default(),
+        )
+    }
+}
+
+/// The two event-time watermarks of one batch, in ms since the epoch, as Spark (≥ 3.4) uses
+/// them: input rows are late when the watermark of the *previous* batch has closed them, and
+/// state is evicted (and, in append mode, emitted) with the watermark in force for this
+/// batch. So a row older than this batch's watermark but not the previous one still counts
+/// in the window this batch closes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchWatermarks {
+    /// Spark's `eventTimeWatermarkForLateEvents`: the watermark in force for the previous
+    /// batch (for the first batch, its own).
+    pub late_rows_ms: Option<i64>,
+    /// Spark's `eventTimeWatermarkForEviction`: the watermark in force for this batch.
+    pub eviction_ms: Option<i64>,
+}
+
+/// What a stateful operator did in one batch, for progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorMetrics {
+    /// Late input dropped, counted as Spark's `numRowsDroppedByWatermark` (for an
+    /// aggregation: the groups, a window of a key, that late rows fell into; for session
+    /// windows, the late rows).
+    pub late_rows: u64,
+    /// Rows removed from state because the watermark passed them.
+    pub rows_evicted: u64,
+    /// Rows emitted.
+    pub rows_emitted: u64,
+    /// Time spent in the operator (excluding its input).
+    pub elapsed: Duration,
+}
+
+/// Makes the query planner of one batch, with the streaming operators, from its context.
+pub type PlannerFactory =
+    Arc<dyn Fn(Arc<BatchContext>) -> Arc<dyn QueryPlanner + Send + Sync> + Send + Sync>;
