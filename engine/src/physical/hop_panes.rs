@@ -1,23 +1,19 @@
 //! Hopping windows aggregated by panes ([`HopPanes`], set by `AggregateHopPanes`): each input
 //! row comes once, keyed by its pane (the start of its latest window), instead of once per
-//! window. [`expand_panes`] adds a pane's partial state to each window holding it, and
-//! [`late_windows`] lists the windows of a row that had closed, so late rows are counted
-//! as if the row had been unnested into its windows.
+//! window. [`expand_panes`] adds a pane's partial state to each window holding it (and
+//! `late_rows.rs` counts a late row once per window of it that had closed).
 
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, DurationMicrosecondArray, DurationMillisecondArray,
-    DurationNanosecondArray, DurationSecondArray, RecordBatch, TimestampMillisecondArray,
-    UInt32Array,
+    Array, ArrayRef, DurationMicrosecondArray, DurationMillisecondArray, DurationNanosecondArray,
+    DurationSecondArray, RecordBatch, UInt32Array,
 };
 use arrow::compute::kernels::numeric::sub;
-use arrow::compute::{cast, take_record_batch};
+use arrow::compute::take_record_batch;
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion::error::{DataFusionError, Result};
 use weir_sql::logical::HopPanes;
-
-use super::late_rows::LateSplit;
 
 /// The partial state `batch` of panes, keyed by pane start at column `start`, as partial
 /// state of windows: each row repeated once per window holding its pane, with the window's
@@ -47,50 +43,6 @@ pub(super) fn expand_panes(
     Ok(RecordBatch::try_new(expanded.schema(), columns)?)
 }
 
-/// For rows whose latest window starts at `starts` (a timestamp column): the rows with a
-/// window still open (`None` when all are), and each of the rows' windows that had closed,
-/// as `(row, window start in ms)`; a window closes when its start is at or before
-/// `threshold_ms` (the watermark minus the window size). A null start never closes.
-pub(super) fn late_windows(
-    starts: &ArrayRef,
-    threshold_ms: i64,
-    panes: HopPanes,
-) -> Result<LateSplit> {
-    let as_ms = cast(starts, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
-    let as_ms = as_ms
-        .as_any()
-        .downcast_ref::<TimestampMillisecondArray>()
-        .ok_or_else(|| DataFusionError::Internal("window start is not a timestamp".to_string()))?;
-    let earliest_window = (panes.windows - 1) * panes.slide_ms;
-    let all_open = arrow::compute::min(as_ms)
-        .is_none_or(|earliest| earliest.saturating_sub(earliest_window) > threshold_ms);
-    if all_open {
-        return Ok((None, Vec::new()));
-    }
-    let mut late = Vec::new();
-    let open: BooleanArray = as_ms
-        .iter()
-        .zip(0u32..)
-        .map(|(latest, row)| {
-            let Some(latest) = latest else {
-                return Some(true);
-            };
-            // Window j starts at latest − j × slide: closed for j ≥ ⌈(latest − threshold) / slide⌉.
-            let first_closed = if latest <= threshold_ms {
-                0
-            } else {
-                (latest - threshold_ms + panes.slide_ms - 1) / panes.slide_ms
-            };
-            late.extend(
-                (first_closed.min(panes.windows)..panes.windows)
-                    .map(|j| (row, latest - j * panes.slide_ms)),
-            );
-            Some(latest > threshold_ms)
-        })
-        .collect();
-    Ok((Some(open), late))
-}
-
 /// `ms` as durations in the unit of the timestamp type `timestamp`, for adding to or
 /// subtracting from a column of that type.
 pub(super) fn durations(timestamp: &DataType, ms: impl Iterator<Item = i64>) -> Result<ArrayRef> {
@@ -118,6 +70,7 @@ pub(super) fn durations(timestamp: &DataType, ms: impl Iterator<Item = i64>) -> 
 #[cfg(test)]
 mod tests {
     use arrow::array::{Int64Array, TimestampSecondArray};
+    use arrow::compute::cast;
     use arrow::datatypes::{Field, Schema};
 
     use super::*;
@@ -156,38 +109,5 @@ mod tests {
         assert_eq!(column(0), [7, 7, 7, 8, 8, 8].map(Some));
         assert_eq!(column(1), [Some(100), Some(95), Some(90), None, None, None]);
         assert_eq!(column(2), [2, 2, 2, 1, 1, 1].map(Some));
-    }
-
-    #[test]
-    fn a_row_is_late_in_each_of_its_windows_that_closed() {
-        // Latest windows start at 100 s, 92 s (a row's windows: 92, 87, 82), 70 s and null;
-        // windows starting at or before 90 s have closed.
-        let starts: ArrayRef = Arc::new(TimestampSecondArray::from(vec![
-            Some(100),
-            Some(92),
-            Some(70),
-            None,
-        ]));
-        let (open, late) = late_windows(&starts, 90_000, PANES).unwrap();
-        assert_eq!(
-            open.unwrap().iter().collect::<Vec<_>>(),
-            [true, true, false, true].map(Some)
-        );
-        // 100: 90 closed; 92: 87 and 82 closed; 70: all three.
-        assert_eq!(
-            late,
-            [
-                (0, 90_000),
-                (1, 87_000),
-                (1, 82_000),
-                (2, 70_000),
-                (2, 65_000),
-                (2, 60_000)
-            ]
-        );
-        // Nothing closes before the earliest window of the earliest row.
-        let (open, late) = late_windows(&starts, 59_999, PANES).unwrap();
-        assert!(open.is_none());
-        assert!(late.is_empty());
     }
 }

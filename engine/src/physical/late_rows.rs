@@ -8,7 +8,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, TimestampMillisecondArray,
+    UInt32Array,
+};
 use arrow::compute::{cast, filter_record_batch, take};
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use arrow::row::{RowConverter, SortField};
@@ -22,8 +25,6 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 use weir_sql::logical::HopPanes;
-
-use super::hop_panes::late_windows;
 
 /// The late input of one batch, counted as Spark counts `numRowsDroppedByWatermark`.
 ///
@@ -280,6 +281,46 @@ impl ExecutionPlan for DropLateRowsExec {
     }
 }
 
+/// For rows whose latest window starts at `starts` (a timestamp column): the rows with a
+/// window still open (`None` when all are), and each of the rows' windows that had closed,
+/// as `(row, window start in ms)`; a window closes when its start is at or before
+/// `threshold_ms` (the watermark minus the window size). A null start never closes.
+fn late_windows(starts: &ArrayRef, threshold_ms: i64, panes: HopPanes) -> Result<LateSplit> {
+    let as_ms = cast(starts, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+    let as_ms = as_ms
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .ok_or_else(|| DataFusionError::Internal("window start is not a timestamp".to_string()))?;
+    let earliest_window = (panes.windows - 1) * panes.slide_ms;
+    let all_open = arrow::compute::min(as_ms)
+        .is_none_or(|earliest| earliest.saturating_sub(earliest_window) > threshold_ms);
+    if all_open {
+        return Ok((None, Vec::new()));
+    }
+    let mut late = Vec::new();
+    let open: BooleanArray = as_ms
+        .iter()
+        .zip(0u32..)
+        .map(|(latest, row)| {
+            let Some(latest) = latest else {
+                return Some(true);
+            };
+            // Window j starts at latest − j × slide: closed for j ≥ ⌈(latest − threshold) / slide⌉.
+            let first_closed = if latest <= threshold_ms {
+                0
+            } else {
+                (latest - threshold_ms + panes.slide_ms - 1) / panes.slide_ms
+            };
+            late.extend(
+                (first_closed.min(panes.windows)..panes.windows)
+                    .map(|j| (row, latest - j * panes.slide_ms)),
+            );
+            Some(latest > threshold_ms)
+        })
+        .collect();
+    Ok((Some(open), late))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -329,5 +370,43 @@ mod tests {
         let ints: ArrayRef = Arc::new(Int64Array::from(vec![1]));
         let error = after(&ints, 0).unwrap_err().to_string();
         assert!(error.contains("of type Int64, not a timestamp"), "{error}");
+    }
+
+    const PANES: HopPanes = HopPanes {
+        slide_ms: 5_000,
+        windows: 3,
+    };
+
+    #[test]
+    fn a_row_is_late_in_each_of_its_windows_that_closed() {
+        // Latest windows start at 100 s, 92 s (a row's windows: 92, 87, 82), 70 s and null;
+        // windows starting at or before 90 s have closed.
+        let starts: ArrayRef = Arc::new(TimestampSecondArray::from(vec![
+            Some(100),
+            Some(92),
+            Some(70),
+            None,
+        ]));
+        let (open, late) = late_windows(&starts, 90_000, PANES).unwrap();
+        assert_eq!(
+            open.unwrap().iter().collect::<Vec<_>>(),
+            [true, true, false, true].map(Some)
+        );
+        // 100: 90 closed; 92: 87 and 82 closed; 70: all three.
+        assert_eq!(
+            late,
+            [
+                (0, 90_000),
+                (1, 87_000),
+                (1, 82_000),
+                (2, 70_000),
+                (2, 65_000),
+                (2, 60_000)
+            ]
+        );
+        // Nothing closes before the earliest window of the earliest row.
+        let (open, late) = late_windows(&starts, 59_999, PANES).unwrap();
+        assert!(open.is_none());
+        assert!(late.is_empty());
     }
 }
