@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::catalog::Session;
-use datafusion::error::{DataFusionError, Result};
+use datafusion::error::Result;
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
@@ -97,23 +97,18 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggr_expr.push(lowered.aggregate);
             filter_expr.push(lowered.filter);
         }
-        let metrics = self.context.metrics_of(&aggregate.operator_id);
         // The counts of one value share their pairs (see `PairSet`); each keeps its own state.
         let distinct = aggregate
             .distinct_count_classes(distinct::PairSet::MAX_MEMBERS)
             .into_iter()
             .map(|indices| {
-                let ids: Vec<String> = indices
+                let ids = indices
                     .iter()
                     .map(|&i| aggregate.distinct_state_id(i))
                     .collect();
-                let pairs = distinct::pair_set(&self.context.state, &aggregate.operator_id, &ids);
-                Ok((
-                    indices,
-                    pairs.map_err(|e| DataFusionError::External(Box::new(e)))?,
-                ))
+                (indices, ids)
             })
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         let exec = StreamingAggregateExec::try_new(
             aggregate.operator_id.clone(),
             input,
@@ -127,8 +122,6 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             distinct,
             self.context.mode,
             self.context.watermarks,
-            self.context.state.operator(&aggregate.operator_id),
-            metrics,
         )?;
         Ok(Some(Arc::new(exec)))
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datafusion::execution::TaskContext;
 use datafusion::execution::context::QueryPlanner;
 
 use super::query_options::OutputMode;
@@ -26,6 +27,19 @@ pub struct BatchContext {
 }
 
 impl BatchContext {
+    /// The context of the batch a plan runs in, from its task's session configuration, where
+    /// the runtime puts it: operators find their state here when they execute, by their id,
+    /// rather than holding it from planning.
+    pub fn of(task: &TaskContext) -> datafusion::error::Result<Arc<Self>> {
+        task.session_config()
+            .get_extension::<Self>()
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(
+                    "a streaming operator ran outside a micro-batch".to_string(),
+                )
+            })
+    }
+
     /// The metrics operator `id` fills in this batch (created empty).
     pub fn metrics_of(&self, id: &str) -> Arc<Mutex<OperatorMetrics>> {
         Arc::clone(

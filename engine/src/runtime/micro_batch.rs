@@ -19,6 +19,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, Volatility};
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use weir_sql::StreamingTable;
 
+use super::batch_context::BatchContext;
+
 /// A continuous query's logical plan, optimized once when nothing in it depends on the
 /// batch's timestamp.
 #[derive(Debug, Clone)]
@@ -102,15 +104,20 @@ fn depends_on_batch_time(plan: &LogicalPlan) -> bool {
 
 /// Runs `plan` over one batch: `inputs` maps each streaming source to the rows it
 /// contributes; `batch_time_ms` is what `now()` returns in this batch; `planner` plans the
-/// streaming operators of a stateful plan.
+/// streaming operators of a stateful plan, which find the batch's context (their state) in
+/// the session's configuration when they run.
 pub(crate) async fn execute_batch(
     ctx: &SessionContext,
     plan: &QueryPlan,
     inputs: HashMap<String, SourceRows>,
     batch_time_ms: i64,
-    planner: Option<Arc<dyn QueryPlanner + Send + Sync>>,
+    planner: Option<(Arc<dyn QueryPlanner + Send + Sync>, Arc<BatchContext>)>,
 ) -> Result<(Vec<RecordBatch>, Arc<dyn ExecutionPlan>)> {
     let mut state = ctx.state();
+    let planner = planner.map(|(planner, batch)| {
+        state.config_mut().set_extension(batch);
+        planner
+    });
     let partitions = state.config().target_partitions().max(1);
     state.execution_props_mut().query_execution_start_time =
         chrono::DateTime::<chrono::Utc>::from_timestamp_millis(batch_time_ms);

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
-use datafusion::execution::context::{QueryPlanner, SessionContext};
+use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -470,12 +470,11 @@ impl QueryRunner {
             mode: self.output_mode,
             metrics: Default::default(),
         });
-        let planner: Option<Arc<dyn QueryPlanner + Send + Sync>> =
-            if self.stateful_operators.is_empty() {
-                None
-            } else {
-                Some((self.planner)(Arc::clone(&context)))
-            };
+        let planner = if self.stateful_operators.is_empty() {
+            None
+        } else {
+            Some(((self.planner)(Arc::clone(&context)), Arc::clone(&context)))
+        };
         let (output, physical_plan) = execute_batch(
             &self.ctx,
             &self.plan,

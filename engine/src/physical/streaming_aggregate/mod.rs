@@ -51,13 +51,15 @@
 //! `complete` mode keeps every group, and so drops no row (as Spark).
 //!
 //! **Checkpoint**: each partition's merged state and delta are staged in the operator's
-//! [`OperatorState`]; the runner persists the deltas as version N before writing `commits/N`.
+//! state (an `OperatorState`, found by the operator's id in the batch's [`BatchContext`] when
+//! the plan runs, not held from planning); the runner persists the deltas as version N
+//! before writing `commits/N`.
 
 pub(crate) mod distinct;
 mod merge;
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{RecordBatch, Scalar, UInt64Array};
@@ -91,8 +93,8 @@ use self::distinct::{
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, LateInput, after};
 use crate::error::WeirError;
-use crate::runtime::{BatchWatermarks, OperatorMetrics, OutputMode};
-use crate::state::{OperatorState, key_converter, split_by_key};
+use crate::runtime::{BatchContext, BatchWatermarks, OutputMode};
+use crate::state::{key_converter, split_by_key};
 
 /// The streaming aggregation operator; see the module docs.
 #[derive(Debug, Clone)]
@@ -122,8 +124,6 @@ pub struct StreamingAggregateExec {
     /// The watermarks of this batch: late rows are dropped with one, state evicted with the
     /// other.
     watermarks: BatchWatermarks,
-    state: Arc<OperatorState>,
-    metrics: Arc<Mutex<OperatorMetrics>>,
     /// DataFusion's per-operator metrics (`EXPLAIN ANALYZE`).
     plan_metrics: ExecutionPlanMetricsSet,
     schema: SchemaRef,
@@ -145,11 +145,9 @@ impl StreamingAggregateExec {
         session_start: Option<usize>,
         derived_end: Option<DerivedWindowEnd>,
         hop_panes: Option<HopPanes>,
-        distinct: Vec<(Vec<usize>, Arc<PairSet>)>,
+        distinct: Vec<(Vec<usize>, Vec<String>)>,
         mode: OutputMode,
         watermarks: BatchWatermarks,
-        state: Arc<OperatorState>,
-        metrics: Arc<Mutex<OperatorMetrics>>,
     ) -> Result<Self> {
         // Planning the final stage once validates the expressions and gives the schema.
         let partial = AggregateExec::try_new(
@@ -190,8 +188,14 @@ impl StreamingAggregateExec {
             }
             None => (group_by, window_end, 0, None),
         };
-        let (aggr_expr, filter_expr, distinct, aggregate_input) =
-            count_distinct_by_pairs(&input.schema(), &group_by, &partial, filter_expr, distinct)?;
+        let (aggr_expr, filter_expr, distinct, aggregate_input) = count_distinct_by_pairs(
+            &input.schema(),
+            &group_by,
+            &partial,
+            filter_expr,
+            &operator_id,
+            distinct,
+        )?;
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(Arc::clone(&schema)),
             Partitioning::UnknownPartitioning(1),
@@ -213,8 +217,6 @@ impl StreamingAggregateExec {
             hop_panes,
             mode,
             watermarks,
-            state,
-            metrics,
             plan_metrics: ExecutionPlanMetricsSet::new(),
             schema,
             properties,
@@ -229,8 +231,12 @@ impl StreamingAggregateExec {
             None => LateInput::by_group(),
         });
         let weir_error = |e: WeirError| DataFusionError::External(Box::new(e));
-        for count in &self.distinct {
-            count.pairs.begin(&count.schema).map_err(weir_error)?;
+        // The state is the batch's, found by the operator's id.
+        let batch = BatchContext::of(&context)?;
+        let state = batch.state.operator(&self.operator_id);
+        let pairs = DistinctCounts::all_pairs(&self.distinct, &context)?;
+        for (count, pairs) in self.distinct.iter().zip(&pairs) {
+            pairs.begin(&count.schema).map_err(weir_error)?;
         }
         // The new rows' partial state, computed in parallel over the input's partitions as
         // they stream in, after the late rows are dropped and the distinct values flagged.
@@ -274,12 +280,12 @@ impl StreamingAggregateExec {
                 .collect();
         let mut new_partial = concat_batches(&partial_schema, &new_partial)?;
         if by_number.is_some() {
-            new_partial = self.keys_from_numbers(&new_partial, &state_schema)?;
+            new_partial = self.keys_from_numbers(&new_partial, &state_schema, &pairs)?;
         }
         if let Some(panes) = self.hop_panes {
             new_partial = self.windows_of_panes(new_partial, panes)?;
         }
-        let committed = self.state.committed();
+        let committed = state.committed();
         self.check_state_layout(&committed, &state_schema)?;
         let late_rows = late.count();
 
@@ -313,19 +319,16 @@ impl StreamingAggregateExec {
             evicted += merged.evicted;
             staged.push(merged.staged);
         }
-        self.state
-            .stage(state_schema, self.group_by.expr().len(), staged);
-        if let Some(first) = self.distinct.first() {
+        state.stage(state_schema, self.group_by.expr().len(), staged);
+        if let (Some(first), Some(first_pairs)) = (self.distinct.first(), pairs.first()) {
             // The groups closed are found once, for all the distinct counts.
             let split = |pairs: &RecordBatch| self.split_open(pairs).map_err(WeirError::from);
-            let closed = first
-                .pairs
+            let closed = first_pairs
                 .numbers()
                 .close(&first.schema, &split)
                 .map_err(weir_error)?;
-            for count in &self.distinct {
-                count
-                    .pairs
+            for (count, pairs) in self.distinct.iter().zip(&pairs) {
+                pairs
                     .stage(&count.schema, split, &closed)
                     .map_err(weir_error)?;
             }
@@ -339,7 +342,8 @@ impl StreamingAggregateExec {
         counter("late_rows").add(late_rows as usize);
         counter("rows_evicted").add(evicted as usize);
 
-        let mut metrics = self.metrics.lock().unwrap_or_else(|p| p.into_inner());
+        let metrics = batch.metrics_of(&self.operator_id);
+        let mut metrics = metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics.late_rows += late_rows;
         metrics.rows_evicted += evicted;
         metrics.rows_emitted += emitted as u64;
@@ -367,10 +371,11 @@ impl StreamingAggregateExec {
         &self,
         partial: &RecordBatch,
         state_schema: &SchemaRef,
+        pairs: &[Arc<PairSet>],
     ) -> Result<RecordBatch> {
         let weir_error = |e: WeirError| DataFusionError::External(Box::new(e));
         let (Some(first), Some(numbers)) = (
-            self.distinct.first(),
+            pairs.first(),
             partial.column(0).as_any().downcast_ref::<UInt64Array>(),
         ) else {
             return Err(DataFusionError::Internal(
@@ -380,7 +385,6 @@ impl StreamingAggregateExec {
         let groups = self.group_by.expr().len();
         let converter = key_converter(state_schema, groups).map_err(weir_error)?;
         let mut columns = first
-            .pairs
             .numbers()
             .keys_of(&converter, numbers, &state_schema.fields()[..groups])
             .map_err(weir_error)?;

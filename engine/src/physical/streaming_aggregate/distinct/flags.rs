@@ -37,6 +37,7 @@ use datafusion::physical_plan::{
 use futures::StreamExt;
 
 use super::PairSet;
+use crate::runtime::BatchContext;
 
 /// The column [`DistinctFlagsExec`] appends last: each row's group's number in the
 /// aggregation's [`GroupNumbers`](super::GroupNumbers). The partial aggregation
@@ -67,10 +68,25 @@ pub(crate) struct DistinctCounts {
     pub members: Vec<DistinctMember>,
     /// `x`, over the aggregation's input.
     pub value: Arc<dyn PhysicalExpr>,
-    /// The pairs counted so far.
-    pub pairs: Arc<PairSet>,
+    /// The operator whose state holds the pairs, and the ids of its members' state.
+    pub operator: String,
+    pub ids: Vec<String>,
     /// The pairs' columns: the group keys, then `x`.
     pub schema: SchemaRef,
+}
+
+impl DistinctCounts {
+    /// The set holding the pairs counted so far, found in the state of the batch `task` runs.
+    pub fn pairs(&self, task: &TaskContext) -> Result<Arc<PairSet>> {
+        let batch = BatchContext::of(task)?;
+        super::pair_set(&batch.state, &self.operator, &self.ids)
+            .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    /// The sets of all of `counts`, in order.
+    pub fn all_pairs(counts: &[Self], task: &TaskContext) -> Result<Vec<Arc<PairSet>>> {
+        counts.iter().map(|count| count.pairs(task)).collect()
+    }
 }
 
 /// The aggregates of all of `counts`, in the order of their flag columns.
@@ -103,7 +119,8 @@ pub(crate) fn count_distinct_by_pairs(
     group_by: &PhysicalGroupBy,
     partial: &AggregateExec,
     mut filter_expr: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    distinct: Vec<(Vec<usize>, Arc<PairSet>)>,
+    operator: &str,
+    distinct: Vec<(Vec<usize>, Vec<String>)>,
 ) -> Result<(
     Vec<Arc<AggregateFunctionExpr>>,
     Vec<Option<Arc<dyn PhysicalExpr>>>,
@@ -112,7 +129,7 @@ pub(crate) fn count_distinct_by_pairs(
 )> {
     let mut aggr_expr = partial.aggr_expr().to_vec();
     let mut counts = Vec::with_capacity(distinct.len());
-    for (indices, pairs) in distinct {
+    for (indices, ids) in distinct {
         let mut value = None;
         for &index in &indices {
             let aggregate = aggr_expr.get(index).ok_or_else(|| {
@@ -137,11 +154,11 @@ pub(crate) fn count_distinct_by_pairs(
         let value = value.ok_or_else(|| {
             DataFusionError::Internal("a class of distinct counts with no count".to_string())
         })?;
-        if pairs.members() != indices.len() {
+        if ids.len() != indices.len() {
             return Err(DataFusionError::Internal(format!(
                 "{} distinct counts share a pair set of {}",
                 indices.len(),
-                pairs.members()
+                ids.len()
             )));
         }
         counts.push(DistinctCounts {
@@ -154,7 +171,8 @@ pub(crate) fn count_distinct_by_pairs(
                 .collect(),
             schema: pair_schema(group_by.expr(), &value, input)?,
             value,
-            pairs,
+            operator: operator.to_string(),
+            ids,
         });
     }
     let flagged = flagged_schema(input, &counts);
@@ -206,8 +224,8 @@ impl DistinctFlagsExec {
         }
     }
 
-    fn flag(&self, batch: RecordBatch) -> Result<RecordBatch> {
-        let Some(first) = self.counts.first() else {
+    fn flag(&self, batch: RecordBatch, pairs: &[Arc<PairSet>]) -> Result<RecordBatch> {
+        let Some(first) = pairs.first() else {
             return Ok(batch);
         };
         let rows = batch.num_rows();
@@ -219,12 +237,11 @@ impl DistinctFlagsExec {
         let weir_error = |e| DataFusionError::External(Box::new(e));
         let converter = self.group_converter(&batch)?;
         let groups = first
-            .pairs
             .numbers()
             .number(&converter, keys, rows)
             .map_err(weir_error)?;
         let mut columns = batch.columns().to_vec();
-        for count in &self.counts {
+        for (count, pairs) in self.counts.iter().zip(pairs) {
             let value = count.value.evaluate(&batch)?.into_array(rows)?;
             // Rows with a value that pass each member's filter (a null result does not pass).
             let with_value = match value.logical_nulls() {
@@ -255,8 +272,7 @@ impl DistinctFlagsExec {
                     Ok(candidate)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let new = count
-                .pairs
+            let new = pairs
                 .insert(&count.schema, &groups, &value, &candidates)
                 .map_err(weir_error)?;
             columns.extend(
@@ -361,8 +377,9 @@ impl ExecutionPlan for DistinctFlagsExec {
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let this = self.clone();
+        let pairs = DistinctCounts::all_pairs(&self.counts, &context)?;
         let rows = self.input.execute(partition, context)?;
-        let flagged = rows.map(move |batch| this.flag(batch?));
+        let flagged = rows.map(move |batch| this.flag(batch?, &pairs));
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema(),
             flagged,

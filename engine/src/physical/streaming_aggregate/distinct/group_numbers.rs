@@ -152,6 +152,7 @@ impl ClosedGroups {
     }
 
     /// How many groups closed.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.rows
     }

@@ -106,11 +106,6 @@ impl PairSet {
         })
     }
 
-    /// How many counts share the set.
-    pub fn members(&self) -> usize {
-        self.members.len()
-    }
-
     fn generations(&self) -> Vec<u64> {
         self.members.iter().map(|m| m.generation()).collect()
     }
