@@ -12,6 +12,7 @@ pub mod error;
 pub mod logical;
 pub mod parser;
 pub mod planner;
+pub mod window;
 
 pub use catalog::{SinkDesc, SourceDesc, TableDesc, ViewDesc, WatermarkDesc};
 pub use error::{Result, SqlError};

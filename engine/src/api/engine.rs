@@ -12,15 +12,12 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::Mutex;
 use weir_connectors::ConnectorRegistry;
-use weir_sql::planner::AggregateHopPanes;
 use weir_sql::{Statement, parse_sql};
 
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
-use super::window_functions::{Hop, Session, Tumble, WindowInputs};
 use crate::error::{Result, WeirError};
 use crate::runtime::QueryListener;
-use datafusion::catalog::TableFunctionImpl;
 
 /// State partitions of a new query unless the builder says otherwise.
 const DEFAULT_STATE_PARTITIONS: usize = 4;
@@ -82,28 +79,7 @@ impl EngineBuilder {
             runtime = runtime.with_memory_limit(bytes, 1.0);
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
-        ctx.add_optimizer_rule(Arc::new(AggregateHopPanes));
-        let window_inputs = WindowInputs::default();
-        // DataFusion looks table functions up by their exact spelling.
-        let tumble = Arc::new(Tumble {
-            inputs: Arc::clone(&window_inputs),
-        });
-        let hop = Arc::new(Hop {
-            inputs: Arc::clone(&window_inputs),
-        });
-        let session = Arc::new(Session {
-            inputs: Arc::clone(&window_inputs),
-        });
-        let functions = [
-            ("tumble", tumble as Arc<dyn TableFunctionImpl>),
-            ("hop", hop),
-            ("session", session),
-        ];
-        for (name, function) in functions {
-            for spelling in [name.to_string(), name.to_uppercase(), capitalized(name)] {
-                ctx.register_udtf(&spelling, Arc::clone(&function));
-            }
-        }
+        let window_inputs = weir_sql::window::register(&ctx);
         let inner = EngineInner {
             ctx,
             registry: Arc::new(ConnectorRegistry::new()),
@@ -163,7 +139,7 @@ pub(super) struct EngineInner {
     /// State partitions of new queries.
     pub state_partitions: usize,
     /// What window table functions can read.
-    pub window_inputs: WindowInputs,
+    pub window_inputs: weir_sql::window::WindowInputs,
     /// Told about every query's life.
     pub listeners: Vec<Arc<dyn QueryListener>>,
     /// Watches started, for their names.
@@ -315,14 +291,6 @@ impl Engine {
     pub fn connectors(&self) -> &ConnectorRegistry {
         &self.inner.registry
     }
-}
-
-fn capitalized(name: &str) -> String {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
-        .unwrap_or_default()
 }
 
 fn statement_kind(statement: &Statement) -> &'static str {

@@ -7,8 +7,6 @@ mod memory_table;
 mod show;
 mod statements;
 mod streaming_query;
-mod window_floor;
-mod window_functions;
 
 pub use engine::{Engine, EngineBuilder, Outcome};
 pub use streaming_query::StreamingQuery;

@@ -20,7 +20,6 @@ use super::catalog::{Catalog, SinkEntry, SourceEntry, TableEntry};
 use super::engine::{Engine, Outcome};
 use super::memory_table::MemoryOutputTable;
 use super::streaming_query::StreamingQuery;
-use super::window_functions::WindowInput;
 use crate::checkpoint::{Checkpoint, OperatorSignature};
 use crate::error::{Result, WeirError};
 use crate::physical::planner::StreamingQueryPlanner;
@@ -29,6 +28,7 @@ use crate::runtime::{
     WatermarkSpec,
 };
 use weir_sql::planner::{streaming_aggregate, watermarked_columns};
+use weir_sql::window::WindowInput;
 
 /// An ad hoc query's snapshot of a stream stops after the trigger that reaches this many rows.
 const PEEK_ROWS: usize = 1_000_000;

@@ -54,7 +54,7 @@ pub struct DerivedWindowEnd {
 /// slide); the aggregation groups rows by pane first, then adds each pane's partial state to
 /// the `windows` windows that contain it (starts `pane − j × slide`, `j < windows`).
 ///
-/// [`AggregateHopPanes`]: crate::planner::AggregateHopPanes
+/// [`AggregateHopPanes`]: crate::window::AggregateHopPanes
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd)]
 pub struct HopPanes {
     /// The slide, a pane's length, in milliseconds.

@@ -3,9 +3,7 @@
 //! micro-batch at a time ([`check_incremental`]).
 
 mod event_time;
-mod hop_panes;
 mod incremental;
-mod spark_window;
 mod streaming_table;
 
 use datafusion::execution::SessionState;
@@ -13,12 +11,11 @@ use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
 pub use event_time::watermarked_columns;
-pub use hop_panes::AggregateHopPanes;
 pub use incremental::{check_incremental, incrementalize, streaming_aggregate};
-pub use spark_window::rewrite_spark_windows;
 pub use streaming_table::StreamingTable;
 
 use crate::error::{Result, SqlError};
+use crate::window::rewrite_spark_windows;
 
 /// A continuous query ready for the engine: a DataFusion plan whose streaming sources are
 /// [`StreamingTable`] scans the engine binds to each micro-batch's rows.

@@ -18,12 +18,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::types::{
+use datafusion::arrow::array::types::{
     TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
     TimestampSecondType,
 };
-use arrow::array::{Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray};
-use arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::array::{Array, ArrayRef, ArrowPrimitiveType, AsArray, PrimitiveArray};
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result, ScalarValue};
 use datafusion::functions::datetime::date_bin::DateBinFunc;
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
@@ -134,7 +134,10 @@ impl Window {
         &self,
         times: &PrimitiveArray<T>,
     ) -> Option<ArrayRef> {
-        let (min, max) = (arrow::compute::min(times), arrow::compute::max(times));
+        let (min, max) = (
+            datafusion::arrow::compute::min(times),
+            datafusion::arrow::compute::max(times),
+        );
         if min.is_some_and(|t| t < -self.limit) || max.is_some_and(|t| t > self.limit) {
             return None;
         }
@@ -161,8 +164,8 @@ impl Window {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use arrow::array::{RecordBatch, TimestampMillisecondArray, TimestampSecondArray};
-    use arrow::datatypes::{Field, Schema};
+    use datafusion::arrow::array::{RecordBatch, TimestampMillisecondArray, TimestampSecondArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
     use datafusion::prelude::*;
 
     use super::*;
@@ -174,7 +177,7 @@ mod tests {
         let ctx = SessionContext::new();
         ctx.register_batch("times", batch).unwrap();
         let stride = lit(ScalarValue::IntervalMonthDayNano(Some(
-            arrow::datatypes::IntervalMonthDayNano::new(0, 0, stride.parse().unwrap()),
+            datafusion::arrow::datatypes::IntervalMonthDayNano::new(0, 0, stride.parse().unwrap()),
         )));
         let origin = lit(ScalarValue::TimestampNanosecond(
             Some(origin.parse().unwrap()),
@@ -211,7 +214,8 @@ mod tests {
 
     /// Whether `fixed_stride_floors` computes `times` itself for `stride` and `origin` (ns).
     fn takes_fast_path(times: &ArrayRef, stride: &str, origin: &str) -> bool {
-        let stride = arrow::datatypes::IntervalMonthDayNano::new(0, 0, stride.parse().unwrap());
+        let stride =
+            datafusion::arrow::datatypes::IntervalMonthDayNano::new(0, 0, stride.parse().unwrap());
         fixed_stride_floors(&[
             ColumnarValue::Scalar(ScalarValue::IntervalMonthDayNano(Some(stride))),
             ColumnarValue::Array(Arc::clone(times)),

@@ -8,6 +8,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use crate::logical::{
+    HOP_METADATA, SESSION_START_METADATA, WINDOW_END_METADATA, WINDOW_METADATA,
+    WINDOW_STARTS_COLUMN,
+};
 use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -16,16 +20,12 @@ use datafusion::common::{Column, ScalarValue};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, lit};
-use weir_sql::logical::{
-    HOP_METADATA, SESSION_START_METADATA, WINDOW_END_METADATA, WINDOW_METADATA,
-    WINDOW_STARTS_COLUMN,
-};
 
-use super::window_floor::window_floor;
+use super::floor::window_floor;
 
 /// What a window function needs to know about a relation named in its first argument.
 #[derive(Debug, Clone)]
-pub(crate) struct WindowInput {
+pub struct WindowInput {
     pub provider: Arc<dyn TableProvider>,
     /// The columns holding a source's watermarked event time: the source's watermark column,
     /// or, for a view, the columns that pass one through unchanged.
@@ -33,7 +33,7 @@ pub(crate) struct WindowInput {
 }
 
 /// The relations window functions can read, kept up to date by the engine's DDL.
-pub(crate) type WindowInputs = Arc<RwLock<HashMap<String, WindowInput>>>;
+pub type WindowInputs = Arc<RwLock<HashMap<String, WindowInput>>>;
 
 /// `TUMBLE(source, time_column, size)`: fixed, non-overlapping windows.
 #[derive(Debug)]
@@ -194,7 +194,7 @@ fn windowed(
     }
     if windows > 1 {
         // Lets an aggregation over the window count each row once, in its latest window
-        // (`weir_sql::planner::AggregateHopPanes`).
+        // (`AggregateHopPanes`).
         let hop = format!("{} {windows}", nanos(&slide));
         start_metadata.insert(HOP_METADATA.to_string(), hop);
     }
