@@ -286,6 +286,7 @@ impl StoreLocation {
         bytes: Bytes,
         mode: PutMode,
     ) -> Result<Option<ObjectVersion>> {
+        let updating = matches!(mode, PutMode::Update(_));
         let options = PutOptions {
             mode,
             ..Default::default()
@@ -301,9 +302,11 @@ impl StoreLocation {
             })),
             Err(
                 object_store::Error::AlreadyExists { .. }
-                | object_store::Error::Precondition { .. }
-                | object_store::Error::NotFound { .. },
+                | object_store::Error::Precondition { .. },
             ) => Ok(None),
+            // An update of an object deleted since is refused as not found; a create's "not
+            // found" is a missing bucket: an error.
+            Err(object_store::Error::NotFound { .. }) if updating => Ok(None),
             Err(e) => Err(ConnectorError::io(self.describe(name), e)),
         }
     }

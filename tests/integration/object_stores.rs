@@ -323,6 +323,14 @@ async fn a_second_writer_on_an_s3_checkpoint_is_refused_until_the_first_lets_go(
         )
     };
     let first_engine = engine_on(&bucket, &options).await;
+    // A query that fails to open (the parquet sink refuses update mode) hands the lease back
+    // at once: it does not keep the next start out for the lease's 30 s.
+    let refused = first_engine
+        .start(&sql(&format!("{continuous}, output_mode = 'update'")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!refused.contains("is in use"), "{refused}");
     let first = first_engine.start(&sql(&continuous)).await.unwrap();
     let second_engine = engine_on(&bucket, &options).await;
     let refused = second_engine

@@ -1,6 +1,7 @@
 //! Comma-separated values, with or without a header line: columns by the header's names
-//! when it names the declared columns, else in schema order. A quoted field left open at the
-//! end of a file makes the line it opened on a bad record; the lines after it are read.
+//! when it names the declared columns, else in schema order. A quoted field left open (the
+//! file has an odd number of quotes) makes the line it opened on a bad record; the lines
+//! after it are read.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -169,6 +170,10 @@ impl CsvOptions {
             .delimiter(self.delimiter)
             .flexible(true)
             .from_writer(Vec::new());
+        // With an odd number of quotes in the file, some quoted field is never closed: the
+        // record it opens (a record over several lines with an odd number of quotes) costs
+        // only its first line, wherever it is.
+        let unbalanced = !quotes(bytes).is_multiple_of(2);
         // `rest` starts at line `first_line` of the file.
         let (mut rest, mut header, mut first_line) = (bytes, self.header, 1);
         'rest: loop {
@@ -196,7 +201,7 @@ impl CsvOptions {
                     .position()
                     .map_or((line, 0), |p| (p.line(), p.byte() as usize));
                 let end = reader.position().byte() as usize;
-                if end >= rest.len() && never_closed(&rest[start..]) {
+                if unbalanced && never_closed(&rest[start..end.min(rest.len())]) {
                     let opened = rest[start..]
                         .iter()
                         .position(|b| *b == b'\n')
@@ -247,8 +252,8 @@ fn quotes(bytes: &[u8]) -> usize {
     bytes.iter().filter(|b| **b == b'"').count()
 }
 
-/// Whether the last record of a file, from `record` to the end, holds a quoted field that is
-/// never closed: it spans lines and holds an odd number of quotes.
+/// Whether a record (its bytes) holds a quoted field that is not closed where it should be:
+/// it spans lines and holds an odd number of quotes.
 fn never_closed(record: &[u8]) -> bool {
     let body = record.strip_suffix(b"\n").unwrap_or(record);
     body.contains(&b'\n') && !quotes(body).is_multiple_of(2)
@@ -384,5 +389,28 @@ x,2,1
             "{:?}",
             bad.rejected()
         );
+    }
+
+    #[test]
+    fn a_quote_left_open_before_a_quoted_field_costs_only_its_line() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let options = CsvOptions {
+            header: false,
+            delimiter: b',',
+        };
+        let mut bad = BadRecords::new(OnError::Skip);
+        let input = "1,a\n2,\"b\n3,\"c\"\n4,d\n";
+        let batches = options
+            .decode(Bytes::from(input), &schema, "f.csv", &mut bad)
+            .unwrap();
+        assert_eq!(
+            pretty_format_batches(&batches).unwrap().to_string(),
+            "+----+------+\n| id | name |\n+----+------+\n| 1  | a    |\n| 3  | c    |\n| 4  | d    |\n+----+------+"
+        );
+        let rejected: Vec<_> = bad.rejected().iter().map(|r| r.location.as_str()).collect();
+        assert_eq!(rejected, ["f.csv:2"]);
     }
 }

@@ -1,10 +1,11 @@
 //! Newline-delimited JSON: one object per line; fields not in the schema are ignored, missing
 //! fields are null.
 //!
-//! Values are never changed silently. An integer column takes only a whole number in its range
-//! (or a string holding one): `1.5`, `1e3` or `-9223372036854775809` for a BIGINT is a bad
-//! record, as Spark's JSON reader rejects any token but an integer for a long, where arrow's
-//! decoder alone would truncate or clamp it. A number or boolean read into a text column keeps
+//! Values are not changed silently. A top-level integer column takes only a whole number in
+//! its range (or a string holding one): `1.5`, `1e3` or `-9223372036854775809` for a BIGINT
+//! is a bad record, as Spark's JSON reader rejects any token but an integer for a long, where
+//! arrow's decoder alone would truncate or clamp it. (Integers inside structs and lists are
+//! still arrow's: a fraction there is truncated.) A number or boolean read into a text column keeps
 //! its text, as in Spark. A UTF-8 byte-order mark before the first record is skipped.
 
 use std::io::Cursor;

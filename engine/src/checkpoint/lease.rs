@@ -67,6 +67,8 @@ impl Lease {
 pub(crate) struct WriterLease {
     dir: StoreLocation,
     held: Arc<Mutex<Held>>,
+    /// How long the lease lasts without renewal.
+    time: Duration,
     renewer: tokio::task::JoinHandle<()>,
 }
 
@@ -145,19 +147,31 @@ impl WriterLease {
             lost: None,
         }));
         let renewer = tokio::spawn(renew(dir.clone(), Arc::clone(&held), time));
-        Self { dir, held, renewer }
+        Self {
+            dir,
+            held,
+            time,
+            renewer,
+        }
     }
 
-    /// Fails once the lease is lost (see the module doc).
+    /// Fails once the lease is lost (see the module doc), or when less than a third of its
+    /// time is left: a renewal is late (the store is slow or cut off, or this process was
+    /// frozen), and a write started now could end after another query took the lease over.
     pub(crate) fn check(&self) -> Result<()> {
-        match &lock(&self.held).lost {
-            None => Ok(()),
-            Some(why) => Err(WeirError::Checkpoint(format!(
-                "{}: this query lost the checkpoint's writer lease ({why}); it stops so as not \
-                 to write over the query that took the checkpoint over",
-                self.dir.describe(LEASE_FILE)
-            ))),
-        }
+        let held = lock(&self.held);
+        let left = held.lease.expires_at_ms - chrono::Utc::now().timestamp_millis();
+        let margin = i64::try_from((self.time / 3).as_millis()).unwrap_or(i64::MAX);
+        let why = match &held.lost {
+            Some(why) => why.clone(),
+            None if left < margin => format!("it runs out in {} ms, not renewed in time", left),
+            None => return Ok(()),
+        };
+        Err(WeirError::Checkpoint(format!(
+            "{}: this query lost the checkpoint's writer lease ({why}); it stops so as not to \
+             write over a query that takes the checkpoint over",
+            self.dir.describe(LEASE_FILE)
+        )))
     }
 
     /// Hands the lease back: writes it as run out, if it is still ours, so the next query
@@ -172,12 +186,20 @@ impl WriterLease {
             (held.lease.clone(), held.version.clone())
         };
         lease.expires_at_ms = 0;
-        if let Err(e) = self
+        match self
             .dir
             .replace(LEASE_FILE, lease.to_bytes(), &version)
             .await
         {
-            tracing::warn!(checkpoint = %self.dir.describe(""), error = %e, "could not hand back the writer lease; the next query takes it over when it runs out");
+            Ok(Some(_)) => {}
+            // Changed since our last renewal: another query's now, or a renewal whose answer
+            // was lost (the lease then runs out on its own).
+            Ok(None) => {
+                tracing::debug!(checkpoint = %self.dir.describe(""), "the writer lease changed since its last renewal; not handed back")
+            }
+            Err(e) => {
+                tracing::warn!(checkpoint = %self.dir.describe(""), error = %e, "could not hand back the writer lease; the next query takes it over when it runs out")
+            }
         }
     }
 }
@@ -201,11 +223,22 @@ async fn renew(dir: StoreLocation, held: Arc<Mutex<Held>>, time: Duration) {
         let outcome = match expired {
             // Too late: another query may have taken it over already.
             true => Err("it could not be renewed before it ran out".to_string()),
-            false => match dir.replace(LEASE_FILE, lease.to_bytes(), &version).await {
-                Ok(Some(version)) => Ok(Some(version)),
-                Ok(None) => Err("another query took it over".to_string()),
-                Err(e) => {
+            // A renewal may not outlast the next one's turn: a store that answers late
+            // leaves the lease running out, which `check` sees.
+            false => match tokio::time::timeout(
+                time / 3,
+                dir.replace(LEASE_FILE, lease.to_bytes(), &version),
+            )
+            .await
+            {
+                Ok(Ok(Some(version))) => Ok(Some(version)),
+                Ok(Ok(None)) => Err("another query took it over".to_string()),
+                Ok(Err(e)) => {
                     tracing::warn!(checkpoint = %dir.describe(""), error = %e, "renewing the writer lease failed; retrying");
+                    Ok(None)
+                }
+                Err(_) => {
+                    tracing::warn!(checkpoint = %dir.describe(""), "renewing the writer lease timed out; retrying");
                     Ok(None)
                 }
             },
@@ -251,19 +284,30 @@ fn host_name() -> String {
         .unwrap_or_else(|_| "an unknown host".to_string())
 }
 
-/// This machine, as long as it runs: host name and boot id (empty where unknown, which no
-/// lease of a process on this machine can match).
+/// This machine's process ids, as long as it runs: host name, boot id and the process-id
+/// namespace (so containers sharing a host name do not take each other's processes for
+/// theirs); empty where unknown, which no lease can match.
 fn this_machine() -> String {
-    match std::fs::read_to_string("/proc/sys/kernel/random/boot_id") {
-        Ok(boot) => format!("{} {}", host_name(), boot.trim()),
-        Err(_) => String::new(),
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id");
+    let namespace = std::fs::read_link("/proc/self/ns/pid");
+    match (boot, namespace) {
+        (Ok(boot), Ok(namespace)) => {
+            format!("{} {} {}", host_name(), boot.trim(), namespace.display())
+        }
+        _ => String::new(),
     }
 }
 
-/// Whether process `pid` runs on this machine (Linux; elsewhere assumed to run).
+/// Whether process `pid` may run on this machine: `false` only when `/proc` shows every
+/// process and not this one (Linux; elsewhere, or with `/proc` hiding processes, it may).
 fn process_runs(pid: u32) -> bool {
-    !std::path::Path::new("/proc/self").exists()
-        || std::path::Path::new(&format!("/proc/{pid}")).exists()
+    let proc_shows_all = std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|mounts| {
+        mounts
+            .lines()
+            .filter(|line| line.split(' ').nth(4) == Some("/proc"))
+            .all(|line| !line.contains("hidepid"))
+    });
+    !proc_shows_all || std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[cfg(test)]
@@ -354,5 +398,21 @@ mod tests {
             lost.contains("lost the checkpoint's writer lease (another query took it over)"),
             "{lost}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_renewals_stall_stops_before_its_lease_runs_out() {
+        let dir = dir();
+        let time = Duration::from_millis(300);
+        let lease = WriterLease::acquire(dir.clone(), "out", time)
+            .await
+            .unwrap();
+        lease.check().unwrap();
+        // No more renewals, as when the store stops answering: with less than a third of
+        // its time left, the holder must not start another write.
+        lease.renewer.abort();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let late = lease.check().unwrap_err().to_string();
+        assert!(late.contains("not renewed in time"), "{late}");
     }
 }

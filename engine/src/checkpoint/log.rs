@@ -9,8 +9,8 @@ use crate::error::{Result, WeirError};
 
 /// Log entries kept (older offsets and commits are purged).
 pub(super) const RETAINED_BATCHES: u64 = 100;
-/// Old entries are purged every this many batches, in one request per log on an object store
-/// (so up to `RETAINED_BATCHES + PURGE_EVERY - 1` are kept).
+/// Old entries are purged every this many batches, with a listing and one bulk delete per log
+/// on an object store (so up to `RETAINED_BATCHES + PURGE_EVERY - 1` are kept).
 const PURGE_EVERY: u64 = 10;
 
 /// What `metadata.json` records about the query owning a checkpoint.
@@ -212,11 +212,17 @@ impl Checkpoint {
         .await?;
         let batch = entry.batch_id.0;
         if batch >= RETAINED_BATCHES && batch.is_multiple_of(PURGE_EVERY) {
+            // Everything older, also what an interrupted purge left.
             let last = batch - RETAINED_BATCHES;
-            let first = last.saturating_sub(PURGE_EVERY - 1);
-            let names: Vec<String> = (first..=last).map(|b| entry_name(BatchId(b))).collect();
             for log in ["offsets", "commits"] {
-                self.dir.child(log).delete_all(&names).await?;
+                let dir = self.dir.child(log);
+                let names: Vec<String> = batch_ids(&dir)
+                    .await?
+                    .into_iter()
+                    .filter(|b| *b <= last)
+                    .map(|b| entry_name(BatchId(b)))
+                    .collect();
+                dir.delete_all(&names).await?;
             }
         }
         Ok(())

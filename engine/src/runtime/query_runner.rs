@@ -144,9 +144,30 @@ pub(crate) struct QueryRunner {
 }
 
 impl QueryRunner {
-    /// Checks the checkpoint belongs to this query (creating it if new), opens the sink and
-    /// the sources, and loads the state of the last committed batch.
+    /// Takes the checkpoint's writer lock, checks the checkpoint belongs to this query
+    /// (creating it if new), opens the sink and the sources, and loads the state of the last
+    /// committed batch. A query that cannot open hands the lock back at once.
     pub(crate) async fn open(
+        parts: RunnerParts,
+        status: Arc<QueryStatus>,
+        stop: watch::Receiver<bool>,
+        drain_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+    ) -> Result<Self> {
+        // Before anything is touched: a second writer must not remove this one's output.
+        let lock = parts.checkpoint.lock(&parts.name).await?;
+        match Self::open_locked(parts, status, stop, drain_requests).await {
+            Ok(mut runner) => {
+                runner.lock = Some(lock);
+                Ok(runner)
+            }
+            Err(e) => {
+                lock.release().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn open_locked(
         parts: RunnerParts,
         status: Arc<QueryStatus>,
         stop: watch::Receiver<bool>,
@@ -161,8 +182,6 @@ impl QueryRunner {
             state_partitions: parts.state_partitions.max(1),
             stateful_operators: Some(parts.state_signature.clone()),
         };
-        // Before anything is touched: a second writer must not remove this one's output.
-        let lock = parts.checkpoint.lock(&parts.name).await?;
         let existing = parts.checkpoint.metadata().await?;
         parts.checkpoint.verify(existing.is_some()).await?;
         // A changed query that cannot resume is refused before the sink or the checkpoint
@@ -233,7 +252,7 @@ impl QueryRunner {
             sources,
             sink: parts.sink,
             checkpoint: parts.checkpoint,
-            lock: Some(lock),
+            lock: None,
             trigger: parts.trigger,
             output_mode: parts.output_mode,
             flush_on_end: parts.flush_on_end,
