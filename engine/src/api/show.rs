@@ -6,7 +6,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_sql::{ShowKind, StreamingPlan};
 
-use weir_sql::planner::streaming_aggregate;
+use weir_sql::logical::streaming_operators;
 
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
@@ -241,48 +241,19 @@ pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<Rec
             ))
         })
         .collect();
-    let aggregate = streaming_aggregate(&plan.logical_plan);
-    let operators = match &aggregate {
-        None => "none: each batch's rows are independent".to_string(),
-        Some(a) => {
-            let keys = a.key_names();
-            let aggregates: Vec<String> = a.aggr_expr.iter().map(|e| e.to_string()).collect();
-            let window = match (a.window_end, a.session_start, a.watermarked) {
-                (None, _, _) => "no window: state grows with the keys".to_string(),
-                (Some(key), _, _) if a.event_time_key => format!(
-                    "no window: a group closes when the watermark reaches its {}",
-                    keys[key]
-                ),
-                (Some(_), Some(_), true) => "session window, closed by the watermark".to_string(),
-                (Some(_), None, true) => "window, closed by the watermark".to_string(),
-                (Some(_), _, false) => {
-                    "window over a column without a watermark: never closed".to_string()
-                }
-            };
-            format!(
-                "{}: aggregation keyed by [{}] computing [{}]; {window}",
-                a.operator_id,
-                keys.join(", "),
-                aggregates.join(", ")
-            )
-        }
-    };
-    let modes = match &aggregate {
-        None => "append, update (the same for a query without aggregation)",
-        Some(a) if a.window_end.is_some() && a.watermarked && a.session_start.is_some() => {
-            "append (each session once, when the watermark passes its end), complete"
-        }
-        Some(a) if a.event_time_key => {
-            "append (each group once, when the watermark reaches its event time), update, \
-             complete"
-        }
-        Some(a) if a.window_end.is_some() && a.watermarked => {
-            "append (each window once, when the watermark passes its end), update, complete"
-        }
-        Some(a) if a.session_start.is_some() => "complete",
-        Some(_) => {
-            "update, complete (append needs a window, or an event-time key, closed by a watermark)"
-        }
+    let operators = streaming_operators(&plan.logical_plan);
+    let (operators, modes) = if operators.is_empty() {
+        (
+            "none: each batch's rows are independent".to_string(),
+            "append, update (the same for a query without aggregation)".to_string(),
+        )
+    } else {
+        let describe = operators.iter().map(|o| o.describe());
+        let modes = operators.iter().map(|o| o.output_modes().summary);
+        (
+            describe.collect::<Vec<_>>().join("; "),
+            modes.collect::<Vec<_>>().join("; "),
+        )
     };
     let rows = vec![
         vec!["streaming sources".to_string(), plan.sources.join(", ")],
@@ -295,7 +266,7 @@ pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<Rec
             },
         ],
         vec!["stateful operators".to_string(), operators],
-        vec!["output modes".to_string(), modes.to_string()],
+        vec!["output modes".to_string(), modes],
         vec![
             "per-batch plan".to_string(),
             plan.logical_plan.display_indent().to_string(),

@@ -27,7 +27,8 @@ use crate::runtime::{
     QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
     WatermarkSpec,
 };
-use weir_sql::planner::{streaming_aggregate, watermarked_columns};
+use weir_sql::logical::streaming_operators;
+use weir_sql::planner::watermarked_columns;
 use weir_sql::window::WindowInput;
 
 /// An ad hoc query's snapshot of a stream stops after the trigger that reaches this many rows.
@@ -378,12 +379,10 @@ impl Engine {
             ));
         };
         let plan = plan_streaming_query(&self.inner.ctx.state(), &query).await?;
-        let mode = match streaming_aggregate(&plan.logical_plan) {
-            Some(aggregate) if !(aggregate.window_end.is_some() && aggregate.watermarked) => {
-                "update"
-            }
-            _ => "append",
-        };
+        let appends = streaming_operators(&plan.logical_plan)
+            .iter()
+            .all(|o| o.output_modes().append.is_ok());
+        let mode = if appends { "append" } else { "update" };
         let number = self.inner.watches.fetch_add(1, Ordering::Relaxed) + 1;
         let name = format!("watch_{number}");
         let options: weir_sql::catalog::Options =
@@ -415,10 +414,8 @@ impl Engine {
     ) -> Result<StreamingQuery> {
         let sink_name = entry.desc.name.as_str();
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
-        let aggregate = streaming_aggregate(&plan.logical_plan);
-        entry
-            .options
-            .check_output_mode(sink_name, aggregate.as_ref())?;
+        let operators = streaming_operators(&plan.logical_plan);
+        entry.options.check_output_mode(sink_name, &operators)?;
         let (checkpoint, scratch) = if scratch {
             scratch_checkpoint()?
         } else {
@@ -450,15 +447,18 @@ impl Engine {
             output_mode: entry.options.output_mode,
             flush_on_end: entry.options.flush_on_end,
             state_partitions: self.inner.state_partitions,
-            stateful_operators: aggregate.iter().map(|a| a.operator_id.clone()).collect(),
-            state_signature: aggregate
+            stateful_operators: operators
                 .iter()
-                .map(|a| OperatorSignature {
-                    id: a.operator_id.clone(),
-                    state: a.state_signature(),
+                .map(|o| o.operator_id().to_string())
+                .collect(),
+            state_signature: operators
+                .iter()
+                .map(|o| OperatorSignature {
+                    id: o.operator_id().to_string(),
+                    state: o.state_signature(),
                 })
                 .collect(),
-            state_ids: aggregate.iter().flat_map(|a| a.state_ids()).collect(),
+            state_ids: operators.iter().flat_map(|o| o.state_ids()).collect(),
             checkpoint,
             trigger: entry.options.trigger,
             registry: Arc::clone(&self.inner.registry),

@@ -28,7 +28,7 @@ pub struct QueryMetadata {
     /// when the checkpoint is created.
     #[serde(default = "one_partition")]
     pub state_partitions: usize,
-    /// What each stateful operator keeps in state (see `StreamingAggregateNode::
+    /// What each stateful operator keeps in state (see `StreamingOperator::
     /// state_signature`); absent in checkpoints made before Weir recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stateful_operators: Option<Vec<OperatorSignature>>,

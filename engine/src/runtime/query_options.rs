@@ -1,13 +1,14 @@
 //! The options of a sink that shape its query rather than its connector: `checkpoint`,
 //! `trigger`, `output_mode` and `flush_on_end`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use weir_connectors::options::parse_duration;
 pub use weir_connectors::sink::OutputMode;
 use weir_connectors::{ConnectorOptions, OptionSpec, StorageOptions};
 
-use weir_sql::logical::StreamingAggregateNode;
+use weir_sql::logical::StreamingOperator;
 
 use crate::error::{Result, WeirError};
 
@@ -100,47 +101,28 @@ impl QueryOptions {
         })
     }
 
-    /// Checks the output mode against the query's shape, with Spark's rules: `complete`
-    /// needs an aggregation; `append` with an aggregation needs an event-time window with a
-    /// watermark (so each window is emitted once, when closed); `update` always works.
+    /// Checks the output mode against the query's stateful operators, each of which says
+    /// which modes it takes (Spark's rules); a query without one takes `append` and `update`,
+    /// not `complete`, which re-emits a whole result.
     pub fn check_output_mode(
         &self,
         sink: &str,
-        aggregate: Option<&StreamingAggregateNode>,
+        operators: &[Arc<dyn StreamingOperator>],
     ) -> Result<()> {
-        if let Some(aggregate) = aggregate {
-            if aggregate.session_start.is_some() {
-                if aggregate.window_end.is_none() {
-                    return Err(WeirError::Plan(format!(
-                        "sink '{sink}': a session window must be grouped by both window_start and window_end"
-                    )));
-                }
-                if self.output_mode == OutputMode::Update {
-                    return Err(WeirError::Plan(format!(
-                        "sink '{sink}': session windows support output_mode 'append' and 'complete', not \
-                         'update' (a session's start and end change as it grows and merges)"
-                    )));
-                }
-            }
-            if self.output_mode == OutputMode::Append
-                && !(aggregate.window_end.is_some() && aggregate.watermarked)
-            {
-                return Err(WeirError::Plan(format!(
-                    "sink '{sink}': output_mode 'append' emits each row once, so an aggregation \
-                     needs an event-time window closed by a watermark (GROUP BY window_start, \
-                     window_end FROM TUMBLE(source, ts, size) over a source declaring WATERMARK \
-                     FOR ts, or a view passing ts through unchanged), or to group by ts itself; \
-                     set output_mode = 'update' (changed groups each batch) or 'complete' (the \
-                     whole result each batch)"
-                )));
-            }
-            return Ok(());
-        }
-        if self.output_mode == OutputMode::Complete {
+        if operators.is_empty() && self.output_mode == OutputMode::Complete {
             return Err(WeirError::Plan(format!(
                 "sink '{sink}': output_mode 'complete' needs an aggregation in the query (it \
                  re-emits the whole result every batch); use 'append' for a query without one"
             )));
+        }
+        for operator in operators {
+            let modes = operator.output_modes();
+            let verdict = match self.output_mode {
+                OutputMode::Append => modes.append,
+                OutputMode::Update => modes.update,
+                OutputMode::Complete => modes.complete,
+            };
+            verdict.map_err(|why| WeirError::Plan(format!("sink '{sink}': {why}")))?;
         }
         Ok(())
     }

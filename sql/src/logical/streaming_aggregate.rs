@@ -12,6 +12,7 @@ use datafusion::logical_expr::{
     Aggregate, Expr, ExprSchemable, LogicalPlan, UserDefinedLogicalNodeCore, lit,
 };
 
+use super::operator::{OutputModes, StreamingOperator};
 use crate::planner::watermarked_columns;
 
 /// Field metadata key marking a window's end column (set by the window table functions):
@@ -276,6 +277,105 @@ impl StreamingAggregateNode {
                     .map(|i| self.distinct_state_id(i)),
             )
             .collect()
+    }
+}
+
+impl StreamingOperator for StreamingAggregateNode {
+    fn operator_id(&self) -> &str {
+        &self.operator_id
+    }
+
+    fn state_ids(&self) -> Vec<String> {
+        StreamingAggregateNode::state_ids(self)
+    }
+
+    fn state_signature(&self) -> Vec<String> {
+        StreamingAggregateNode::state_signature(self)
+    }
+
+    /// Spark's rules: `complete` and `update` always (but a session's start and end change
+    /// as it grows, so not `update` for sessions); `append` needs each group closed by a
+    /// watermark (an event-time window, or an event-time key), so it is emitted once.
+    fn output_modes(&self) -> OutputModes {
+        let closed = self.window_end.is_some() && self.watermarked;
+        if self.session_start.is_some() && self.window_end.is_none() {
+            let refused =
+                Err("a session window must be grouped by both window_start and window_end".into());
+            return OutputModes {
+                append: refused.clone(),
+                update: refused.clone(),
+                complete: refused,
+                summary: "none (group a session window by window_start and window_end)".into(),
+            };
+        }
+        let append = if closed {
+            Ok(())
+        } else {
+            Err(
+                "output_mode 'append' emits each row once, so an aggregation needs an \
+                 event-time window closed by a watermark (GROUP BY window_start, window_end \
+                 FROM TUMBLE(source, ts, size) over a source declaring WATERMARK FOR ts, or a \
+                 view passing ts through unchanged), or to group by ts itself; set output_mode = \
+                 'update' (changed groups each batch) or 'complete' (the whole result each \
+                 batch)"
+                    .to_string(),
+            )
+        };
+        let update = if self.session_start.is_some() {
+            Err(
+                "session windows support output_mode 'append' and 'complete', not 'update' (a \
+                 session's start and end change as it grows and merges)"
+                    .to_string(),
+            )
+        } else {
+            Ok(())
+        };
+        let summary = match (closed, self.session_start.is_some(), self.event_time_key) {
+            (true, true, _) => {
+                "append (each session once, when the watermark passes its end), complete"
+            }
+            (_, false, true) => {
+                "append (each group once, when the watermark reaches its event time), update, \
+                 complete"
+            }
+            (true, false, false) => {
+                "append (each window once, when the watermark passes its end), update, complete"
+            }
+            (false, true, _) => "complete",
+            (false, false, false) => {
+                "update, complete (append needs a window, or an event-time key, closed by a \
+                 watermark)"
+            }
+        };
+        OutputModes {
+            append,
+            update,
+            complete: Ok(()),
+            summary: summary.to_string(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let keys = self.key_names();
+        let aggregates: Vec<String> = self.aggr_expr.iter().map(|e| e.to_string()).collect();
+        let window = match (self.window_end, self.session_start, self.watermarked) {
+            (None, _, _) => "no window: state grows with the keys".to_string(),
+            (Some(key), _, _) if self.event_time_key => format!(
+                "no window: a group closes when the watermark reaches its {}",
+                keys[key]
+            ),
+            (Some(_), Some(_), true) => "session window, closed by the watermark".to_string(),
+            (Some(_), None, true) => "window, closed by the watermark".to_string(),
+            (Some(_), _, false) => {
+                "window over a column without a watermark: never closed".to_string()
+            }
+        };
+        format!(
+            "{}: aggregation keyed by [{}] computing [{}]; {window}",
+            self.operator_id,
+            keys.join(", "),
+            aggregates.join(", ")
+        )
     }
 }
 

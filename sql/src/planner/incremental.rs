@@ -54,7 +54,7 @@ pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
 }
 
 /// The streaming aggregation of an incrementalized plan, if it has one.
-pub fn streaming_aggregate(plan: &LogicalPlan) -> Option<StreamingAggregateNode> {
+pub(crate) fn streaming_aggregate(plan: &LogicalPlan) -> Option<StreamingAggregateNode> {
     let mut found = None;
     let _ = plan.apply(|node| {
         if let Some(aggregate) = as_streaming_aggregate(node) {

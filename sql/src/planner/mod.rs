@@ -11,7 +11,7 @@ use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
 pub use event_time::watermarked_columns;
-pub use incremental::{check_incremental, incrementalize, streaming_aggregate};
+pub use incremental::{check_incremental, incrementalize};
 pub use streaming_table::StreamingTable;
 
 use crate::error::{Result, SqlError};
