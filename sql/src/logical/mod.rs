@@ -8,6 +8,5 @@ pub use operator::{OutputModes, StreamingOperator, streaming_operators};
 
 pub(crate) use streaming_aggregate::unaliased;
 pub use streaming_aggregate::{
-    DerivedWindowEnd, HOP_METADATA, HopPanes, SESSION_START_METADATA, StreamingAggregateNode,
-    WINDOW_END_METADATA, WINDOW_METADATA, WINDOW_STARTS_COLUMN,
+    DerivedWindowEnd, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN,
 };

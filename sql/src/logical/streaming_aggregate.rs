@@ -14,25 +14,7 @@ use datafusion::logical_expr::{
 
 use super::operator::{OutputModes, StreamingOperator};
 use crate::planner::watermarked_columns;
-
-/// Field metadata key marking a window's end column (set by the window table functions):
-/// `"watermarked"` when the window is over a source's watermark column, `"unwatermarked"`
-/// otherwise.
-pub const WINDOW_END_METADATA: &str = "weir.window_end";
-
-/// Field metadata key marking the start column of a session window (set by `SESSION`): rows'
-/// sessions with the same other keys merge when they overlap.
-pub const SESSION_START_METADATA: &str = "weir.session_start";
-
-/// Field metadata key on the `window_start` and `window_end` columns of a tumbling or hopping
-/// window: `"<size in ns> <window>"`, the same on both columns of one window. When a
-/// query groups by both, the end follows from the start, so only the start is kept in state.
-pub const WINDOW_METADATA: &str = "weir.window";
-
-/// Field metadata key on the `window_start` column of a hopping window (set by `HOP`):
-/// `"<slide in ns> <windows per row>"`. The column is the unnested
-/// [`WINDOW_STARTS_COLUMN`], whose list holds a row's window starts, latest first.
-pub const HOP_METADATA: &str = "weir.hop";
+use crate::window::{FixedWindow, WindowColumn};
 
 /// The list column `HOP` computes for each row (its window starts, latest first) and unnests
 /// into `window_start`.
@@ -107,25 +89,23 @@ impl StreamingAggregateNode {
         let mut window_end = None;
         let mut watermarked = false;
         let mut session_start = None;
-        // Start keys by their window's marker, and the end key's marker.
-        let mut window_starts: Vec<(usize, String)> = Vec::new();
+        // Start keys by their window, and the end key's window.
+        let mut window_starts: Vec<(usize, FixedWindow)> = Vec::new();
         let mut end_window = None;
         for (index, expr) in aggregate.group_expr.iter().enumerate() {
             let (_, field) = expr.to_field(input_schema)?;
-            let end = field.metadata().get(WINDOW_END_METADATA);
-            if let Some(kind) = end {
+            let column = WindowColumn::of(&field);
+            if let Some(over_watermark) = column.end_watermarked {
                 window_end = Some(index);
-                watermarked = kind == "watermarked";
+                watermarked = over_watermark;
             }
-            if field.metadata().contains_key(SESSION_START_METADATA) {
+            if column.session_start {
                 session_start = Some(index);
             }
-            if let Some(window) = field.metadata().get(WINDOW_METADATA) {
-                if end.is_some() {
-                    end_window = Some(window.clone());
-                } else {
-                    window_starts.push((index, window.clone()));
-                }
+            match (column.fixed, column.end_watermarked) {
+                (Some(window), Some(_)) => end_window = Some(window),
+                (Some(window), None) => window_starts.push((index, window)),
+                (None, _) => {}
             }
         }
         // Without a window, a key that is the watermarked event time closes its group.
@@ -144,7 +124,7 @@ impl StreamingAggregateNode {
             {
                 let start = window_starts.iter().find(|(_, w)| *w == window);
                 start
-                    .zip(window_size_ms(&window))
+                    .zip(window_size_ms(window.size_ns))
                     .map(|((start, _), size_ms)| DerivedWindowEnd {
                         start: *start,
                         end,
@@ -435,9 +415,8 @@ pub(crate) fn unaliased(mut expr: &Expr) -> &Expr {
     expr
 }
 
-/// The size of a window marked with [`WINDOW_METADATA`], when it is a whole number of ms.
-fn window_size_ms(marker: &str) -> Option<i64> {
-    let nanos: i64 = marker.split_once(' ')?.0.parse().ok()?;
+/// A window size in ms, when it is a whole number of them.
+fn window_size_ms(nanos: i64) -> Option<i64> {
     (nanos > 0 && nanos % 1_000_000 == 0).then_some(nanos / 1_000_000)
 }
 

@@ -5,6 +5,7 @@
 //! [`register`] installs them all on a session in one call.
 
 mod floor;
+mod marker;
 mod panes;
 mod spark_syntax;
 mod table_functions;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use datafusion::catalog::TableFunctionImpl;
 use datafusion::execution::context::SessionContext;
 
+pub use marker::{FixedWindow, HopMarker, WindowColumn};
 pub use panes::AggregateHopPanes;
 pub use spark_syntax::rewrite_spark_windows;
 pub use table_functions::{WindowInput, WindowInputs};

@@ -22,9 +22,8 @@ use datafusion::logical_expr::expr::ScalarFunction;
 use datafusion::logical_expr::{Expr, Extension, LogicalPlan, Projection, Unnest};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use crate::logical::{
-    HOP_METADATA, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN, unaliased,
-};
+use super::marker::WindowColumn;
+use crate::logical::{HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN, unaliased};
 
 /// Aggregates hopping windows by panes; see the module docs.
 #[derive(Debug, Default)]
@@ -96,12 +95,8 @@ fn panes_of(aggregate: &StreamingAggregateNode) -> Option<HopPanes> {
     };
     let input_schema = aggregate.input.schema();
     let start_index = input_schema.index_of_column(start).ok()?;
-    let marker = input_schema
-        .field(start_index)
-        .metadata()
-        .get(HOP_METADATA)?;
-    let (slide_ns, windows) = marker.split_once(' ')?;
-    let (slide_ns, windows): (i64, i64) = (slide_ns.parse().ok()?, windows.parse().ok()?);
+    let hop = WindowColumn::of(input_schema.field(start_index)).hop?;
+    let (slide_ns, windows) = (hop.slide_ns, hop.windows);
     if slide_ns <= 0 || slide_ns % 1_000_000 != 0 || windows < 2 {
         return None;
     }

@@ -8,10 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::logical::{
-    HOP_METADATA, SESSION_START_METADATA, WINDOW_END_METADATA, WINDOW_METADATA,
-    WINDOW_STARTS_COLUMN,
-};
+use super::marker::{FixedWindow, HopMarker, WindowColumn};
+use crate::logical::WINDOW_STARTS_COLUMN;
 use datafusion::arrow::datatypes::TimeUnit;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl, TableProvider};
@@ -179,30 +177,35 @@ fn windowed(
     let latest = window_floor(lit(slide.clone()), time_expr, origin);
     let size = scaled(&slide, windows.max(1), unit);
     let watermarked = input.watermark_columns.contains(&time);
-    let marker = if watermarked {
-        "watermarked"
-    } else {
-        "unwatermarked"
+    let mut end = WindowColumn {
+        end_watermarked: Some(watermarked),
+        ..Default::default()
     };
-    let mut end_metadata = HashMap::from([(WINDOW_END_METADATA.to_string(), marker.to_string())]);
-    let mut start_metadata = HashMap::new();
+    let mut start = WindowColumn::default();
     if windows > 0 {
         // The end is the start plus the size: the aggregation keeps only the start in state.
-        let window = format!("{} {relation}.{time}", nanos(&slide) * windows);
-        start_metadata.insert(WINDOW_METADATA.to_string(), window.clone());
-        end_metadata.insert(WINDOW_METADATA.to_string(), window);
+        let fixed = FixedWindow {
+            size_ns: i64::try_from(nanos(&slide) * windows).unwrap_or(i64::MAX),
+            id: format!("{relation}.{time}"),
+        };
+        start.fixed = Some(fixed.clone());
+        end.fixed = Some(fixed);
     }
     if windows > 1 {
         // Lets an aggregation over the window count each row once, in its latest window
         // (`AggregateHopPanes`).
-        let hop = format!("{} {windows}", nanos(&slide));
-        start_metadata.insert(HOP_METADATA.to_string(), hop);
+        start.hop = Some(HopMarker {
+            slide_ns: i64::try_from(nanos(&slide)).unwrap_or(i64::MAX),
+            windows: i64::try_from(windows).unwrap_or(i64::MAX),
+        });
     }
+    let (start_metadata, end_metadata) = (start.metadata(), end.metadata());
     let builder = if windows == 0 {
-        let session = FieldMetadata::from(HashMap::from([(
-            SESSION_START_METADATA.to_string(),
-            "true".to_string(),
-        )]));
+        let session = WindowColumn {
+            session_start: true,
+            ..Default::default()
+        };
+        let session = FieldMetadata::from(session.metadata());
         scan.project(
             columns
                 .iter()
