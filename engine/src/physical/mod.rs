@@ -1,6 +1,8 @@
 //! Streaming operators as DataFusion `ExecutionPlan`s, and the one place that maps the
 //! logical extension nodes of `weir_sql::logical` to them ([`planner`]).
 
+#[cfg(test)]
+pub(crate) mod harness;
 mod hop_panes;
 mod late_rows;
 pub mod planner;

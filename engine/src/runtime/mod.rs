@@ -14,6 +14,8 @@ mod query_runner;
 mod watermark;
 
 pub use batch_context::{BatchContext, BatchWatermarks, OperatorMetrics, PlannerFactory};
+#[cfg(test)]
+pub(crate) use micro_batch::{QueryPlan, execute_batch};
 pub(crate) use micro_batch::{SourceRows, bind_inputs, streaming_scans};
 pub use progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryListener, QueryOutput, QueryStarted,
