@@ -177,8 +177,10 @@ impl CsvOptions {
         // `rest` starts at line `first_line` of the file.
         let (mut rest, mut header, mut first_line) = (bytes, self.header, 1);
         'rest: loop {
+            // The header is read as a record (and skipped), so that an open quote in it is
+            // found like any other.
             let mut reader = ::csv::ReaderBuilder::new()
-                .has_headers(header)
+                .has_headers(false)
                 .delimiter(self.delimiter)
                 .flexible(true)
                 .from_reader(rest);
@@ -189,6 +191,8 @@ impl CsvOptions {
                     Ok(false) => break 'rest,
                     Ok(true) => {}
                     Err(e) => {
+                        // (A header that cannot be read is reported like a record.)
+                        header = false;
                         bad.reject(BadRecord::record(
                             format!("{location}:{}", first_line + line - 1),
                             e.to_string(),
@@ -215,6 +219,9 @@ impl CsvOptions {
                     ))?;
                     (rest, header, first_line) = (&rest[opened..], false, first_line + line);
                     continue 'rest;
+                }
+                if std::mem::take(&mut header) {
+                    continue;
                 }
                 let single = write_record(&record, self.delimiter)?;
                 match self.decode_all(&single, schema, false) {
@@ -403,6 +410,17 @@ x,2,1
         let (rows, rejected) = ids_and_names("1,a\n2,\"b\n3,\"c\"\n4,d\n", false);
         assert_eq!(rows, ONE_THREE_FOUR);
         let bad = ("f.csv:2".into(), "2,\"b".into(), NEVER_CLOSED.into());
+        assert_eq!(rejected, [bad]);
+    }
+
+    #[test]
+    fn a_quote_left_open_in_the_header_costs_the_header_not_the_file() {
+        let (rows, rejected) = ids_and_names("id,\"name\n1,a\n3,c\n4,d\n", true);
+        assert_eq!(
+            rows,
+            "+----+------+\n| id | name |\n+----+------+\n| 1  | a    |\n| 3  | c    |\n| 4  | d    |\n+----+------+"
+        );
+        let bad = ("f.csv:1".into(), "id,\"name".into(), NEVER_CLOSED.into());
         assert_eq!(rejected, [bad]);
     }
 }

@@ -77,23 +77,27 @@ struct OpenSource {
 }
 
 impl OpenSource {
-    /// Applies the source's `on_error` to rows dropped for event times (ms) outside
+    /// Applies the source's `on_error` to rows dropped for event times (ms; `None`: too far
+    /// out for milliseconds) outside
     /// [`EVENT_TIMES`](super::watermark::EVENT_TIMES): an error under `fail`, else a warning.
-    fn reject_event_times(&self, outside: &[i64]) -> Result<()> {
+    fn reject_event_times(&self, outside: &[Option<i64>]) -> Result<()> {
         let Some(first) = outside.first() else {
             return Ok(());
+        };
+        let first = match first {
+            Some(ms) => watermark_text(Some(*ms)),
+            None => "(beyond what milliseconds can count)".to_string(),
         };
         let mut bad = BadRecords::new(self.on_error.clone());
         bad.reject(BadRecord::record(
             format!("source '{}'", self.name),
             format!(
-                "event time {} is outside the times a query can window (1678-01-01 to \
-                 2261-12-31)",
-                watermark_text(Some(*first))
+                "event time {first} is outside the times a query can window (1678-01-01 to \
+                 2261-12-31)"
             ),
             String::new(),
         ))?;
-        tracing::warn!(source = %self.name, rows = outside.len(), first = %watermark_text(Some(*first)),
+        tracing::warn!(source = %self.name, rows = outside.len(), first = %first,
             "dropped rows whose event time is outside 1678-01-01 to 2261-12-31 (on_error = '{}')",
             self.on_error.name());
         Ok(())

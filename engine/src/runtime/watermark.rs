@@ -81,12 +81,13 @@ impl WatermarkTracker {
     }
 
     /// Splits the rows of source `index` into those with an event time in [`EVENT_TIMES`]
-    /// (or none), kept, and the event times (ms) of the others, which are dropped.
+    /// (or none), kept, and the event times (ms) of the others, which are dropped (`None` for
+    /// a time too far out to have a value in milliseconds).
     pub fn outside_event_times(
         &self,
         index: usize,
         batches: Vec<RecordBatch>,
-    ) -> Result<(Vec<RecordBatch>, Vec<i64>)> {
+    ) -> Result<(Vec<RecordBatch>, Vec<Option<i64>>)> {
         let Some(spec) = &self.specs[index] else {
             return Ok((batches, Vec::new()));
         };
@@ -94,9 +95,23 @@ impl WatermarkTracker {
         let mut kept = Vec::with_capacity(batches.len());
         for batch in batches {
             let millis = event_millis(&batch, spec)?;
+            // A time that is there but has no millisecond value is outside too.
+            let given = batch
+                .column_by_name(&spec.column)
+                .map(|column| column.logical_nulls());
+            let is_given = |row: usize| match &given {
+                Some(Some(nulls)) => nulls.is_valid(row),
+                _ => true,
+            };
             let inside: BooleanArray = millis
                 .iter()
-                .map(|t| Some(t.is_none_or(|t| EVENT_TIMES.contains(&t))))
+                .enumerate()
+                .map(|(row, t)| {
+                    Some(match t {
+                        Some(t) => EVENT_TIMES.contains(&t),
+                        None => !is_given(row),
+                    })
+                })
                 .collect();
             if inside.true_count() == batch.num_rows() {
                 kept.push(batch);
@@ -106,7 +121,8 @@ impl WatermarkTracker {
                 millis
                     .iter()
                     .zip(inside.iter())
-                    .filter_map(|(t, inside)| t.filter(|_| inside == Some(false))),
+                    .filter(|(_, inside)| *inside == Some(false))
+                    .map(|(t, _)| t),
             );
             let batch = filter_record_batch(&batch, &inside)
                 .map_err(|e| WeirError::Internal(format!("dropping rows out of range: {e}")))?;
@@ -227,5 +243,25 @@ mod tests {
             (restored.current(), restored.max_event_ms()),
             (Some(15_000), &[Some(20_000), None, Some(30_000)][..])
         );
+    }
+
+    #[test]
+    fn times_out_of_range_or_beyond_milliseconds_are_split_off_and_nulls_kept() {
+        let schema = Schema::new(vec![Field::new(
+            "ts",
+            DataType::Timestamp(TimeUnit::Second, None),
+            true,
+        )]);
+        let seconds = arrow::array::TimestampSecondArray::from(vec![
+            Some(1_700_000_000),
+            None,
+            Some(i64::MAX / 10),
+            Some(-9_300_000_000),
+        ]);
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(seconds)]).unwrap();
+        let tracker = WatermarkTracker::new(vec![spec(0)]);
+        let (kept, outside) = tracker.outside_event_times(0, vec![batch]).unwrap();
+        assert_eq!(kept[0].num_rows(), 2, "the time in range and the null");
+        assert_eq!(outside, [None, Some(-9_300_000_000_000)]);
     }
 }
