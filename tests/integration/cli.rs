@@ -366,3 +366,26 @@ fn an_unreachable_broker_is_told_once_without_librdkafkas_chatter() {
         "{stderr}"
     );
 }
+
+/// The shipped binary carries no debug info (line tables for every crate made the release
+/// `weir` ~800 MB): the release profile turns it off and strips what dependencies bring.
+/// (Building a release binary here would take most of CI's time; the profile is what decides.)
+#[test]
+fn the_release_profile_ships_no_debug_info() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml"))
+        .expect("the workspace manifest");
+    let release: Vec<&str> = manifest
+        .split("\n[")
+        .find(|section| section.starts_with("profile.release]"))
+        .expect("a [profile.release] section")
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .collect();
+    assert!(release.contains(&"debug = false"), "{release:?}");
+    assert!(
+        release.contains(&"strip = \"debuginfo\"") || release.contains(&"strip = \"symbols\""),
+        "{release:?}"
+    );
+}
