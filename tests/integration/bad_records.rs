@@ -254,13 +254,32 @@ async fn event_times_at_the_ends_of_the_range_are_bad_records() {
         };
         assert_eq!(table(&rows), expected, "{select}");
     }
+    // Under `dead_letter` the rows' times are written, one file per batch.
+    let dead = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().build().unwrap();
+    let dead_letter = format!(
+        ", on_error = 'dead_letter', dead_letter_path = '{}'",
+        dead.path().display()
+    );
+    let query = run(&engine, &source(&dead_letter), tumble).await;
+    query.await_termination().await.unwrap();
+    let letters = std::fs::read_to_string(dead.path().join("ev-batch-0.bad.jsonl")).unwrap();
+    let records: Vec<String> = letters
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["record"].to_string())
+        .collect();
+    assert_eq!(
+        records,
+        ["\"1677-09-21T00:13:00.000\"", "\"2262-04-11T23:47:00.000\""]
+    );
+
     let engine = Engine::builder().build().unwrap();
     let query = run(&engine, &source(""), hop).await;
     let error = query.await_termination().await.unwrap_err().to_string();
     assert!(
         error.contains(
-            "bad record at source 'ev': event time 1677-09-21T00:13:00.000 is outside the times \
-             a query can window (1678-01-01 to 2261-12-31); set on_error = 'skip'"
+            "bad record at source 'ev' batch 0: event time 1677-09-21T00:13:00.000 is outside \
+             the times a query can window (1678-01-01 to 2261-12-31); set on_error = 'skip'"
         ),
         "{error}"
     );

@@ -11,7 +11,7 @@ use tokio::sync::Mutex;
 
 use super::file_log::FileLog;
 use crate::error::{ConnectorError, Result};
-use crate::format::{BadRecord, BadRecords, Format, OnError, Rejected};
+use crate::format::{BadRecord, BadRecords, Format, OnError, Rejected, write_dead_letters};
 use crate::location::{StoreLocation, is_hidden};
 use crate::offset::SourceOffset;
 use crate::options::{ConnectorOptions, OptionSpec};
@@ -168,19 +168,6 @@ impl FileSource {
         }
         Ok((batches, rejected))
     }
-}
-
-/// Writes the rejected records of one input file as JSON lines, under a name derived from the
-/// file's, so a replayed batch overwrites rather than duplicates them.
-async fn write_dead_letters(dir: &StoreLocation, file: &str, rejected: &[BadRecord]) -> Result<()> {
-    let mut out = Vec::new();
-    for record in rejected {
-        serde_json::to_writer(&mut out, record)
-            .map_err(|e| ConnectorError::Internal(format!("encoding a dead letter: {e}")))?;
-        out.push(b'\n');
-    }
-    dir.put(&format!("{file}.bad.jsonl"), Bytes::from(out))
-        .await
 }
 
 #[async_trait]

@@ -1,6 +1,9 @@
 //! [`BadRecords`]: what happens to a record that cannot be decoded.
 
+use bytes::Bytes;
+
 use crate::error::{ConnectorError, Result};
+use crate::location::StoreLocation;
 use crate::options::{ConnectorOptions, OptionSpec};
 
 /// The keys of the bad-record policy.
@@ -188,4 +191,22 @@ impl BadRecords {
     pub fn take(&mut self) -> Vec<BadRecord> {
         std::mem::take(&mut self.rejected)
     }
+}
+
+/// Writes `rejected` as JSON lines to `<name>.bad.jsonl` in the dead-letter directory `dir`:
+/// a name derived from what was read (a file, a partition's range, a batch), so that a
+/// re-run batch rewrites its dead letters rather than adding them twice.
+pub async fn write_dead_letters(
+    dir: &StoreLocation,
+    name: &str,
+    rejected: &[BadRecord],
+) -> Result<()> {
+    let mut out = Vec::new();
+    for record in rejected {
+        serde_json::to_writer(&mut out, record)
+            .map_err(|e| ConnectorError::Internal(format!("encoding a dead letter: {e}")))?;
+        out.push(b'\n');
+    }
+    dir.put(&format!("{name}.bad.jsonl"), Bytes::from(out))
+        .await
 }

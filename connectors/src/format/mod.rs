@@ -15,7 +15,7 @@ use arrow::datatypes::SchemaRef;
 use bytes::Bytes;
 
 pub use self::csv::CsvOptions;
-pub use bad_records::{BadRecord, BadRecords, Extent, OnError, Rejected};
+pub use bad_records::{BadRecord, BadRecords, Extent, OnError, Rejected, write_dead_letters};
 
 use crate::error::{ConnectorError, Result};
 use crate::options::{ConnectorOptions, OptionSpec};

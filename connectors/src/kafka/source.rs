@@ -15,7 +15,7 @@ use super::client::{Consumer, DataLoss, Endpoint, blocking, fetch_ranges};
 use super::decode::{Fetched, SourceColumns, ValueFormat, decode};
 use super::offsets::{TopicOffsets, Watermarks, next_end};
 use crate::error::{ConnectorError, Result};
-use crate::format::{BadRecord, BadRecords, CsvOptions, Format, OnError};
+use crate::format::{BadRecord, BadRecords, CsvOptions, Format, OnError, write_dead_letters};
 use crate::location::StoreLocation;
 use crate::offset::SourceOffset;
 use crate::options::ConnectorOptions;
@@ -408,21 +408,4 @@ impl Source for KafkaSource {
     async fn commit(&self, _end: &SourceOffset) -> Result<()> {
         Ok(())
     }
-}
-
-/// Writes the rejected records of one partition's range as JSON lines, under a name derived
-/// from the range, so a re-run batch overwrites rather than duplicates them.
-async fn write_dead_letters(
-    dir: &StoreLocation,
-    range: &str,
-    rejected: &[BadRecord],
-) -> Result<()> {
-    let mut out = Vec::new();
-    for record in rejected {
-        serde_json::to_writer(&mut out, record)
-            .map_err(|e| ConnectorError::Internal(format!("encoding a dead letter: {e}")))?;
-        out.push(b'\n');
-    }
-    dir.put(&format!("{range}.bad.jsonl"), Bytes::from(out))
-        .await
 }

@@ -10,10 +10,10 @@ use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use tokio::sync::{mpsc, oneshot, watch};
-use weir_connectors::format::{BadRecord, BadRecords, OnError};
+use weir_connectors::format::{BadRecord, BadRecords, OnError, write_dead_letters};
 use weir_connectors::{
     BatchId, ConnectorOptions, ConnectorRegistry, Sink, SinkOpen, Source, SourceContext,
-    SourceOffset, column_list,
+    SourceOffset, StorageOptions, StoreLocation, column_list,
 };
 
 use super::batch_context::{BatchContext, BatchWatermarks, PlannerFactory};
@@ -74,32 +74,46 @@ struct OpenSource {
     columns: Option<Vec<usize>>,
     /// What happens to a row whose event time is out of range.
     on_error: OnError,
+    /// Where such rows go under `on_error = 'dead_letter'`.
+    dead_letters: Option<StoreLocation>,
 }
 
 impl OpenSource {
-    /// Applies the source's `on_error` to rows dropped for event times (ms; `None`: too far
-    /// out for milliseconds) outside
-    /// [`EVENT_TIMES`](super::watermark::EVENT_TIMES): an error under `fail`, else a warning.
-    fn reject_event_times(&self, outside: &[Option<i64>]) -> Result<()> {
-        let Some(first) = outside.first() else {
+    /// Applies the source's `on_error` to the rows of batch `batch` dropped for event times
+    /// (ms; `None`: too far out for milliseconds) outside
+    /// [`EVENT_TIMES`](super::watermark::EVENT_TIMES): an error under `fail`; else a warning,
+    /// and under `dead_letter` the rows' times in `<source>-batch-<N>.bad.jsonl`.
+    async fn reject_event_times(&self, batch: BatchId, outside: &[Option<i64>]) -> Result<()> {
+        if outside.is_empty() {
             return Ok(());
-        };
-        let first = match first {
+        }
+        let text = |time: &Option<i64>| match time {
             Some(ms) => watermark_text(Some(*ms)),
             None => "(beyond what milliseconds can count)".to_string(),
         };
+        let rejected: Vec<BadRecord> = outside
+            .iter()
+            .map(|time| {
+                BadRecord::record(
+                    format!("source '{}' batch {batch}", self.name),
+                    format!(
+                        "event time {} is outside the times a query can window (1678-01-01 \
+                         to 2261-12-31)",
+                        text(time)
+                    ),
+                    text(time),
+                )
+            })
+            .collect();
         let mut bad = BadRecords::new(self.on_error.clone());
-        bad.reject(BadRecord::record(
-            format!("source '{}'", self.name),
-            format!(
-                "event time {first} is outside the times a query can window (1678-01-01 to \
-                 2261-12-31)"
-            ),
-            String::new(),
-        ))?;
-        tracing::warn!(source = %self.name, rows = outside.len(), first = %first,
+        bad.reject(rejected[0].clone())?;
+        tracing::warn!(source = %self.name, rows = outside.len(), first = %text(&outside[0]),
             "dropped rows whose event time is outside 1678-01-01 to 2261-12-31 (on_error = '{}')",
             self.on_error.name());
+        if let Some(dir) = &self.dead_letters {
+            let name = format!("{}-batch-{batch}", self.name);
+            write_dead_letters(dir, &name, &rejected).await?;
+        }
         Ok(())
     }
 }
@@ -232,6 +246,13 @@ impl QueryRunner {
                 source,
                 columns,
                 on_error: OnError::from_options(&part.options)?,
+                dead_letters: match OnError::from_options(&part.options)? {
+                    OnError::DeadLetter(path) => {
+                        let storage = StorageOptions::from_options(&part.options)?;
+                        Some(StoreLocation::open(&path, &storage, true)?)
+                    }
+                    _ => None,
+                },
             });
         }
         // The sink, which removes what an unfinished batch left, is opened only once the
@@ -462,7 +483,7 @@ impl QueryRunner {
                 _ => Default::default(),
             };
             let (batches, outside) = self.watermarks.outside_event_times(index, read.batches)?;
-            open.reject_event_times(&outside)?;
+            open.reject_event_times(entry.batch_id, &outside).await?;
             read.batches = batches;
             read.bad_records += outside.len() as u64;
             self.watermarks.observe(index, &read.batches)?;
