@@ -219,4 +219,66 @@ mod tests {
             assert_eq!(harness.state_rows(), 0, "every window closed and evicted");
         }
     }
+
+    /// Rows `(k, v, ts seconds)` of a source with a value column.
+    fn valued(rows: &[(i64, i64, i64)]) -> Vec<RecordBatch> {
+        let schema = valued_schema();
+        let column =
+            |f: fn(&(i64, i64, i64)) -> i64| Int64Array::from_iter_values(rows.iter().map(f));
+        let times = TimestampMillisecondArray::from_iter_values(rows.iter().map(|r| r.2 * 1000));
+        let columns: Vec<arrow::array::ArrayRef> = vec![
+            Arc::new(column(|r| r.0)),
+            Arc::new(column(|r| r.1)),
+            Arc::new(times),
+        ];
+        vec![RecordBatch::try_new(schema, columns).unwrap()]
+    }
+
+    fn valued_schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+            Field::new(
+                "ts",
+                DataType::Timestamp(TimeUnit::Millisecond, None),
+                false,
+            ),
+        ]))
+    }
+
+    /// A distinct count keeps the pairs it counted across batches and restarts: a value seen
+    /// before a restart is not counted again after it, and the pairs of a closed window go.
+    #[tokio::test]
+    async fn a_distinct_count_remembers_its_pairs_across_a_restart() {
+        let select = "SELECT k, window_start, count(DISTINCT v) AS d, count(*) AS n FROM \
+                      TUMBLE(s, ts, INTERVAL '10' SECOND) GROUP BY k, window_start, window_end";
+        for restart in [false, true] {
+            let mut harness =
+                OperatorHarness::new(valued_schema(), Some("ts"), select, OutputMode::Append).await;
+            harness
+                .batch(valued(&[(1, 7, 1), (1, 7, 2), (1, 8, 3)]), None, None)
+                .await;
+            if restart {
+                harness.restart().await;
+            }
+            // 7 again (not new), 9 (new): distinct 3 of 5 rows when the window closes.
+            let closed = harness
+                .batch(valued(&[(1, 7, 4), (1, 9, 5)]), None, Some(10_000))
+                .await;
+            assert_eq!(
+                table(&closed),
+                "+---+---------------------+---+---+\n\
+                 | k | window_start        | d | n |\n\
+                 +---+---------------------+---+---+\n\
+                 | 1 | 1970-01-01T00:00:00 | 3 | 5 |\n\
+                 +---+---------------------+---+---+",
+                "restart: {restart}"
+            );
+            assert_eq!(
+                harness.state_rows(),
+                0,
+                "the window's group and pairs are gone"
+            );
+        }
+    }
 }
