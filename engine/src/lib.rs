@@ -31,6 +31,7 @@ pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
+pub mod event_time;
 pub mod physical;
 pub mod runtime;
 pub mod state;
@@ -42,6 +43,7 @@ pub use api::{Engine, EngineBuilder, Outcome, StreamingQuery};
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
 pub use error::{Result, WeirError};
+pub use event_time::EventTime;
 pub use runtime::{
     BatchProgress, OutputMode, QueryListener, QueryOutput, QueryStarted, QueryState,
     QueryTerminated,

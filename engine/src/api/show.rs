@@ -11,6 +11,7 @@ use weir_sql::logical::streaming_operators;
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
 use crate::error::{Result, WeirError};
+use crate::event_time::EventTime;
 use crate::runtime::{OperatorProgress, QueryState, watermark_text};
 
 /// A table of text columns.
@@ -115,7 +116,9 @@ pub(super) fn show(catalog: &Catalog, kind: ShowKind) -> Result<Vec<RecordBatch>
                         last.map_or(String::new(), |p| {
                             format!("{:.0}", p.processed_rows_per_second)
                         }),
-                        last.map_or(String::new(), |p| watermark_text(p.watermark_ms)),
+                        last.map_or(String::new(), |p| {
+                            watermark_text(p.watermark_ms.map(EventTime::from_ms))
+                        }),
                         q.sources().join(", "),
                     ]
                 })
@@ -139,7 +142,7 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
                 p.output_rows.to_string(),
                 format!("{:.0}", p.processed_rows_per_second),
                 p.durations.total.as_millis().to_string(),
-                watermark_text(p.watermark_ms),
+                watermark_text(p.watermark_ms.map(EventTime::from_ms)),
                 operators(|o| o.late_rows),
                 operators(|o| o.state_rows),
                 operators(|o| o.state_bytes),

@@ -6,6 +6,7 @@ use weir_connectors::{BatchId, SourceOffset, StorageOptions, StoreLocation};
 
 use super::CheckpointLock;
 use crate::error::{Result, WeirError};
+use crate::event_time::EventTime;
 
 /// Log entries kept (older offsets and commits are purged).
 pub(super) const RETAINED_BATCHES: u64 = 100;
@@ -70,7 +71,7 @@ pub struct OffsetsEntry {
     /// The event-time watermark in force for the batch, in ms since the epoch: stateful
     /// operators evict and emit with it (Spark's `eventTimeWatermarkForEviction`).
     #[serde(default)]
-    pub watermark_ms: Option<i64>,
+    pub watermark_ms: Option<EventTime>,
     /// The watermark that was in force for the previous batch: input rows it closed are late
     /// (Spark's `eventTimeWatermarkForLateEvents`). Absent in entries written before Weir
     /// recorded it, which then filter with `watermark_ms`, as those versions did; see
@@ -80,12 +81,12 @@ pub struct OffsetsEntry {
         deserialize_with = "present",
         skip_serializing_if = "Option::is_none"
     )]
-    pub late_watermark_ms: Option<Option<i64>>,
+    pub late_watermark_ms: Option<Option<EventTime>>,
 }
 
 impl OffsetsEntry {
     /// The watermark that input rows are late against (see `late_watermark_ms`).
-    pub fn late_watermark(&self) -> Option<i64> {
+    pub fn late_watermark(&self) -> Option<EventTime> {
         self.late_watermark_ms.unwrap_or(self.watermark_ms)
     }
 }
@@ -93,8 +94,8 @@ impl OffsetsEntry {
 /// A field that is present, even as `null`, is `Some`.
 fn present<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
-) -> std::result::Result<Option<Option<i64>>, D::Error> {
-    Option::<i64>::deserialize(deserializer).map(Some)
+) -> std::result::Result<Option<Option<EventTime>>, D::Error> {
+    Option::<EventTime>::deserialize(deserializer).map(Some)
 }
 
 /// `commits/<N>.json`.
@@ -106,10 +107,10 @@ pub struct CommitEntry {
     pub output_rows: u64,
     /// The watermark after the batch (in force for the next one).
     #[serde(default)]
-    pub watermark_ms: Option<i64>,
+    pub watermark_ms: Option<EventTime>,
     /// Each source's maximum event time seen so far, in source order.
     #[serde(default)]
-    pub max_event_time_ms: Vec<Option<i64>>,
+    pub max_event_time_ms: Vec<Option<EventTime>>,
 }
 
 /// A query's checkpoint directory.
@@ -287,21 +288,21 @@ mod tests {
         let old: OffsetsEntry = serde_json::from_str(old).unwrap();
         assert_eq!(
             (old.late_watermark_ms, old.late_watermark()),
-            (None, Some(7))
+            (None, Some(EventTime::from_ms(7)))
         );
         let first = r#"{"batch_id": 0, "sources": [], "batch_timestamp_ms": 5,
             "watermark_ms": 7, "late_watermark_ms": null}"#;
         let first: OffsetsEntry = serde_json::from_str(first).unwrap();
         assert_eq!(first.late_watermark(), None);
         let entry = OffsetsEntry {
-            late_watermark_ms: Some(Some(4)),
+            late_watermark_ms: Some(Some(EventTime::from_ms(4))),
             ..first
         };
         let text = serde_json::to_string(&entry).unwrap();
         let back: OffsetsEntry = serde_json::from_str(&text).unwrap();
         assert_eq!(
             (back.late_watermark(), back.watermark_ms),
-            (Some(4), Some(7))
+            (Some(EventTime::from_ms(4)), Some(EventTime::from_ms(7)))
         );
     }
 
@@ -320,7 +321,7 @@ mod tests {
                     end: Some(SourceOffset::from_count(n)),
                 }],
                 batch_timestamp_ms: 5,
-                watermark_ms: Some(1),
+                watermark_ms: Some(EventTime::from_ms(1)),
                 late_watermark_ms: Some(None),
             };
             checkpoint.write_offsets(&entry).await.unwrap();

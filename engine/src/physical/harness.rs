@@ -16,6 +16,7 @@ use weir_sql::logical::{StreamingOperator, streaming_operators};
 use weir_sql::window::WindowInput;
 
 use super::planner::StreamingQueryPlanner;
+use crate::event_time::EventTime;
 use crate::runtime::{BatchContext, BatchWatermarks, OutputMode, QueryPlan, SourceRows};
 use crate::state::QueryState;
 
@@ -89,8 +90,8 @@ impl OperatorHarness {
         let context = Arc::new(BatchContext {
             state: Arc::clone(&self.state),
             watermarks: BatchWatermarks {
-                late_rows_ms,
-                eviction_ms,
+                late_rows: late_rows_ms.map(EventTime::from_ms),
+                eviction: eviction_ms.map(EventTime::from_ms),
             },
             mode: self.mode,
             metrics: Default::default(),

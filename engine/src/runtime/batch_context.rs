@@ -11,6 +11,7 @@ use datafusion::execution::TaskContext;
 use datafusion::execution::context::QueryPlanner;
 
 use super::query_options::OutputMode;
+use crate::event_time::EventTime;
 use crate::state::QueryState;
 
 /// What the streaming operators of one batch need from the runtime.
@@ -52,8 +53,7 @@ impl BatchContext {
     }
 }
 
-/// The two event-time watermarks of one batch, in ms since the epoch, as Spark (≥ 3.4) uses
-/// them: input rows are late when the watermark of the *previous* batch has closed them, and
+/// The two event-time watermarks of one batch, as Spark (≥ 3.4) uses them: input rows are late when the watermark of the *previous* batch has closed them, and
 /// state is evicted (and, in append mode, emitted) with the watermark in force for this
 /// batch. So a row older than this batch's watermark but not the previous one still counts
 /// in the window this batch closes.
@@ -61,9 +61,9 @@ impl BatchContext {
 pub struct BatchWatermarks {
     /// Spark's `eventTimeWatermarkForLateEvents`: the watermark in force for the previous
     /// batch (for the first batch, its own).
-    pub late_rows_ms: Option<i64>,
+    pub late_rows: Option<EventTime>,
     /// Spark's `eventTimeWatermarkForEviction`: the watermark in force for this batch.
-    pub eviction_ms: Option<i64>,
+    pub eviction: Option<EventTime>,
 }
 
 /// What a stateful operator did in one batch, for progress.

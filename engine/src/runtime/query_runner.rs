@@ -29,6 +29,7 @@ use crate::checkpoint::{
     SourceRange, check_resume,
 };
 use crate::error::{Result, WeirError};
+use crate::event_time::EventTime;
 use crate::state::QueryState;
 
 /// A source as the engine hands it to a query.
@@ -83,12 +84,16 @@ impl OpenSource {
     /// (ms; `None`: too far out for milliseconds) outside
     /// [`EVENT_TIMES`](super::watermark::EVENT_TIMES): an error under `fail`; else a warning,
     /// and under `dead_letter` the rows' times in `<source>-batch-<N>.bad.jsonl`.
-    async fn reject_event_times(&self, batch: BatchId, outside: &[Option<i64>]) -> Result<()> {
+    async fn reject_event_times(
+        &self,
+        batch: BatchId,
+        outside: &[Option<EventTime>],
+    ) -> Result<()> {
         if outside.is_empty() {
             return Ok(());
         }
-        let text = |time: &Option<i64>| match time {
-            Some(ms) => watermark_text(Some(*ms)),
+        let text = |time: &Option<EventTime>| match time {
+            Some(time) => time.to_string(),
             None => "(beyond what milliseconds can count)".to_string(),
         };
         let rejected: Vec<BadRecord> = outside
@@ -152,7 +157,7 @@ pub(crate) struct QueryRunner {
     state: Arc<QueryState>,
     watermarks: WatermarkTracker,
     /// The watermark in force for the last batch run (`None` before the first).
-    last_batch_watermark: Option<Option<i64>>,
+    last_batch_watermark: Option<Option<EventTime>>,
     status: Arc<QueryStatus>,
     stop: watch::Receiver<bool>,
     /// Requests to be told when every source is drained (`process_all_available`).
@@ -402,7 +407,7 @@ impl QueryRunner {
                 let flush = self.trigger == Trigger::AvailableNow
                     && self.flush_on_end
                     && !self.stateful_operators.is_empty()
-                    && watermark != Some(i64::MAX);
+                    && watermark != Some(EventTime::END_OF_TIME);
                 if flush {
                     // The next iteration runs one more batch, which closes every window.
                     self.watermarks.end_of_input();
@@ -508,8 +513,8 @@ impl QueryRunner {
         let context = Arc::new(BatchContext {
             state: Arc::clone(&self.state),
             watermarks: BatchWatermarks {
-                late_rows_ms: entry.late_watermark(),
-                eviction_ms: entry.watermark_ms,
+                late_rows: entry.late_watermark(),
+                eviction: entry.watermark_ms,
             },
             mode: self.output_mode,
             metrics: Default::default(),
@@ -553,7 +558,7 @@ impl QueryRunner {
             batch_id: entry.batch_id,
             output_rows,
             watermark_ms,
-            max_event_time_ms: self.watermarks.max_event_ms().to_vec(),
+            max_event_time_ms: self.watermarks.max_event().to_vec(),
         };
         self.check_lock()?;
         self.checkpoint.write_commit(&commit).await?;
@@ -642,7 +647,7 @@ impl QueryRunner {
             processed_rows_per_second: rate(durations.total),
             durations,
             sources,
-            watermark_ms: entry.watermark_ms,
+            watermark_ms: entry.watermark_ms.map(EventTime::ms),
             operators,
         };
         tracing::info!(

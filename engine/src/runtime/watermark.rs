@@ -19,18 +19,12 @@ use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, TimeUnit};
 
 use crate::error::{Result, WeirError};
+use crate::event_time::EventTime;
 
 /// A watermark as people read it: a UTC time with milliseconds, `end of time` after the end
 /// of input (`flush_on_end`), or empty when there is none yet.
-pub(crate) fn watermark_text(ms: Option<i64>) -> String {
-    match ms {
-        Some(i64::MAX) => "end of time".to_string(),
-        ms => ms
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map_or(String::new(), |t| {
-                t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()
-            }),
-    }
+pub(crate) fn watermark_text(watermark: Option<EventTime>) -> String {
+    watermark.map_or(String::new(), |w| w.to_string())
 }
 
 /// The event times a query takes, in ms since the epoch: 1678-01-01 up to 2262-01-01.
@@ -47,37 +41,37 @@ pub(crate) struct WatermarkSpec {
 #[derive(Debug, Clone)]
 pub(crate) struct WatermarkTracker {
     specs: Vec<Option<WatermarkSpec>>,
-    max_event_ms: Vec<Option<i64>>,
-    current: Option<i64>,
+    max_event: Vec<Option<EventTime>>,
+    current: Option<EventTime>,
 }
 
 impl WatermarkTracker {
     /// A tracker for sources with these watermark declarations (`None`: no watermark).
     pub fn new(specs: Vec<Option<WatermarkSpec>>) -> Self {
-        let max_event_ms = vec![None; specs.len()];
+        let max_event = vec![None; specs.len()];
         Self {
             specs,
-            max_event_ms,
+            max_event,
             current: None,
         }
     }
 
     /// Resumes from a commit's record.
-    pub fn restore(&mut self, watermark_ms: Option<i64>, max_event_ms: &[Option<i64>]) {
-        self.current = watermark_ms;
-        if max_event_ms.len() == self.max_event_ms.len() {
-            self.max_event_ms = max_event_ms.to_vec();
+    pub fn restore(&mut self, watermark: Option<EventTime>, max_event: &[Option<EventTime>]) {
+        self.current = watermark;
+        if max_event.len() == self.max_event.len() {
+            self.max_event = max_event.to_vec();
         }
     }
 
-    /// The watermark in force for the next batch, in ms since the epoch.
-    pub fn current(&self) -> Option<i64> {
+    /// The watermark in force for the next batch.
+    pub fn current(&self) -> Option<EventTime> {
         self.current
     }
 
     /// Each source's maximum event time seen, for the commit record.
-    pub fn max_event_ms(&self) -> &[Option<i64>] {
-        &self.max_event_ms
+    pub fn max_event(&self) -> &[Option<EventTime>] {
+        &self.max_event
     }
 
     /// Splits the rows of source `index` into those with an event time in [`EVENT_TIMES`]
@@ -87,7 +81,7 @@ impl WatermarkTracker {
         &self,
         index: usize,
         batches: Vec<RecordBatch>,
-    ) -> Result<(Vec<RecordBatch>, Vec<Option<i64>>)> {
+    ) -> Result<(Vec<RecordBatch>, Vec<Option<EventTime>>)> {
         let Some(spec) = &self.specs[index] else {
             return Ok((batches, Vec::new()));
         };
@@ -122,7 +116,7 @@ impl WatermarkTracker {
                     .iter()
                     .zip(inside.iter())
                     .filter(|(_, inside)| *inside == Some(false))
-                    .map(|(t, _)| t),
+                    .map(|(t, _)| t.map(EventTime::from_ms)),
             );
             let batch = filter_record_batch(&batch, &inside)
                 .map_err(|e| WeirError::Internal(format!("dropping rows out of range: {e}")))?;
@@ -139,7 +133,8 @@ impl WatermarkTracker {
         for batch in batches {
             let millis = event_millis(batch, spec)?;
             if let Some(max) = arrow::compute::max(&millis) {
-                let seen = &mut self.max_event_ms[index];
+                let max = EventTime::from_ms(max);
+                let seen = &mut self.max_event[index];
                 *seen = Some(seen.map_or(max, |s| s.max(max)));
             }
         }
@@ -149,17 +144,16 @@ impl WatermarkTracker {
     /// Declares the end of the input (`flush_on_end`): the watermark moves to the end of
     /// time, closing every window; anything arriving later is late.
     pub fn end_of_input(&mut self) {
-        self.current = Some(i64::MAX);
+        self.current = Some(EventTime::END_OF_TIME);
     }
 
     /// Computes the watermark after a batch (it takes effect from the next one).
-    pub fn advance(&mut self) -> Option<i64> {
-        let mut candidate: Option<i64> = None;
-        for (spec, max) in self.specs.iter().zip(&self.max_event_ms) {
+    pub fn advance(&mut self) -> Option<EventTime> {
+        let mut candidate: Option<EventTime> = None;
+        for (spec, max) in self.specs.iter().zip(&self.max_event) {
             let Some(spec) = spec else { continue };
             let Some(max) = max else { return self.current };
-            let delay = i64::try_from(spec.delay.as_millis()).unwrap_or(i64::MAX);
-            let source_watermark = max.saturating_sub(delay);
+            let source_watermark = max.minus(spec.delay);
             candidate = Some(candidate.map_or(source_watermark, |c| c.min(source_watermark)));
         }
         if let Some(candidate) = candidate {
@@ -231,17 +225,24 @@ mod tests {
         // Source 2 has seen nothing: no watermark yet.
         assert_eq!(tracker.advance(), None);
         tracker.observe(2, &[rows(&[9_000_000_000])]).unwrap();
-        assert_eq!(tracker.advance(), Some(8_000)); // min(20s - 5s, 9s - 1s)
+        assert_eq!(tracker.advance(), Some(EventTime::from_ms(8_000))); // min(20s - 5s, 9s - 1s)
         tracker.observe(2, &[rows(&[30_000_000_000])]).unwrap();
-        assert_eq!(tracker.advance(), Some(15_000));
+        assert_eq!(tracker.advance(), Some(EventTime::from_ms(15_000)));
         // Older rows never move it back.
         tracker.observe(0, &[rows(&[1_000_000_000])]).unwrap();
-        assert_eq!(tracker.advance(), Some(15_000));
+        assert_eq!(tracker.advance(), Some(EventTime::from_ms(15_000)));
         let mut restored = WatermarkTracker::new(vec![spec(5_000), None, spec(1_000)]);
-        restored.restore(tracker.current(), tracker.max_event_ms());
+        restored.restore(tracker.current(), tracker.max_event());
         assert_eq!(
-            (restored.current(), restored.max_event_ms()),
-            (Some(15_000), &[Some(20_000), None, Some(30_000)][..])
+            (restored.current(), restored.max_event()),
+            (
+                Some(EventTime::from_ms(15_000)),
+                &[
+                    Some(EventTime::from_ms(20_000)),
+                    None,
+                    Some(EventTime::from_ms(30_000))
+                ][..]
+            )
         );
     }
 
@@ -262,6 +263,9 @@ mod tests {
         let tracker = WatermarkTracker::new(vec![spec(0)]);
         let (kept, outside) = tracker.outside_event_times(0, vec![batch]).unwrap();
         assert_eq!(kept[0].num_rows(), 2, "the time in range and the null");
-        assert_eq!(outside, [None, Some(-9_300_000_000_000)]);
+        assert_eq!(
+            outside,
+            [None, Some(EventTime::from_ms(-9_300_000_000_000))]
+        );
     }
 }

@@ -93,6 +93,7 @@ use self::distinct::{
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, LateInput, after};
 use crate::error::WeirError;
+use crate::event_time::EventTime;
 use crate::runtime::{BatchContext, BatchWatermarks, OutputMode};
 use crate::state::{key_converter, split_by_key};
 
@@ -415,12 +416,12 @@ impl StreamingAggregateExec {
             return Ok(panes_state);
         }
         let windows = expand_panes(&panes_state, start, panes)?;
-        let Some(watermark) = self.watermarks.late_rows_ms else {
+        let Some(watermark) = self.watermarks.late_rows else {
             return Ok(windows);
         };
         // A late row's closed windows were counted when the row was dropped or kept; its
         // windows closed only by this batch's watermark are merged, then emitted.
-        let threshold = watermark.saturating_sub(self.end_offset_ms);
+        let threshold = watermark.ms().saturating_sub(self.end_offset_ms);
         match after(windows.column(start), threshold)? {
             Some(open) => Ok(filter_record_batch(&windows, &open)?),
             None => Ok(windows),
@@ -433,7 +434,7 @@ impl StreamingAggregateExec {
     fn split_open(&self, state: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
         let (Some(index), Some(watermark), false) = (
             self.window_end,
-            self.watermarks.eviction_ms,
+            self.watermarks.eviction.map(EventTime::ms),
             self.mode == OutputMode::Complete,
         ) else {
             return Ok((state.clone(), state.slice(0, 0)));
@@ -518,7 +519,7 @@ impl StreamingAggregateExec {
     /// watermark, counted into `late`. For session windows, a row starting before that
     /// watermark is late: it could otherwise reopen a session already emitted.
     fn drop_late_rows(&self, late: Arc<LateInput>) -> Arc<dyn ExecutionPlan> {
-        let (Some(end), Some(watermark)) = (self.window_end, self.watermarks.late_rows_ms) else {
+        let (Some(end), Some(watermark)) = (self.window_end, self.watermarks.late_rows) else {
             return Arc::clone(&self.input);
         };
         // As in Spark, `complete` mode keeps every group, so no row is too late for its group.
@@ -526,8 +527,8 @@ impl StreamingAggregateExec {
             return Arc::clone(&self.input);
         }
         let (index, watermark) = match self.session_start {
-            Some(start) => (start, watermark.saturating_sub(1)),
-            None => (end, watermark.saturating_sub(self.end_offset_ms)),
+            Some(start) => (start, watermark.ms().saturating_sub(1)),
+            None => (end, watermark.ms().saturating_sub(self.end_offset_ms)),
         };
         let keys = self.group_by.expr().iter().map(|(key, _)| Arc::clone(key));
         Arc::new(DropLateRowsExec::new(
@@ -539,6 +540,11 @@ impl StreamingAggregateExec {
             late,
         ))
     }
+}
+
+/// A watermark for EXPLAIN: its time, or `none`.
+fn shown(watermark: Option<EventTime>) -> String {
+    watermark.map_or_else(|| "none".to_string(), |w| w.to_string())
 }
 
 /// A window end that is not kept in state: the key at `start` (among the keys kept) plus
@@ -561,18 +567,18 @@ impl DisplayAs for StreamingAggregateExec {
         let aggregates: Vec<&str> = self.aggr_expr.iter().map(|a| a.name()).collect();
         write!(
             f,
-            "StreamingAggregateExec: id={}, mode={:?}, gby=[{}], aggr=[{}], watermark={:?}",
+            "StreamingAggregateExec: id={}, mode={:?}, gby=[{}], aggr=[{}], watermark={}",
             self.operator_id,
             self.mode,
             groups.join(", "),
             aggregates.join(", "),
-            self.watermarks.eviction_ms
+            shown(self.watermarks.eviction)
         )?;
-        if self.watermarks.late_rows_ms != self.watermarks.eviction_ms {
+        if self.watermarks.late_rows != self.watermarks.eviction {
             write!(
                 f,
-                ", late_rows_watermark={:?}",
-                self.watermarks.late_rows_ms
+                ", late_rows_watermark={}",
+                shown(self.watermarks.late_rows)
             )?;
         }
         if let Some(derived) = self.end_from_start {
