@@ -246,18 +246,19 @@ impl QueryRunner {
                 .registry
                 .open_source(part.schema, &part.options, context)
                 .await?;
+            let on_error = OnError::from_options(&part.options)?;
             sources.push(OpenSource {
                 name: part.name,
                 source,
                 columns,
-                on_error: OnError::from_options(&part.options)?,
-                dead_letters: match OnError::from_options(&part.options)? {
+                dead_letters: match &on_error {
                     OnError::DeadLetter(path) => {
                         let storage = StorageOptions::from_options(&part.options)?;
-                        Some(StoreLocation::open(&path, &storage, true)?)
+                        Some(StoreLocation::open(path, &storage, true)?)
                     }
                     _ => None,
                 },
+                on_error,
             });
         }
         // The sink, which removes what an unfinished batch left, is opened only once the
