@@ -43,6 +43,34 @@ fn run_e_creates_objects_runs_queries_and_prints_console_batches() {
 }
 
 #[test]
+fn a_join_of_two_streams_without_a_bound_runs_and_warns_that_its_state_grows() {
+    let output = weir(&[
+        "run",
+        "-e",
+        "CREATE SOURCE a (k INT, x VARCHAR) WITH (connector = 'memory');\
+         CREATE SOURCE b (k INT, y VARCHAR) WITH (connector = 'memory');\
+         INSERT INTO a VALUES (1, 'a1'), (2, 'a2');\
+         INSERT INTO b VALUES (2, 'b2'), (2, 'b2x'), (3, 'b3');\
+         CREATE SINK pairs WITH (connector = 'console', trigger = 'available-now') AS \
+         SELECT a.k, x, y FROM a JOIN b ON a.k = b.k;",
+    ]);
+    assert!(output.status.success(), "stderr: {}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("| 2 | a2 | b2  |") && stdout.contains("| 2 | a2 | b2x |"),
+        "{stdout}"
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(
+            "join-0 keeps every row of its left and right sides in state forever (no watermark \
+             bound evicts them)"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_script_file_with_an_ad_hoc_query_prints_its_rows() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.csv"), "id,name\n1,one\n2,two\n").unwrap();

@@ -10,6 +10,8 @@
 //!   bounded fuzz of mutated statements: each ends within a bound with a clear answer.
 //! - `embedding`: listeners, output subscriptions, `watch`, the memory limit, and the
 //!   examples (custom source, custom sink, UDFs).
+//! - `joins`: stream-stream joins against DataFusion's batch join for random batch splits,
+//!   the joins Spark refuses, EXPLAIN's account of their state, and late rows per side.
 //! - `idle`: an idle query polls its sources with a bounded back-off and runs no batch.
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `kafka`: the kafka source and sink against a real broker (tansu): windows into a topic,
@@ -52,6 +54,7 @@ mod damaged_checkpoint;
 mod embedding;
 mod files_source;
 mod idle;
+mod joins;
 mod kafka;
 mod late_rows;
 mod object_stores;

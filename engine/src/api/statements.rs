@@ -416,6 +416,9 @@ impl Engine {
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
         let operators = streaming_operators(&plan.logical_plan);
         entry.options.check_output_mode(sink_name, &operators)?;
+        for warning in operators.iter().filter_map(|o| o.state_warning()) {
+            tracing::warn!(query = sink_name, "{warning}");
+        }
         let (checkpoint, scratch) = if scratch {
             scratch_checkpoint()?
         } else {

@@ -17,7 +17,9 @@ use weir_sql::window::WindowInput;
 
 use super::planner::StreamingQueryPlanner;
 use crate::event_time::EventTime;
-use crate::runtime::{BatchContext, BatchWatermarks, OutputMode, QueryPlan, SourceRows};
+use crate::runtime::{
+    BatchContext, BatchWatermarks, OperatorMetrics, OutputMode, QueryPlan, SourceRows,
+};
 use crate::state::QueryState;
 
 /// Where a harness keeps its operators' state between batches and restarts.
@@ -32,6 +34,8 @@ pub(crate) struct OperatorHarness {
     store: StoreLocation,
     state: Arc<QueryState>,
     next: BatchId,
+    /// What each operator reported in the last batch.
+    metrics: std::collections::BTreeMap<String, OperatorMetrics>,
 }
 
 impl OperatorHarness {
@@ -43,19 +47,30 @@ impl OperatorHarness {
         select: &str,
         mode: OutputMode,
     ) -> Self {
+        Self::with_sources(&[("s", schema, watermark)], select, mode).await
+    }
+
+    /// Plans `select` over sources `(name, schema, watermark column)`, to emit in `mode`.
+    pub async fn with_sources(
+        sources: &[(&str, SchemaRef, Option<&str>)],
+        select: &str,
+        mode: OutputMode,
+    ) -> Self {
         let ctx = SessionContext::new();
         let inputs = weir_sql::window::register(&ctx);
-        let provider = StreamingTable::new("s", Arc::clone(&schema))
-            .with_watermark_column(watermark.map(str::to_string))
-            .into_provider();
-        ctx.register_table("s", Arc::clone(&provider)).unwrap();
-        inputs.write().unwrap().insert(
-            "s".to_string(),
-            WindowInput {
-                provider,
-                watermark_columns: watermark.into_iter().map(str::to_string).collect(),
-            },
-        );
+        for (name, schema, watermark) in sources {
+            let provider = StreamingTable::new(*name, Arc::clone(schema))
+                .with_watermark_column(watermark.map(str::to_string))
+                .into_provider();
+            ctx.register_table(*name, Arc::clone(&provider)).unwrap();
+            inputs.write().unwrap().insert(
+                name.to_string(),
+                WindowInput {
+                    provider,
+                    watermark_columns: watermark.iter().map(|w| w.to_string()).collect(),
+                },
+            );
+        }
         let mut statements = weir_sql::parse_sql(select).unwrap();
         let Some(weir_sql::Statement::Query(query)) = statements.pop() else {
             panic!("not a SELECT: {select}");
@@ -75,6 +90,7 @@ impl OperatorHarness {
             store,
             state,
             next: BatchId(0),
+            metrics: Default::default(),
         }
     }
 
@@ -87,7 +103,19 @@ impl OperatorHarness {
         late_rows_ms: Option<i64>,
         eviction_ms: Option<i64>,
     ) -> Vec<RecordBatch> {
+        self.batch_of(vec![("s", rows)], late_rows_ms, eviction_ms)
+            .await
+    }
+
+    /// As [`batch`](Self::batch), with rows for each named source.
+    pub async fn batch_of(
+        &mut self,
+        rows: Vec<(&str, Vec<RecordBatch>)>,
+        late_rows_ms: Option<i64>,
+        eviction_ms: Option<i64>,
+    ) -> Vec<RecordBatch> {
         let context = Arc::new(BatchContext {
+            batch: self.next.0,
             state: Arc::clone(&self.state),
             watermarks: BatchWatermarks {
                 late_rows: late_rows_ms.map(EventTime::from_ms),
@@ -97,13 +125,17 @@ impl OperatorHarness {
             metrics: Default::default(),
         });
         let planner = Arc::new(StreamingQueryPlanner::new(Arc::clone(&context)));
-        let inputs = HashMap::from([(
-            "s".to_string(),
-            SourceRows {
-                batches: rows,
-                columns: None,
-            },
-        )]);
+        let reported = Arc::clone(&context);
+        let inputs: HashMap<String, SourceRows> = rows
+            .into_iter()
+            .map(|(name, batches)| {
+                let rows = SourceRows {
+                    batches,
+                    columns: None,
+                };
+                (name.to_string(), rows)
+            })
+            .collect();
         let (output, _) = crate::runtime::execute_batch(
             &self.ctx,
             &self.plan,
@@ -115,6 +147,13 @@ impl OperatorHarness {
         .unwrap();
         self.state.persist(self.next).await.unwrap();
         self.state.promote();
+        self.metrics = reported
+            .metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, m)| (id.clone(), m.lock().unwrap().clone()))
+            .collect();
         self.next = self.next.next();
         output
     }
@@ -126,6 +165,11 @@ impl OperatorHarness {
         let ids: Vec<String> = self.operators.iter().flat_map(|o| o.state_ids()).collect();
         let committed = self.next.0.checked_sub(1).map(BatchId);
         self.state.load(&ids, committed).await.unwrap();
+    }
+
+    /// What operator `id` reported in the last batch.
+    pub fn metrics(&self, id: &str) -> OperatorMetrics {
+        self.metrics.get(id).cloned().unwrap_or_default()
     }
 
     /// Rows in the state of every operator.

@@ -8,5 +8,7 @@ mod late_rows;
 pub mod planner;
 mod session_merge;
 mod streaming_aggregate;
+mod streaming_join;
 
 pub use streaming_aggregate::StreamingAggregateExec;
+pub use streaming_join::StreamingJoinExec;

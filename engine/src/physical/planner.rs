@@ -5,19 +5,25 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::Session;
-use datafusion::error::Result;
+use datafusion::common::{Column, DFSchema};
+use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::context::QueryPlanner;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::type_coercion::binary::comparison_coercion;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion::physical_expr::expressions::CastExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use weir_sql::logical::StreamingAggregateNode;
+use weir_sql::logical::{StateEviction, StreamingAggregateNode, StreamingJoinNode};
 
 use super::streaming_aggregate::{StreamingAggregateExec, distinct};
-use crate::runtime::BatchContext;
+use super::streaming_join::{Eviction, JoinSide, StreamingJoinExec};
+use crate::runtime::{BatchContext, BatchWatermarks};
 
 /// DataFusion's planner plus Weir's streaming operators.
 #[derive(Debug)]
@@ -63,6 +69,18 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
         session: &dyn Session,
         planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(join) = node.as_any().downcast_ref::<StreamingJoinNode>() {
+            let exec = plan_join(
+                join,
+                planner,
+                logical_inputs,
+                physical_inputs,
+                session,
+                planning_ctx,
+                self.context.watermarks,
+            )?;
+            return Ok(Some(Arc::new(exec)));
+        }
         let Some(aggregate) = node.as_any().downcast_ref::<StreamingAggregateNode>() else {
             return Ok(None);
         };
@@ -125,4 +143,95 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
         )?;
         Ok(Some(Arc::new(exec)))
     }
+}
+
+/// The physical join of `join`: key expressions cast to types common to both sides (so equal
+/// keys encode equally), the condition over both sides' columns, the time columns by index.
+fn plan_join(
+    join: &StreamingJoinNode,
+    planner: &dyn PhysicalPlanner,
+    logical_inputs: &[&LogicalPlan],
+    physical_inputs: &[Arc<dyn ExecutionPlan>],
+    session: &dyn Session,
+    planning_ctx: &PhysicalPlanningContext,
+    watermarks: BatchWatermarks,
+) -> Result<StreamingJoinExec> {
+    let (left_schema, right_schema) = (logical_inputs[0].schema(), logical_inputs[1].schema());
+    let physical = |expr, schema| planner.create_physical_expr(expr, schema, session, planning_ctx);
+    let mut left_keys = Vec::with_capacity(join.on.len());
+    let mut right_keys = Vec::with_capacity(join.on.len());
+    for (l, r) in &join.on {
+        let (l, r) = (physical(l, left_schema)?, physical(r, right_schema)?);
+        let (lt, rt) = (
+            l.data_type(&physical_inputs[0].schema())?,
+            r.data_type(&physical_inputs[1].schema())?,
+        );
+        let common = comparison_coercion(&lt, &rt).ok_or_else(|| {
+            DataFusionError::Plan(format!(
+                "join keys of types {lt} and {rt} cannot be compared; cast one of them"
+            ))
+        })?;
+        let cast = |e: Arc<dyn PhysicalExpr>, from: &DataType| -> Arc<dyn PhysicalExpr> {
+            if *from == common {
+                e
+            } else {
+                Arc::new(CastExpr::new(e, common.clone(), None))
+            }
+        };
+        left_keys.push(cast(l, &lt));
+        right_keys.push(cast(r, &rt));
+    }
+    let both = left_schema.join(right_schema)?;
+    let condition = join
+        .filter
+        .as_ref()
+        .map(|f| physical(f, &both))
+        .transpose()?;
+    let index = |schema: &DFSchema, column: &Column| schema.index_of_column(column);
+    let eviction = |schema: &DFSchema, e: &Option<StateEviction>| -> Result<Option<Eviction>> {
+        e.as_ref()
+            .map(|e| {
+                Ok(Eviction {
+                    column: index(schema, &e.column)?,
+                    offset_ms: e.offset_ms,
+                })
+            })
+            .transpose()
+    };
+    let side = |input: &Arc<dyn ExecutionPlan>,
+                schema: &DFSchema,
+                keys,
+                time: &Option<Column>,
+                evict: &Option<StateEviction>|
+     -> Result<JoinSide> {
+        Ok(JoinSide {
+            input: Arc::clone(input),
+            keys,
+            time: time.as_ref().map(|c| index(schema, c)).transpose()?,
+            eviction: eviction(schema, evict)?,
+        })
+    };
+    let left = side(
+        &physical_inputs[0],
+        left_schema,
+        left_keys,
+        &join.left_time,
+        &join.left_eviction,
+    )?;
+    let right = side(
+        &physical_inputs[1],
+        right_schema,
+        right_keys,
+        &join.right_time,
+        &join.right_eviction,
+    )?;
+    StreamingJoinExec::try_new(
+        join.operator_id.clone(),
+        join.join_type,
+        left,
+        right,
+        condition,
+        Arc::new(join.schema.as_arrow().clone()),
+        watermarks,
+    )
 }

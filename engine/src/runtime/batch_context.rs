@@ -17,6 +17,8 @@ use crate::state::QueryState;
 /// What the streaming operators of one batch need from the runtime.
 #[derive(Debug)]
 pub struct BatchContext {
+    /// The batch's id: rows it adds to state are numbered from it.
+    pub batch: u64,
     /// The query's operator states.
     pub state: Arc<QueryState>,
     /// The watermarks the batch's stateful operators work with.
@@ -73,6 +75,9 @@ pub struct OperatorMetrics {
     /// aggregation: the groups, a window of a key, that late rows fell into; for session
     /// windows, the late rows).
     pub late_rows: u64,
+    /// Of `late_rows`, those of each input of an operator with several (a join's `left` and
+    /// `right`).
+    pub late_rows_by_input: BTreeMap<String, u64>,
     /// Rows removed from state because the watermark passed them.
     pub rows_evicted: u64,
     /// Rows emitted.

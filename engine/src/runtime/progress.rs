@@ -90,7 +90,12 @@ pub struct OperatorProgress {
     /// Spark's `numRowsDroppedByWatermark`: the groups (a key's window) that late rows fell
     /// into; for session windows, the late rows.
     pub late_rows: u64,
-    /// Groups removed from state because the watermark passed their window.
+    /// Of `late_rows`, those of each input of an operator with several: a join's `left` and
+    /// `right` (empty for one input).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub late_rows_by_input: std::collections::BTreeMap<String, u64>,
+    /// Rows removed from state because the watermark passed them: an aggregate's groups whose
+    /// window closed, a join's rows that can no longer match.
     pub rows_evicted: u64,
     /// Rows it emitted.
     pub rows_emitted: u64,

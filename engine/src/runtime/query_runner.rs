@@ -512,6 +512,7 @@ impl QueryRunner {
 
         let execute_started = Instant::now();
         let context = Arc::new(BatchContext {
+            batch: entry.batch_id.0,
             state: Arc::clone(&self.state),
             watermarks: BatchWatermarks {
                 late_rows: entry.late_watermark(),
@@ -607,6 +608,7 @@ impl QueryRunner {
                     state_rows,
                     state_bytes,
                     late_rows: done.late_rows,
+                    late_rows_by_input: done.late_rows_by_input.clone(),
                     rows_evicted: done.rows_evicted,
                     rows_emitted: done.rows_emitted,
                     time: done.elapsed,

@@ -255,22 +255,33 @@ pub(crate) fn split_by_key(
     key_columns: &[usize],
     partitions: usize,
 ) -> Result<Vec<RecordBatch>> {
-    let empty = || batch.slice(0, 0);
-    if partitions <= 1 || key_columns.is_empty() {
-        let mut parts = vec![batch.clone()];
-        parts.resize_with(partitions.max(1), empty);
-        return Ok(parts);
-    }
-    let fields = key_columns
-        .iter()
-        .map(|c| SortField::new(batch.schema().field(*c).data_type().clone()))
-        .collect();
-    let by_key = RowConverter::new(fields).map_err(arrow_error)?;
     let columns: Vec<ArrayRef> = key_columns
         .iter()
         .map(|c| Arc::clone(batch.column(*c)))
         .collect();
-    let rows = by_key.convert_columns(&columns).map_err(arrow_error)?;
+    split_by_key_arrays(batch, &columns, partitions)
+}
+
+/// As [`split_by_key`], with the keys given as arrays (computed from the rows, such as a
+/// join's key expressions): rows with equal keys of equal types go to the same part, whatever
+/// the batch they come in.
+pub(crate) fn split_by_key_arrays(
+    batch: &RecordBatch,
+    keys: &[ArrayRef],
+    partitions: usize,
+) -> Result<Vec<RecordBatch>> {
+    let empty = || batch.slice(0, 0);
+    if partitions <= 1 || keys.is_empty() {
+        let mut parts = vec![batch.clone()];
+        parts.resize_with(partitions.max(1), empty);
+        return Ok(parts);
+    }
+    let fields = keys
+        .iter()
+        .map(|k| SortField::new(k.data_type().clone()))
+        .collect();
+    let by_key = RowConverter::new(fields).map_err(arrow_error)?;
+    let rows = by_key.convert_columns(keys).map_err(arrow_error)?;
     let mut owned: Vec<Vec<u32>> = vec![Vec::new(); partitions];
     for (i, row) in rows.iter().enumerate() {
         owned[partition_of(row.data(), partitions)].push(i as u32);

@@ -9,7 +9,11 @@
 
 mod delta;
 mod store;
+mod time_keyed;
 
 pub(crate) use delta::{delta_of, diff, key_converter, split_by_key};
 pub(crate) use store::compact;
 pub use store::{OperatorState, QueryState, StagedPartition, StatePart};
+pub(crate) use time_keyed::{
+    Advanced, TIME_KEYED_PREFIX, TimeKeyedTable, matched_flags, user_columns,
+};

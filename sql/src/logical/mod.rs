@@ -1,12 +1,16 @@
 //! Logical extension nodes of streaming operators. The engine maps each to its physical
 //! `…Exec` in one place (`weir::physical::planner`).
 
+mod join_bounds;
 mod operator;
 mod streaming_aggregate;
+mod streaming_join;
 
 pub use operator::{OutputModes, StreamingOperator, streaming_operators};
 
+pub use join_bounds::StateEviction;
 pub(crate) use streaming_aggregate::unaliased;
 pub use streaming_aggregate::{
     DerivedWindowEnd, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN,
 };
+pub use streaming_join::StreamingJoinNode;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 
-use super::StreamingAggregateNode;
+use super::{StreamingAggregateNode, StreamingJoinNode};
 
 /// Whether an operator can emit in each of Spark's output modes, with the reason where not
 /// (said to the user after `sink '<name>': `).
@@ -42,19 +42,24 @@ pub trait StreamingOperator: Debug + Send + Sync {
 
     /// One line for EXPLAIN: what it keys by, computes and keeps.
     fn describe(&self) -> String;
+
+    /// A warning for the query's start-up log, when its state can grow without bound.
+    fn state_warning(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The stateful operators of `plan`, from the top down.
 pub fn streaming_operators(plan: &LogicalPlan) -> Vec<Arc<dyn StreamingOperator>> {
     let mut found: Vec<Arc<dyn StreamingOperator>> = Vec::new();
     let _ = plan.apply(|node| {
-        if let LogicalPlan::Extension(extension) = node
-            && let Some(aggregate) = extension
-                .node
-                .as_any()
-                .downcast_ref::<StreamingAggregateNode>()
-        {
-            found.push(Arc::new(aggregate.clone()));
+        if let LogicalPlan::Extension(extension) = node {
+            let any = extension.node.as_any();
+            if let Some(aggregate) = any.downcast_ref::<StreamingAggregateNode>() {
+                found.push(Arc::new(aggregate.clone()));
+            } else if let Some(join) = any.downcast_ref::<StreamingJoinNode>() {
+                found.push(Arc::new(join.clone()));
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });

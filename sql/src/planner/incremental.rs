@@ -3,13 +3,14 @@
 //! a time ([`check_incremental`]).
 //!
 //! A `GROUP BY` over a stream becomes a [`StreamingAggregateNode`] (one per query: an
-//! aggregation over another aggregation's output is refused). Stateless operators
+//! aggregation over another aggregation's output is refused), and a join of two streams a
+//! [`StreamingJoinNode`] (which refuses, with Spark, the joins it cannot run). Stateless operators
 //! (projection, filter, UNNEST, UNION ALL, subquery aliases) run per batch.
 //! A join of a stream with a static table runs per batch when the stream is the side whose rows
 //! are preserved (inner joins, and outer/semi/anti joins that keep the stream's rows), because
 //! the static side is read whole each trigger. The other operators that would remember rows
-//! across batches (DISTINCT, ORDER BY, LIMIT, window functions, stream-stream joins, an
-//! aggregation over an aggregation) are refused here with a message naming the operator.
+//! across batches (DISTINCT, ORDER BY, LIMIT, window functions, an aggregation over an
+//! aggregation) are refused here with a message naming the operator.
 
 use std::sync::Arc;
 
@@ -20,29 +21,41 @@ use datafusion::logical_expr::{Extension, LogicalPlan};
 
 use super::StreamingTable;
 use crate::error::{Result, SqlError};
-use crate::logical::StreamingAggregateNode;
+use crate::logical::{StreamingAggregateNode, StreamingJoinNode};
 
 /// Rewrites each `Aggregate` that reads a stream into a [`StreamingAggregateNode`], with
-/// operator ids `aggregate-0`, `aggregate-1`, ... in plan order (stable across restarts of
-/// the same query).
+/// operator ids `aggregate-0`, `aggregate-1`, ... in plan order, and each join of two streams
+/// into a [`StreamingJoinNode`] (`join-0`, ...), ids stable across restarts of the same query.
+/// A `WHERE` over an inner join of two streams (`FROM a, b WHERE a.id = b.id ...`) becomes
+/// the join's condition first, so its equalities key the join and its time bounds evict.
 pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let mut next_id = 0;
-    let rewritten = plan.transform_up(|node| {
-        let LogicalPlan::Aggregate(aggregate) = &node else {
-            return Ok(Transformed::no(node));
-        };
-        let mut streams = Vec::new();
-        visit(&aggregate.input, &mut streams)
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        if streams.is_empty() {
-            return Ok(Transformed::no(node));
-        }
-        let streaming = StreamingAggregateNode::try_new(aggregate, format!("aggregate-{next_id}"))?;
-        next_id += 1;
-        Ok(Transformed::yes(LogicalPlan::Extension(Extension {
-            node: Arc::new(streaming),
-        })))
-    });
+    let (mut aggregates, mut joins) = (0, 0);
+    let rewritten = plan
+        .transform_down(|node| Ok(merge_filter_into_join(node)))
+        .and_then(|merged| {
+            merged.data.transform_up(|node| match &node {
+                LogicalPlan::Aggregate(aggregate) if reads_stream(&aggregate.input) => {
+                    let streaming = StreamingAggregateNode::try_new(
+                        aggregate,
+                        format!("aggregate-{aggregates}"),
+                    )?;
+                    aggregates += 1;
+                    Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+                        node: Arc::new(streaming),
+                    })))
+                }
+                LogicalPlan::Join(join)
+                    if reads_stream(&join.left) && reads_stream(&join.right) =>
+                {
+                    let streaming = StreamingJoinNode::try_new(join, format!("join-{joins}"))?;
+                    joins += 1;
+                    Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+                        node: Arc::new(streaming),
+                    })))
+                }
+                _ => Ok(Transformed::no(node)),
+            })
+        });
     match rewritten {
         Ok(t) => Ok(t.data),
         Err(DataFusionError::External(e)) => match e.downcast::<SqlError>() {
@@ -51,6 +64,58 @@ pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
         },
         Err(e) => Err(e.into()),
     }
+}
+
+/// `Filter(Join)` of two streams, inner, as one join whose condition holds the filter's.
+fn merge_filter_into_join(node: LogicalPlan) -> Transformed<LogicalPlan> {
+    let LogicalPlan::Filter(filter) = &node else {
+        return Transformed::no(node);
+    };
+    let LogicalPlan::Join(join) = filter.input.as_ref() else {
+        return Transformed::no(node);
+    };
+    if join.join_type != JoinType::Inner
+        || !reads_stream(&join.left)
+        || !reads_stream(&join.right)
+        || has_subquery(&filter.predicate)
+    {
+        return Transformed::no(node);
+    }
+    let mut merged = join.clone();
+    merged.filter = Some(match merged.filter.take() {
+        Some(condition) => condition.and(filter.predicate.clone()),
+        None => filter.predicate.clone(),
+    });
+    Transformed::yes(LogicalPlan::Join(merged))
+}
+
+fn has_subquery(expr: &datafusion::logical_expr::Expr) -> bool {
+    use datafusion::logical_expr::Expr;
+    expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_)
+                | Expr::InSubquery(_)
+                | Expr::Exists(_)
+                | Expr::OuterReferenceColumn(..)
+        ))
+    })
+    .unwrap_or(true)
+}
+
+/// Whether `plan` reads a streaming source.
+fn reads_stream(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && streaming_table_name(scan).is_some()
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
 }
 
 /// The streaming aggregation of an incrementalized plan, if it has one.
@@ -69,6 +134,13 @@ pub(crate) fn streaming_aggregate(plan: &LogicalPlan) -> Option<StreamingAggrega
 fn as_streaming_aggregate(plan: &LogicalPlan) -> Option<&StreamingAggregateNode> {
     match plan {
         LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<StreamingAggregateNode>(),
+        _ => None,
+    }
+}
+
+fn as_streaming_join(plan: &LogicalPlan) -> Option<&StreamingJoinNode> {
+    match plan {
+        LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<StreamingJoinNode>(),
         _ => None,
     }
 }
@@ -102,6 +174,10 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
                 quoted(&child_streams.concat())
             )));
         }
+        sources.extend(child_streams.concat());
+        return Ok(true);
+    }
+    if as_streaming_join(plan).is_some() {
         sources.extend(child_streams.concat());
         return Ok(true);
     }
@@ -162,13 +238,11 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
         LogicalPlan::Join(join) => {
             let [left, right] = [&child_streams[0], &child_streams[1]];
             if !left.is_empty() && !right.is_empty() {
-                return Err(SqlError::NotIncremental(format!(
-                    "a join of two streams ({} and {}) needs state kept across micro-batches, \
-                     which Weir does not support yet; join a stream with a static table \
-                     (CREATE TABLE) instead",
+                return Err(SqlError::Plan(DataFusionError::Internal(format!(
+                    "the join of streams {} and {} was not made a streaming join",
                     quoted(left),
                     quoted(right)
-                )));
+                ))));
             }
             let stream_on_left = !left.is_empty();
             let preserves_stream = match join.join_type {
