@@ -39,8 +39,11 @@ fn schema() -> SchemaRef {
     ]))
 }
 
+/// Rows `(k, ts seconds, v)` of a source.
+pub(crate) type Rows = [(i64, i64, i64)];
+
 /// Rows `(k, ts seconds, v)`.
-fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
+pub(crate) fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
     RecordBatch::try_new(
         schema(),
         vec![
@@ -54,7 +57,11 @@ fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
     .expect("batch")
 }
 
-async fn oracle(query: &str, left: &[(i64, i64, i64)], right: &[(i64, i64, i64)]) -> Vec<String> {
+pub(crate) async fn oracle(
+    query: &str,
+    left: &[(i64, i64, i64)],
+    right: &[(i64, i64, i64)],
+) -> Vec<String> {
     let ctx = SessionContext::new();
     for (name, rows) in [("l", left), ("r", right)] {
         let table = MemTable::try_new(schema(), vec![vec![batch(rows)]]).expect("table");
@@ -64,13 +71,18 @@ async fn oracle(query: &str, left: &[(i64, i64, i64)], right: &[(i64, i64, i64)]
 }
 
 /// Creates sources `l` and `r` (`per_batch` rows a batch each) holding `left` and `right`.
-async fn engine_with(
+pub(crate) async fn engine_with(
     left: &[(i64, i64, i64)],
     right: &[(i64, i64, i64)],
     per_batch: (usize, usize),
 ) -> Engine {
+    engine_with_sources(&[("l", left, per_batch.0), ("r", right, per_batch.1)]).await
+}
+
+/// Creates each source `(name, rows, rows a batch)`, each `k, ts, v` watermarked 5 s behind.
+pub(crate) async fn engine_with_sources(sources: &[(&str, &Rows, usize)]) -> Engine {
     let engine = Engine::builder().build().expect("engine");
-    for (name, rows, max) in [("l", left, per_batch.0), ("r", right, per_batch.1)] {
+    for (name, rows, max) in sources {
         engine
             .execute(&format!(
                 "CREATE SOURCE {name} (k BIGINT NOT NULL, ts TIMESTAMP NOT NULL, v BIGINT NOT NULL, \
@@ -93,13 +105,18 @@ async fn engine_with(
 
 /// `query` run to the end of both inputs (`available-now`, `flush_on_end`, so every row
 /// still in state is evicted and its null-padded row emitted at the end).
-async fn streamed(
+pub(crate) async fn streamed(
     query: &str,
     left: &[(i64, i64, i64)],
     right: &[(i64, i64, i64)],
     per_batch: (usize, usize),
 ) -> Vec<String> {
     let engine = engine_with(left, right, per_batch).await;
+    run_to_end(&engine, query).await
+}
+
+/// Runs `query` into memory sink `out` with `available-now` and `flush_on_end`; its rows.
+pub(crate) async fn run_to_end(engine: &Engine, query: &str) -> Vec<String> {
     let handle = engine
         .start(&format!(
             "CREATE SINK out WITH (connector = 'memory', trigger = 'available-now', \
@@ -111,7 +128,7 @@ async fn streamed(
     sorted_lines(&engine.sql("SELECT * FROM out").await.expect("read sink"))
 }
 
-fn side() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
+pub(crate) fn side() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {
     // Each side arrives in the order of its event time plus a delay of 0 to 4 s: out of order,
     // but never by more than the watermark's 5 s, so no row is late and every row must be
     // joined as the batch query joins it, though some arrive just after the watermark.

@@ -12,6 +12,8 @@
 //!   examples (custom source, custom sink, UDFs).
 //! - `joins`: stream-stream joins against DataFusion's batch join for random batch splits,
 //!   the joins Spark refuses, EXPLAIN's account of their state, and late rows per side.
+//! - `dedup`: `SELECT DISTINCT` and keep-first `ROW_NUMBER()` against DataFusion's batch
+//!   query for random batch splits, and the forms refused.
 //! - `idle`: an idle query polls its sources with a bounded back-off and runs no batch.
 //! - `files_source`: the files source and parquet sink through the engine API.
 //! - `kafka`: the kafka source and sink against a real broker (tansu): windows into a topic,
@@ -51,6 +53,7 @@ mod cli;
 mod crash;
 mod crash_windowed;
 mod damaged_checkpoint;
+mod dedup;
 mod embedding;
 mod files_source;
 mod idle;

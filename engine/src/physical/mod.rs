@@ -8,7 +8,9 @@ mod late_rows;
 pub mod planner;
 mod session_merge;
 mod streaming_aggregate;
+mod streaming_dedup;
 mod streaming_join;
 
 pub use streaming_aggregate::StreamingAggregateExec;
+pub use streaming_dedup::StreamingDedupExec;
 pub use streaming_join::StreamingJoinExec;

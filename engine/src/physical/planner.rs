@@ -19,9 +19,12 @@ use datafusion::physical_expr::expressions::CastExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
-use weir_sql::logical::{StateEviction, StreamingAggregateNode, StreamingJoinNode};
+use weir_sql::logical::{
+    StateEviction, StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode,
+};
 
 use super::streaming_aggregate::{StreamingAggregateExec, distinct};
+use super::streaming_dedup::StreamingDedupExec;
 use super::streaming_join::{Eviction, JoinSide, StreamingJoinExec};
 use crate::runtime::{BatchContext, BatchWatermarks};
 
@@ -69,6 +72,21 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
         session: &dyn Session,
         planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        if let Some(dedup) = node.as_any().downcast_ref::<StreamingDedupNode>() {
+            let schema = logical_inputs[0].schema();
+            let index = |c: &Column| schema.index_of_column(c);
+            let exec = StreamingDedupExec::new(
+                dedup.operator_id.clone(),
+                Arc::clone(&physical_inputs[0]),
+                dedup.kind.clone(),
+                dedup.keys.iter().map(index).collect::<Result<_>>()?,
+                dedup.time.as_ref().map(index).transpose()?,
+                dedup.evict_by_key,
+                self.context.watermarks,
+                Arc::new(dedup.schema.as_arrow().clone()),
+            );
+            return Ok(Some(Arc::new(exec)));
+        }
         if let Some(join) = node.as_any().downcast_ref::<StreamingJoinNode>() {
             let exec = plan_join(
                 join,

@@ -4,6 +4,7 @@
 mod join_bounds;
 mod operator;
 mod streaming_aggregate;
+mod streaming_dedup;
 mod streaming_join;
 
 pub use operator::{OutputModes, StreamingOperator, streaming_operators};
@@ -13,4 +14,5 @@ pub(crate) use streaming_aggregate::unaliased;
 pub use streaming_aggregate::{
     DerivedWindowEnd, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN,
 };
+pub use streaming_dedup::{DedupKind, StreamingDedupNode};
 pub use streaming_join::StreamingJoinNode;

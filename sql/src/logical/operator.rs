@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 
-use super::{StreamingAggregateNode, StreamingJoinNode};
+use super::{StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode};
 
 /// Whether an operator can emit in each of Spark's output modes, with the reason where not
 /// (said to the user after `sink '<name>': `).
@@ -59,6 +59,8 @@ pub fn streaming_operators(plan: &LogicalPlan) -> Vec<Arc<dyn StreamingOperator>
                 found.push(Arc::new(aggregate.clone()));
             } else if let Some(join) = any.downcast_ref::<StreamingJoinNode>() {
                 found.push(Arc::new(join.clone()));
+            } else if let Some(dedup) = any.downcast_ref::<StreamingDedupNode>() {
+                found.push(Arc::new(dedup.clone()));
             }
         }
         Ok(TreeNodeRecursion::Continue)

@@ -17,11 +17,12 @@ use std::sync::Arc;
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{Extension, LogicalPlan};
+use datafusion::logical_expr::{Distinct, Extension, LogicalPlan};
 
 use super::StreamingTable;
+use super::row_number::rewrite_row_number_filter;
 use crate::error::{Result, SqlError};
-use crate::logical::{StreamingAggregateNode, StreamingJoinNode};
+use crate::logical::{StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode};
 
 /// Rewrites each `Aggregate` that reads a stream into a [`StreamingAggregateNode`], with
 /// operator ids `aggregate-0`, `aggregate-1`, ... in plan order, and each join of two streams
@@ -29,9 +30,19 @@ use crate::logical::{StreamingAggregateNode, StreamingJoinNode};
 /// A `WHERE` over an inner join of two streams (`FROM a, b WHERE a.id = b.id ...`) becomes
 /// the join's condition first, so its equalities key the join and its time bounds evict.
 pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
-    let (mut aggregates, mut joins) = (0, 0);
+    let (mut aggregates, mut joins, mut dedups) = (0, 0, 0);
+    let external = |e: SqlError| DataFusionError::External(Box::new(e));
     let rewritten = plan
-        .transform_down(|node| Ok(merge_filter_into_join(node)))
+        .transform_down(|node| {
+            if let LogicalPlan::Filter(filter) = &node
+                && let Some(rewritten) =
+                    rewrite_row_number_filter(filter, &mut dedups, reads_stream)
+                        .map_err(external)?
+            {
+                return Ok(Transformed::yes(rewritten));
+            }
+            Ok(merge_filter_into_join(node))
+        })
         .and_then(|merged| {
             merged.data.transform_up(|node| match &node {
                 LogicalPlan::Aggregate(aggregate) if reads_stream(&aggregate.input) => {
@@ -49,6 +60,14 @@ pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
                 {
                     let streaming = StreamingJoinNode::try_new(join, format!("join-{joins}"))?;
                     joins += 1;
+                    Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+                        node: Arc::new(streaming),
+                    })))
+                }
+                LogicalPlan::Distinct(Distinct::All(input)) if reads_stream(input) => {
+                    let streaming =
+                        StreamingDedupNode::distinct((**input).clone(), format!("dedup-{dedups}"));
+                    dedups += 1;
                     Ok(Transformed::yes(LogicalPlan::Extension(Extension {
                         node: Arc::new(streaming),
                     })))
@@ -138,6 +157,10 @@ fn as_streaming_aggregate(plan: &LogicalPlan) -> Option<&StreamingAggregateNode>
     }
 }
 
+fn is_streaming_dedup(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Extension(ext) if ext.node.as_any().is::<StreamingDedupNode>())
+}
+
 fn as_streaming_join(plan: &LogicalPlan) -> Option<&StreamingJoinNode> {
     match plan {
         LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<StreamingJoinNode>(),
@@ -177,7 +200,7 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
         sources.extend(child_streams.concat());
         return Ok(true);
     }
-    if as_streaming_join(plan).is_some() {
+    if as_streaming_join(plan).is_some() || is_streaming_dedup(plan) {
         sources.extend(child_streams.concat());
         return Ok(true);
     }
@@ -216,12 +239,19 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
         }
         LogicalPlan::Distinct(_) => {
             return refuse(
-                "DISTINCT",
-                "needs deduplication state, which Weir does not support yet; GROUP BY the \
-                 columns instead (with output_mode 'update' or 'complete')",
+                "DISTINCT ON",
+                "is not supported; keep each key's first row with ROW_NUMBER() OVER \
+                 (PARTITION BY key ORDER BY event_time) = 1 instead",
             );
         }
-        LogicalPlan::Window(_) => return refuse("a window function (OVER ...)", NEEDS_STATE),
+        LogicalPlan::Window(_) => {
+            return refuse(
+                "a window function (OVER ...)",
+                "is not supported, except ROW_NUMBER() OVER (PARTITION BY key ORDER BY \
+                 event_time) = 1 (deduplication, keeping each key's first row); compute it \
+                 when reading the sink's output",
+            );
+        }
         LogicalPlan::Sort(_) => {
             return refuse(
                 "ORDER BY",

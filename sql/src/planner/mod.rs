@@ -4,6 +4,7 @@
 
 mod event_time;
 mod incremental;
+mod row_number;
 mod streaming_table;
 
 use datafusion::execution::SessionState;

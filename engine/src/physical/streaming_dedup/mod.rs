@@ -1,0 +1,410 @@
+//! [`StreamingDedupExec`]: deduplication, one micro-batch at a time (rules in
+//! `weir_sql::logical::StreamingDedupNode`).
+//!
+//! **State**: a [`TimeKeyedTable`] (`<id>`), split into the state partitions by key, holding
+//! one row per key: for `DISTINCT` the row itself; for keep-first the key's earliest row so
+//! far, its `matched` flag set once it has been emitted (the key then only drops rows).
+//!
+//! **Per batch**: late rows are dropped (event time at or before the previous batch's
+//! watermark) and counted; in each state partition, in parallel, the batch's rows are looked
+//! up by key in the partition's rows. `DISTINCT` emits and keeps the rows whose key is new
+//! (the first of the batch's rows with it). Keep-first keeps, per key not yet emitted, the
+//! row of least event time among the kept one and the batch's (the first on a tie), then
+//! emits every kept row the watermark in force for this batch has reached, with row number
+//! 1. Keys holding the event time leave state once it is at or before that watermark.
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
+use arrow::compute::{cast, concat_batches, filter_record_batch};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::row::{RowConverter, SortField};
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::TaskContext;
+use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
+    SendableRecordBatchStream, collect,
+};
+use futures::StreamExt;
+use weir_sql::logical::DedupKind;
+
+use super::late_rows::after;
+use crate::error::WeirError;
+use crate::runtime::{BatchContext, BatchWatermarks};
+use crate::state::{Advanced, TIME_KEYED_PREFIX, TimeKeyedTable, matched_flags, user_columns};
+
+/// The deduplication operator; see the module docs.
+#[derive(Debug, Clone)]
+pub struct StreamingDedupExec {
+    operator_id: String,
+    input: Arc<dyn ExecutionPlan>,
+    kind: DedupKind,
+    /// Key columns of the input.
+    keys: Vec<usize>,
+    /// The input's watermarked event-time column.
+    time: Option<usize>,
+    /// Whether keys leave state when `time` (a key) is at or before the watermark.
+    evict_by_key: bool,
+    watermarks: BatchWatermarks,
+    plan_metrics: ExecutionPlanMetricsSet,
+    schema: SchemaRef,
+    properties: Arc<PlanProperties>,
+}
+
+fn weir_error(e: WeirError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+impl StreamingDedupExec {
+    /// The operator for one batch; `schema` is the logical node's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        operator_id: String,
+        input: Arc<dyn ExecutionPlan>,
+        kind: DedupKind,
+        keys: Vec<usize>,
+        time: Option<usize>,
+        evict_by_key: bool,
+        watermarks: BatchWatermarks,
+        schema: SchemaRef,
+    ) -> Self {
+        let properties = Arc::new(PlanProperties::new(
+            EquivalenceProperties::new(Arc::clone(&schema)),
+            Partitioning::UnknownPartitioning(1),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        ));
+        Self {
+            operator_id,
+            input,
+            kind,
+            keys,
+            time,
+            evict_by_key,
+            watermarks,
+            plan_metrics: ExecutionPlanMetricsSet::new(),
+            schema,
+            properties,
+        }
+    }
+
+    async fn run(self, context: Arc<TaskContext>) -> Result<Vec<RecordBatch>> {
+        let started = Instant::now();
+        let batch = BatchContext::of(&context)?;
+        let input_schema = self.input.schema();
+        let batches = collect(Arc::clone(&self.input), Arc::clone(&context)).await?;
+        let mut rows = concat_batches(&input_schema, &batches)?;
+        let mut late = 0;
+        if let (Some(time), Some(watermark)) = (self.time, self.watermarks.late_rows)
+            && let Some(on_time) = after(rows.column(time), watermark.ms())?
+        {
+            let kept = filter_record_batch(&rows, &on_time)?;
+            late = (rows.num_rows() - kept.num_rows()) as u64;
+            rows = kept;
+        }
+        let table = TimeKeyedTable::new(batch.state.operator(&self.operator_id), &input_schema);
+        let keys: Vec<ArrayRef> = self
+            .keys
+            .iter()
+            .map(|&k| Arc::clone(rows.column(k)))
+            .collect();
+        let routed = table.route(batch.batch, &rows, &keys).map_err(weir_error)?;
+        let eviction = self.watermarks.eviction.map(|w| w.ms());
+        let tasks = table.committed().into_iter().zip(routed).map(|(old, new)| {
+            let (this, table) = (self.clone(), table.clone());
+            tokio::task::spawn_blocking(move || this.partition(&table, old, new, eviction))
+        });
+        let (mut output, mut staged, mut evicted) = (Vec::new(), Vec::new(), 0u64);
+        for done in futures::future::try_join_all(tasks)
+            .await
+            .map_err(|e| DataFusionError::External(Box::new(e)))?
+        {
+            let (emitted, advanced, gone) = done?;
+            output.extend(emitted);
+            evicted += gone;
+            staged.push(advanced.staged);
+        }
+        table.stage(staged);
+
+        let emitted: usize = output.iter().map(RecordBatch::num_rows).sum();
+        let baseline = BaselineMetrics::new(&self.plan_metrics, 0);
+        baseline.record_output(emitted);
+        baseline.elapsed_compute().add_duration(started.elapsed());
+        let metrics = batch.metrics_of(&self.operator_id);
+        let mut metrics = metrics.lock().unwrap_or_else(|p| p.into_inner());
+        metrics.late_rows += late;
+        metrics.rows_evicted += evicted;
+        metrics.rows_emitted += emitted as u64;
+        metrics.elapsed += started.elapsed();
+        Ok(output)
+    }
+
+    /// One state partition: its committed rows `old` and the batch's rows `new` (stored
+    /// schema). Returns the rows emitted, the partition's new state and how many rows left it.
+    fn partition(
+        &self,
+        table: &TimeKeyedTable,
+        old: Vec<RecordBatch>,
+        new: RecordBatch,
+        eviction: Option<i64>,
+    ) -> Result<(Vec<RecordBatch>, Advanced, u64)> {
+        let key_columns: Vec<usize> = self.keys.iter().map(|k| k + TIME_KEYED_PREFIX).collect();
+        let converter = RowConverter::new(
+            key_columns
+                .iter()
+                .map(|&k| SortField::new(new.column(k).data_type().clone()))
+                .collect(),
+        )?;
+        let encode = |b: &RecordBatch| {
+            let columns: Vec<ArrayRef> = key_columns
+                .iter()
+                .map(|&k| Arc::clone(b.column(k)))
+                .collect();
+            converter.convert_columns(&columns)
+        };
+        // Each key of the committed rows: where its row is.
+        let old_keys = old
+            .iter()
+            .map(encode)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut known: HashMap<&[u8], (usize, usize)> = HashMap::new();
+        for (b, keys) in old_keys.iter().enumerate() {
+            for (r, key) in keys.iter().enumerate() {
+                known.insert(key.data(), (b, r));
+            }
+        }
+        let new_keys = encode(&new)?;
+        let times = match self.time {
+            Some(t) => Some(event_times(new.column(t + TIME_KEYED_PREFIX))?),
+            None => None,
+        };
+        let old_times = match self.time {
+            Some(t) => old
+                .iter()
+                .map(|b| event_times(b.column(t + TIME_KEYED_PREFIX)))
+                .collect::<Result<Vec<_>>>()?,
+            None => Vec::new(),
+        };
+        // Which new rows are kept, and which committed rows they replace (keep-first).
+        let mut keep = vec![false; new.num_rows()];
+        let mut replaced: Vec<Vec<bool>> = old.iter().map(|b| vec![false; b.num_rows()]).collect();
+        match (&self.kind, &times) {
+            (DedupKind::Distinct, _) => {
+                let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
+                for (i, key) in new_keys.iter().enumerate() {
+                    let key = key.data();
+                    keep[i] = !known.contains_key(key) && seen.insert(key);
+                }
+            }
+            (DedupKind::KeepFirst, Some(times)) => {
+                let mut best: HashMap<&[u8], Best> = HashMap::new();
+                for (i, key) in new_keys.iter().enumerate() {
+                    let (key, time) = (key.data(), times.value(i));
+                    let current = *best.entry(key).or_insert_with(|| match known.get(key) {
+                        Some(&(b, r)) if matched_flags(&old[b]).value(r) => Best::Emitted,
+                        Some(&(b, r)) => Best::Committed(b, r, old_times[b].value(r)),
+                        None => Best::Nothing,
+                    });
+                    match current {
+                        Best::Emitted => continue,
+                        Best::Committed(_, _, earliest) | Best::New(_, earliest)
+                            if earliest <= time =>
+                        {
+                            continue;
+                        }
+                        Best::Committed(b, r, _) => replaced[b][r] = true,
+                        Best::New(j, _) => keep[j] = false,
+                        Best::Nothing => {}
+                    }
+                    keep[i] = true;
+                    best.insert(key, Best::New(i, time));
+                }
+            }
+            (DedupKind::KeepFirst, None) => {
+                return Err(DataFusionError::Internal(
+                    "keep-first deduplication without an event time".to_string(),
+                ));
+            }
+        }
+        let new = filter_record_batch(&new, &BooleanArray::from(keep))?;
+        let mut output = Vec::new();
+        let stored: Vec<RecordBatch> = old.into_iter().chain([new]).collect();
+        let mut matched = vec![None; stored.len()];
+        let mut evict: Vec<Option<BooleanArray>> = replaced
+            .into_iter()
+            .map(|r| r.iter().any(|x| *x).then(|| BooleanArray::from(r)))
+            .chain([None])
+            .collect();
+        let last = stored.len() - 1;
+        match self.kind {
+            DedupKind::Distinct => {
+                let fresh = &stored[last];
+                if fresh.num_rows() > 0 {
+                    output.push(RecordBatch::try_new(
+                        Arc::clone(&self.schema),
+                        user_columns(fresh),
+                    )?);
+                }
+            }
+            DedupKind::KeepFirst => {
+                // Rows the watermark has reached are final: emitted once, flagged.
+                let (Some(time), Some(watermark)) = (self.time, eviction) else {
+                    let advanced = table
+                        .advance(stored, 1, matched, evict)
+                        .map_err(weir_error)?;
+                    return Ok((output, advanced, 0));
+                };
+                for (i, rows) in stored.iter().enumerate() {
+                    let Some(open) = after(rows.column(time + TIME_KEYED_PREFIX), watermark)?
+                    else {
+                        continue;
+                    };
+                    let pending =
+                        arrow::compute::and_not(&arrow::compute::not(&open)?, matched_flags(rows))?;
+                    let pending = match &evict[i] {
+                        Some(replaced) => arrow::compute::and_not(&pending, replaced)?,
+                        None => pending,
+                    };
+                    if pending.true_count() == 0 {
+                        continue;
+                    }
+                    let final_rows = filter_record_batch(rows, &pending)?;
+                    let mut columns = user_columns(&final_rows);
+                    columns.push(Arc::new(UInt64Array::from(vec![
+                        1u64;
+                        final_rows.num_rows()
+                    ])));
+                    output.push(RecordBatch::try_new(Arc::clone(&self.schema), columns)?);
+                    matched[i] = Some(pending);
+                }
+            }
+        }
+        // Keys holding the event time leave once it is at or before the watermark.
+        let mut gone = 0;
+        if let (true, Some(time), Some(watermark)) = (self.evict_by_key, self.time, eviction) {
+            for (i, rows) in stored.iter().enumerate() {
+                let Some(open) = after(rows.column(time + TIME_KEYED_PREFIX), watermark)? else {
+                    continue;
+                };
+                let closed = arrow::compute::not(&open)?;
+                gone += closed.true_count() as u64;
+                evict[i] = Some(match evict[i].take() {
+                    Some(replaced) => arrow::compute::or(&replaced, &closed)?,
+                    None => closed,
+                });
+            }
+        }
+        let advanced = table
+            .advance(stored, 1, matched, evict)
+            .map_err(weir_error)?;
+        Ok((output, advanced, gone))
+    }
+}
+
+/// A key's earliest row so far (keep-first).
+#[derive(Debug, Clone, Copy)]
+enum Best {
+    /// Emitted already: the key's rows are dropped.
+    Emitted,
+    /// The committed row at (batch, row), with its time.
+    Committed(usize, usize, i64),
+    /// The batch's row, with its time.
+    New(usize, i64),
+    /// None yet.
+    Nothing,
+}
+
+/// A timestamp column as its raw numbers (in its own unit).
+fn event_times(column: &ArrayRef) -> Result<arrow::array::PrimitiveArray<Int64Type>> {
+    if !matches!(column.data_type(), DataType::Timestamp(..)) {
+        return Err(DataFusionError::Internal(format!(
+            "an event time of type {}, not a timestamp",
+            column.data_type()
+        )));
+    }
+    Ok(cast(column, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
+}
+
+impl DisplayAs for StreamingDedupExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(
+            f,
+            "StreamingDedupExec: id={}, {:?}, keys={:?}",
+            self.operator_id, self.kind, self.keys
+        )?;
+        if let Some(w) = self.watermarks.eviction {
+            write!(f, ", watermark={w}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for StreamingDedupExec {
+    fn name(&self) -> &str {
+        "StreamingDedupExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.plan_metrics.clone_inner())
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let mut exec = self.as_ref().clone();
+        exec.input = children.swap_remove(0);
+        Ok(Arc::new(exec))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        if partition != 0 {
+            return Err(DataFusionError::Internal(format!(
+                "{} has one partition, not {partition}",
+                self.name()
+            )));
+        }
+        let this = self.clone();
+        let schema = Arc::clone(&self.schema);
+        let batches = futures::stream::once(async move { this.run(context).await })
+            .map(|result| match result {
+                Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
+                Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
+            })
+            .flatten();
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+    }
+}
