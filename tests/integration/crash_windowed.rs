@@ -1,4 +1,5 @@
-//! Crash safety of a windowed aggregation in the real `weir` binary.
+//! Crash safety of the stateful operators in the real `weir` binary: a windowed aggregation,
+//! a stream-stream left outer join and keep-first deduplication.
 //!
 //! `sigkill_during_a_windowed_aggregation_keeps_every_window_exactly_once` runs a tumbling
 //! window `GROUP BY` in append mode (`flush_on_end`, available-now) over many one-file batches
@@ -9,6 +10,10 @@
 //! same watermark. The sink, read with the plain `parquet` crate, must then hold every
 //! (window, name) row exactly once with the counts, sums and distinct counts DataFusion computes in one batch
 //! query over all the input: a window emitted twice, lost or with wrong totals fails.
+//!
+//! The join and dedup tests run the same way over the same input: a left outer self-join
+//! (each row with the next id of its name within 5 s, or its null-padded row, emitted when the
+//! watermark evicts it) and each (name, amount)'s earliest row; every output row exactly once.
 //!
 //! Input event times move forward file by file and never fall further behind than the
 //! watermark delay allows: no row is ever late, so the oracle needs no watermark.
@@ -55,9 +60,62 @@ const SPAN_MS: u64 = 5_000;
 
 #[test]
 fn sigkill_during_a_windowed_aggregation_keeps_every_window_exactly_once() {
+    let (files, expected) = kill_and_compare(SELECT, ORACLE, "aggregate-0", |row| {
+        row.split_once(", n=")
+            .map_or(row.to_string(), |(k, _)| k.to_string())
+    });
+    let counted: u64 = expected.iter().map(|row| count_of(row)).sum();
+    assert_eq!(
+        counted,
+        files * ROWS_PER_FILE,
+        "the oracle must count every input row once"
+    );
+}
+
+/// Each row with the next id of its name within 5 s, or null: the left rows are evicted (and
+/// the unmatched padded) by the watermark, so kills land on evictions and null rows too.
+const OUTER_JOIN: &str = "SELECT a.id, a.name, a.ts, b.id AS next FROM events AS a LEFT JOIN \
+                          events AS b ON a.name = b.name AND b.id = a.id + 1 AND \
+                          b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND";
+
+#[test]
+fn sigkill_during_a_stream_stream_outer_join_keeps_every_row_exactly_once() {
+    let (files, expected) = kill_and_compare(OUTER_JOIN, OUTER_JOIN, "join-0.left", |row| {
+        row.split_once(", ")
+            .map_or(row.to_string(), |(k, _)| k.to_string())
+    });
+    assert_eq!(
+        expected.len() as u64,
+        files * ROWS_PER_FILE,
+        "one row per left row"
+    );
+}
+
+/// Each (name, amount)'s earliest time: emitted when the watermark reaches it.
+const KEEP_FIRST: &str = "SELECT name, amount, ts FROM (SELECT *, row_number() OVER \
+                          (PARTITION BY name, amount ORDER BY ts) AS rn FROM events) WHERE rn = 1";
+
+#[test]
+fn sigkill_during_deduplication_keeps_every_first_row_exactly_once() {
+    let (_, expected) = kill_and_compare(KEEP_FIRST, KEEP_FIRST, "dedup-0", |row| {
+        row.rsplit_once(", ts=")
+            .map_or(row.to_string(), |(k, _)| k.to_string())
+    });
+    assert!(expected.len() > 100, "{} keys", expected.len());
+}
+
+/// Runs `select` under repeated SIGKILLs (see the module docs) and compares the sink with
+/// `oracle` run by DataFusion over all the input, rows matched by `key`; `state` names the
+/// state directory whose files are checked. Returns the input files and the oracle's rows.
+fn kill_and_compare(
+    select: &str,
+    oracle: &str,
+    state: &str,
+    key: fn(&str) -> String,
+) -> (u64, Vec<String>) {
     let started = Instant::now();
     let mut rng = Rng::from_env();
-    let job = windowed_job();
+    let job = stateful_job(select);
     let (mut files, mut kills, mut early, mut runs) = (0, 0, 0, 0);
     while kills < KILLS {
         let committed = job.newest("commits");
@@ -135,14 +193,8 @@ fn sigkill_during_a_windowed_aggregation_keeps_every_window_exactly_once() {
     );
 
     let sink = sorted(rows_of(&sink_batches(&job.out)));
-    let expected = sorted(oracle_rows(&job.input));
-    let counted: u64 = expected.iter().map(|row| count_of(row)).sum();
-    assert_eq!(
-        counted,
-        files * ROWS_PER_FILE,
-        "the oracle must count every input row once"
-    );
-    if let Some(mismatch) = window_mismatch(&sink, &expected) {
+    let expected = sorted(oracle_rows(&job.input, oracle));
+    if let Some(mismatch) = mismatch(&sink, &expected, key) {
         let log = job.log_tail();
         let kept = job.root.keep();
         panic!(
@@ -178,18 +230,19 @@ fn sigkill_during_a_windowed_aggregation_keeps_every_window_exactly_once() {
         newest + 1 >= files,
         "{files} one-file batches, but only batches up to {newest} committed"
     );
-    let state = job.ckpt.join("state/aggregate-0/0");
-    let files = file_names(&state);
+    let state = job.ckpt.join(format!("state/{state}/0"));
+    let state_files = file_names(&state);
     assert!(
-        files.contains(&format!("{newest}.delta"))
-            && files.iter().any(|f| f.ends_with(".snapshot")),
-        "no state delta for the newest committed batch {newest}, or no snapshot, in {}: {files:?}",
+        state_files.contains(&format!("{newest}.delta"))
+            && state_files.iter().any(|f| f.ends_with(".snapshot")),
+        "no state delta for the newest committed batch {newest}, or no snapshot, in {}: {state_files:?}",
         state.display()
     );
+    (files, expected)
 }
 
-/// A query aggregating tumbling windows of `events`, run by the [`Job`] helpers of `crash`.
-fn windowed_job() -> Job {
+/// `select` over `events`, run by the [`Job`] helpers of `crash`.
+fn stateful_job(select: &str) -> Job {
     let root = tempfile::tempdir().expect("creating a temp dir");
     let [input, out, ckpt] = ["input", "out", "ckpt"].map(|d| root.path().join(d));
     fs::create_dir(&input).expect("creating the input dir");
@@ -200,7 +253,7 @@ fn windowed_job() -> Job {
          format = 'json', max_files_per_trigger = '1');\n\
          CREATE SINK out WITH (connector = 'parquet', path = '{o}', checkpoint = '{c}', \
          trigger = 'available-now', output_mode = 'append', flush_on_end = 'true') AS\n\
-         {SELECT};\n"
+         {select};\n"
     );
     fs::write(root.path().join("job.sql"), script).expect("writing the script");
     Job {
@@ -244,12 +297,8 @@ fn write_input_file(dir: &Path, index: u64, rng: &mut Rng) {
 }
 
 /// What is wrong with `sink` (rows as [`rows_of`] formats them) if it does not hold each of
-/// the `expected` (window, name) rows exactly once.
-fn window_mismatch(sink: &[String], expected: &[String]) -> Option<String> {
-    let key = |row: &String| {
-        row.split_once(", n=")
-            .map_or(row.clone(), |(k, _)| k.to_string())
-    };
+/// the `expected` rows exactly once, rows matched by `key`.
+fn mismatch(sink: &[String], expected: &[String], key: fn(&str) -> String) -> Option<String> {
     let mut by_key = BTreeMap::<String, Vec<&String>>::new();
     sink.iter()
         .for_each(|r| by_key.entry(key(r)).or_default().push(r));
@@ -277,7 +326,7 @@ fn window_mismatch(sink: &[String], expected: &[String]) -> Option<String> {
         return None;
     }
     Some(format!(
-        "the sink has {} rows, the oracle {}: {} (window, name) rows emitted more than once \
+        "the sink has {} rows, the oracle {}: {} rows emitted more than once \
          (first: {:?}), {} missing (first: {:?}), {} with other values (first, expected then \
          found: {:?}), {} not in the oracle (first: {:?})",
         sink.len(),
@@ -293,15 +342,15 @@ fn window_mismatch(sink: &[String], expected: &[String]) -> Option<String> {
     ))
 }
 
-/// The windows DataFusion computes in one batch query over all the input files.
-fn oracle_rows(input: &Path) -> Vec<String> {
+/// What DataFusion computes for `sql` in one batch query over all the input files.
+fn oracle_rows(input: &Path, sql: &str) -> Vec<String> {
     let schema = Schema::new(vec![
         Field::new("id", DataType::Int64, true),
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Int64, true),
         Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
     ]);
-    oracle_over_json(input, &schema, ORACLE)
+    oracle_over_json(input, &schema, sql)
 }
 
 /// The `n` of a row as [`rows_of`] formats it.
