@@ -40,6 +40,8 @@
 //! - `stateful_contract`: the stateful rules end to end: the watermark across inputs and
 //!   within a batch, the end of input, which output modes each sink takes, per-operator
 //!   progress, and how many state versions are kept.
+//! - `top_n`: window Top-N against DataFusion's batch query for random batch splits, a
+//!   whole-stream Top-N in complete mode, and the modes refused.
 //! - `source_columns`: a query asks its sources for only the columns it uses, and gets the
 //!   same rows.
 //! - `services`: finds the Kafka broker, S3 server and PostgreSQL the connector tests use, or
@@ -72,3 +74,4 @@ mod services;
 mod slt;
 mod source_columns;
 mod stateful_contract;
+mod top_n;

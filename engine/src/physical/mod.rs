@@ -10,7 +10,9 @@ mod session_merge;
 mod streaming_aggregate;
 mod streaming_dedup;
 mod streaming_join;
+mod streaming_top_n;
 
 pub use streaming_aggregate::StreamingAggregateExec;
 pub use streaming_dedup::StreamingDedupExec;
 pub use streaming_join::StreamingJoinExec;
+pub use streaming_top_n::StreamingTopNExec;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use datafusion::arrow::compute::SortOptions;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::Session;
 use datafusion::common::{Column, DFSchema};
@@ -20,12 +21,13 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use weir_sql::logical::{
-    StateEviction, StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode,
+    StateEviction, StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode, StreamingTopNNode,
 };
 
 use super::streaming_aggregate::{StreamingAggregateExec, distinct};
 use super::streaming_dedup::StreamingDedupExec;
 use super::streaming_join::{Eviction, JoinSide, StreamingJoinExec};
+use super::streaming_top_n::StreamingTopNExec;
 use crate::runtime::{BatchContext, BatchWatermarks};
 
 /// DataFusion's planner plus Weir's streaming operators.
@@ -84,6 +86,37 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 dedup.evict_by_key,
                 self.context.watermarks,
                 Arc::new(dedup.schema.as_arrow().clone()),
+            );
+            return Ok(Some(Arc::new(exec)));
+        }
+        if let Some(top_n) = node.as_any().downcast_ref::<StreamingTopNNode>() {
+            let schema = logical_inputs[0].schema();
+            let index = |c: &Column| schema.index_of_column(c);
+            let order_by = top_n
+                .order_by
+                .iter()
+                .map(|o| {
+                    let options = SortOptions {
+                        descending: !o.asc,
+                        nulls_first: o.nulls_first,
+                    };
+                    Ok((index(&o.column)?, options))
+                })
+                .collect::<Result<_>>()?;
+            let exec = StreamingTopNExec::new(
+                top_n.operator_id.clone(),
+                Arc::clone(&physical_inputs[0]),
+                top_n
+                    .partition_by
+                    .iter()
+                    .map(index)
+                    .collect::<Result<_>>()?,
+                order_by,
+                usize::try_from(top_n.limit).unwrap_or(usize::MAX),
+                top_n.closed_by.as_ref().map(index).transpose()?,
+                self.context.mode,
+                self.context.watermarks,
+                Arc::new(top_n.schema.as_arrow().clone()),
             );
             return Ok(Some(Arc::new(exec)));
         }

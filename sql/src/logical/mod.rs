@@ -6,6 +6,7 @@ mod operator;
 mod streaming_aggregate;
 mod streaming_dedup;
 mod streaming_join;
+mod streaming_top_n;
 
 pub use operator::{OutputModes, StreamingOperator, streaming_operators};
 
@@ -14,5 +15,7 @@ pub(crate) use streaming_aggregate::unaliased;
 pub use streaming_aggregate::{
     DerivedWindowEnd, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN,
 };
+pub(crate) use streaming_dedup::watermarked_column;
 pub use streaming_dedup::{DedupKind, StreamingDedupNode};
 pub use streaming_join::StreamingJoinNode;
+pub use streaming_top_n::{RankOrder, StreamingTopNNode};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::LogicalPlan;
 
-use super::{StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode};
+use super::{StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode, StreamingTopNNode};
 
 /// Whether an operator can emit in each of Spark's output modes, with the reason where not
 /// (said to the user after `sink '<name>': `).
@@ -61,6 +61,8 @@ pub fn streaming_operators(plan: &LogicalPlan) -> Vec<Arc<dyn StreamingOperator>
                 found.push(Arc::new(join.clone()));
             } else if let Some(dedup) = any.downcast_ref::<StreamingDedupNode>() {
                 found.push(Arc::new(dedup.clone()));
+            } else if let Some(top_n) = any.downcast_ref::<StreamingTopNNode>() {
+                found.push(Arc::new(top_n.clone()));
             }
         }
         Ok(TreeNodeRecursion::Continue)

@@ -158,7 +158,9 @@ fn as_streaming_aggregate(plan: &LogicalPlan) -> Option<&StreamingAggregateNode>
 }
 
 fn is_streaming_dedup(plan: &LogicalPlan) -> bool {
-    matches!(plan, LogicalPlan::Extension(ext) if ext.node.as_any().is::<StreamingDedupNode>())
+    matches!(plan, LogicalPlan::Extension(ext)
+        if ext.node.as_any().is::<StreamingDedupNode>()
+            || ext.node.as_any().is::<crate::logical::StreamingTopNNode>())
 }
 
 fn as_streaming_join(plan: &LogicalPlan) -> Option<&StreamingJoinNode> {

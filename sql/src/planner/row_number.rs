@@ -1,11 +1,14 @@
 //! Recognising a filter on `ROW_NUMBER()` over a stream, the way Flink and RisingWave read it:
 //! `WHERE rn = 1` (or `rn <= 1`, `rn < 2`) over `ROW_NUMBER() OVER (PARTITION BY k ORDER BY ts)
-//! AS rn` is deduplication, keeping each key's first row ([`StreamingDedupNode`]). The window
-//! node under the filter (through aliases and projections that pass `rn` on) is replaced by the
-//! streaming node, whose output has the same columns; the filter stays, and holds for every row.
+//! AS rn`, `ts` the watermarked event time, is deduplication keeping each key's first row
+//! ([`StreamingDedupNode`]); any other `rn <= N` is a Top-N ([`StreamingTopNNode`]), ranked
+//! within a window when the partition holds one. The window node under the filter (through
+//! aliases and projections that pass `rn` on) is replaced by the streaming node, whose output
+//! has the same columns; the filter stays, and holds for every row.
 
 use std::sync::Arc;
 
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::logical_expr::expr::WindowFunction;
 use datafusion::logical_expr::{
@@ -13,7 +16,10 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::SqlError;
-use crate::logical::{StreamingDedupNode, unaliased};
+use crate::logical::{
+    RankOrder, StreamingDedupNode, StreamingTopNNode, unaliased, watermarked_column,
+};
+use crate::window::WindowColumn;
 
 /// A window's `ROW_NUMBER()` and the bound a filter puts on it.
 struct RowNumberFilter<'a> {
@@ -160,35 +166,88 @@ fn streaming_node(found: &RowNumberFilter<'_>, id: usize) -> Result<LogicalPlan,
             ))),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let [order] = params.order_by.as_slice() else {
+    let Some(order) = params.order_by.first() else {
         return Err(refuse(
-            "ROW_NUMBER() over a stream needs exactly one ORDER BY column (the event time)"
+            "ROW_NUMBER() over a stream needs an ORDER BY: rows have no order of their own"
                 .to_string(),
         ));
     };
     let Expr::Column(order_column) = unaliased(&order.expr) else {
         return Err(refuse(format!(
-            "ROW_NUMBER() over a stream must be ordered by a column, not by {}",
+            "ROW_NUMBER() over a stream must be ordered by columns, not by {}",
             order.expr
         )));
     };
-    if found.limit != 1 || !order.asc {
-        return Err(refuse(
-            "ROW_NUMBER() over a stream is supported as deduplication, keeping each key's \
-             first row (ORDER BY the event time ascending, rn = 1); Top-N rankings are not \
-             supported yet"
-                .to_string(),
-        ));
+    let input = &found.window.input;
+    let closed_by = keys.iter().find(|c| closes_by_watermark(input, c)).cloned();
+    let keep_first = found.limit == 1
+        && order.asc
+        && params.order_by.len() == 1
+        && watermarked_column(input).as_ref() == Some(order_column);
+    if keep_first && closed_by.is_none() {
+        let node = StreamingDedupNode::keep_first(
+            (**input).clone(),
+            keys,
+            order_column,
+            Arc::clone(&found.window.schema),
+            format!("dedup-{id}"),
+        )
+        .map_err(refuse)?;
+        return Ok(LogicalPlan::Extension(Extension {
+            node: Arc::new(node),
+        }));
     }
-    let node = StreamingDedupNode::keep_first(
-        (*found.window.input).clone(),
-        keys,
-        order_column,
-        Arc::clone(&found.window.schema),
-        format!("dedup-{id}"),
-    )
-    .map_err(refuse)?;
+    let order_by = params
+        .order_by
+        .iter()
+        .map(|sort| match unaliased(&sort.expr) {
+            Expr::Column(column) => Ok(RankOrder {
+                column: column.clone(),
+                asc: sort.asc,
+                nulls_first: sort.nulls_first,
+            }),
+            other => Err(refuse(format!(
+                "ROW_NUMBER() over a stream must be ordered by columns, not by {other}; \
+                 compute it in a subquery or view first"
+            ))),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let node = StreamingTopNNode {
+        input: (**input).clone(),
+        partition_by: keys,
+        order_by,
+        limit: found.limit,
+        closed_by,
+        over_aggregation: has_aggregation(input),
+        schema: Arc::clone(&found.window.schema),
+        operator_id: format!("top-n-{id}"),
+    };
     Ok(LogicalPlan::Extension(Extension {
         node: Arc::new(node),
     }))
+}
+
+/// Whether the watermark closes `column` of `plan`: its watermarked event time, or a window's
+/// end over one.
+fn closes_by_watermark(plan: &LogicalPlan, column: &Column) -> bool {
+    if watermarked_column(plan).as_ref() == Some(column) {
+        return true;
+    }
+    plan.schema()
+        .qualified_field_from_column(column)
+        .is_ok_and(|(_, f)| WindowColumn::of(f).end_watermarked == Some(true))
+}
+
+/// Whether `plan` aggregates (its rows are groups).
+fn has_aggregation(plan: &LogicalPlan) -> bool {
+    let mut found = false;
+    let _ = plan.apply(|node| {
+        found |= matches!(node, LogicalPlan::Aggregate(_));
+        Ok(if found {
+            datafusion::common::tree_node::TreeNodeRecursion::Stop
+        } else {
+            datafusion::common::tree_node::TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
