@@ -158,6 +158,59 @@ proptest! {
     }
 }
 
+const WINDOW: &str = "date_bin(INTERVAL '4' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00')";
+
+/// Window joins (Nexmark q8's shape): both sides in the same tumbling window, the window's end
+/// a key, so each side's rows leave state when the watermark closes their window. Pairs of
+/// `(streaming query, the same as a batch query)`.
+fn window_joins() -> Vec<(String, String)> {
+    vec![
+        (
+            "SELECT a.k, a.window_start, a.v AS av, b.v AS bv FROM TUMBLE(l, ts, INTERVAL '4' \
+             SECOND) AS a JOIN TUMBLE(r, ts, INTERVAL '4' SECOND) AS b ON a.k = b.k AND \
+             a.window_start = b.window_start AND a.window_end = b.window_end"
+                .to_string(),
+            "SELECT a.k, date_bin(INTERVAL '4' SECOND, a.ts, TIMESTAMP '1970-01-01T00:00:00') \
+             AS window_start, a.v AS av, b.v AS bv FROM l AS a JOIN r AS b ON a.k = b.k AND \
+             date_bin(INTERVAL '4' SECOND, a.ts, TIMESTAMP '1970-01-01T00:00:00') = \
+             date_bin(INTERVAL '4' SECOND, b.ts, TIMESTAMP '1970-01-01T00:00:00')"
+                .to_string(),
+        ),
+        (
+            "SELECT p.k, p.s, q.n FROM (SELECT k, window_start AS s, window_end AS e FROM \
+             TUMBLE(l, ts, INTERVAL '4' SECOND) GROUP BY k, window_start, window_end) AS p \
+             LEFT JOIN (SELECT k, window_start AS s, window_end AS e, count(*) AS n FROM \
+             TUMBLE(r, ts, INTERVAL '4' SECOND) GROUP BY k, window_start, window_end) AS q ON \
+             p.k = q.k AND p.s = q.s AND p.e = q.e"
+                .to_string(),
+            format!(
+                "SELECT p.k, p.s, q.n FROM (SELECT k, {WINDOW} AS s FROM l GROUP BY 1, 2) AS p \
+                 LEFT JOIN (SELECT k, {WINDOW} AS s, count(*) AS n FROM r GROUP BY 1, 2) AS q \
+                 ON p.k = q.k AND p.s = q.s"
+            ),
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn window_joins_match_the_batch_oracle_for_any_batch_split(
+        left in side(),
+        right in side(),
+        per_batch in (1usize..12, 1usize..12),
+        case in 0usize..2,
+    ) {
+        let (streaming, batch) = window_joins().swap_remove(case);
+        let runtime = case_runtime();
+        let (expected, actual) = runtime.block_on(async {
+            (oracle(&batch, &left, &right).await, streamed(&streaming, &left, &right, per_batch).await)
+        });
+        prop_assert_eq!(actual, expected);
+    }
+}
+
 async fn refusal(select: &str, mode: &str) -> String {
     let engine = engine_with(&[], &[], (10, 10)).await;
     let error = engine
