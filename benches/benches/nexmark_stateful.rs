@@ -17,26 +17,9 @@ static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Alloca
 use std::time::{Duration, Instant};
 
 use weir::Engine;
+use weir_benches::{env_number, percentile};
 
 type Error = Box<dyn std::error::Error>;
-
-fn env_number(name: &str, default: u64) -> Result<u64, Error> {
-    match std::env::var(name) {
-        Ok(value) => Ok(value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={value} is not a number"))?),
-        Err(_) => Ok(default),
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
 
 fn main() -> Result<(), Error> {
     weir::cli::allocator::configure();

@@ -7,6 +7,30 @@
 //!   `cargo bench -p weir-benches --bench nexmark [-- q0 q1 ...]`.
 //! - `benches/nexmark_stateful.rs`: windowed aggregations (q5, q7, q11, q12, q15-q17) against
 //!   DataFusion running the same aggregation as one batch.
+//! - `benches/nexmark_joins.rs`: joins of the person, auction and bid streams (q3, q8, q20)
+//!   against DataFusion running the same join as one batch.
 //! - `benches/kafka.rs`: Nexmark bids as JSON in a Kafka topic into the `parquet` sink, local
 //!   and on S3 (needs the services of `.ci/services`).
 //! - `RESULTS.md`: the measured numbers, with the machine and the date.
+
+use std::time::Duration;
+
+/// The number in environment variable `name`, or `default` when it is unset.
+pub fn env_number(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name}={value} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+/// The `p`th percentile of `sorted` (nearest rank).
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

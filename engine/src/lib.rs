@@ -45,6 +45,6 @@ pub struct ReadmeDoctests;
 pub use error::{Result, WeirError};
 pub use event_time::EventTime;
 pub use runtime::{
-    BatchProgress, OutputMode, QueryListener, QueryOutput, QueryStarted, QueryState,
-    QueryTerminated,
+    BatchProgress, OperatorProgress, OutputMode, QueryListener, QueryOutput, QueryStarted,
+    QueryState, QueryTerminated,
 };

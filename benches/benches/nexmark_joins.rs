@@ -1,0 +1,191 @@
+//! Nexmark joins: the seeded `nexmark` person, auction and bid streams (three sources over the
+//! same events, each keeping its kind) joined into the `blackhole` sink, append mode, a
+//! 5-second watermark on each, `flush_on_end`. Queries are `benches/queries/joins/*.sql`, each
+//! with a `<query>.batch.sql` that DataFusion runs once over the same events generated into
+//! memory beforehand.
+//!
+//! Reports events/s (all Nexmark events: each source reads them all and keeps its kind), per
+//! core (÷ 2), per-batch latency p50/p99, the peak join state (rows and MiB) and the rows
+//! emitted, and Weir's work without generating the input against DataFusion's batch time. A
+//! run whose rows differ in number from DataFusion's stops the benchmark.
+//!
+//! `cargo bench -p weir-benches --bench nexmark_joins [-- q3 q8 ...]`; environment:
+//! `WEIR_BENCH_EVENTS` (default 10 000 000), `WEIR_BENCH_EVENTS_PER_BATCH` (default 1 000 000),
+//! `WEIR_BENCH_RUNS` (default 3: each figure is the median run).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::Engine;
+use weir_benches::{env_number, percentile};
+
+/// The allocator of the `weir` binary, so the figures are what users get.
+#[global_allocator]
+static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Allocator {};
+
+type Error = Box<dyn std::error::Error>;
+
+const TABLES: [(&str, &str); 3] = [("person", "person"), ("auction", "auction"), ("bid", "bid")];
+
+fn main() -> Result<(), Error> {
+    weir::cli::allocator::configure();
+    let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
+    let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
+    let runs = env_number("WEIR_BENCH_RUNS", 3)?.max(1);
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/joins");
+    let mut queries: Vec<_> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "sql")
+                && !p.to_string_lossy().ends_with(".batch.sql")
+        })
+        .collect();
+    queries.sort();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    println!("# Nexmark joins run\n");
+    println!("- events: {events}, {per_batch} events per batch (of each source)");
+    println!("- sink: blackhole, append mode, watermark 5 s on each source, flush_on_end");
+    println!(
+        "- each row: the Weir run with the median work (batches minus generation) of {runs}, and the median of {runs} DataFusion runs\n"
+    );
+    println!(
+        "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state rows | peak state MiB | Weir without generation (s) | DataFusion batch (s) | ratio |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for path in queries {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        if !wanted.is_empty() && !wanted.contains(&name) {
+            continue;
+        }
+        let select = std::fs::read_to_string(&path)?;
+        runtime.block_on(async {
+            let mut measured = Vec::new();
+            for _ in 0..runs {
+                measured.push(run_weir(events, per_batch, &name, &select).await?);
+            }
+            measured.sort_by(|a, b| a.weir_work.total_cmp(&b.weir_work));
+            let run = measured.swap_remove(measured.len() / 2);
+            let mut latencies: Vec<Duration> =
+                run.batches.iter().map(|b| b.durations.total).collect();
+            latencies.sort();
+            let output: u64 = run.batches.iter().map(|b| b.output_rows).sum();
+            let state = |b: &weir::BatchProgress, f: fn(&weir::OperatorProgress) -> u64| {
+                b.operators.iter().map(f).sum::<u64>()
+            };
+            let peak_rows = run.batches.iter().map(|b| state(b, |o| o.state_rows)).max();
+            let peak_bytes = run.batches.iter().map(|b| state(b, |o| o.state_bytes)).max();
+            let rate = events as f64 / run.wall.as_secs_f64();
+            let batch_sql = std::fs::read_to_string(path.with_extension("batch.sql")).ok();
+            let datafusion = match batch_sql {
+                Some(sql) => {
+                    let mut times = Vec::new();
+                    for _ in 0..runs {
+                        let (seconds, rows) = datafusion_batch(events, &sql).await?;
+                        if rows != output {
+                            return Err(format!(
+                                "{name}: Weir emitted {output} rows, DataFusion's batch query \
+                                 {rows}"
+                            )
+                            .into());
+                        }
+                        times.push(seconds);
+                    }
+                    times.sort_by(f64::total_cmp);
+                    Some(times[times.len() / 2])
+                }
+                None => None,
+            };
+            println!(
+                "| {name} | {output} | {:.2} | {:.2} M | {:.2} M | {} | {} | {} | {:.1} | {:.2} | {} | {} |",
+                run.wall.as_secs_f64(),
+                rate / 1e6,
+                rate / 2e6,
+                percentile(&latencies, 50.0).as_millis(),
+                percentile(&latencies, 99.0).as_millis(),
+                peak_rows.unwrap_or(0),
+                peak_bytes.unwrap_or(0) as f64 / (1024.0 * 1024.0),
+                run.weir_work,
+                datafusion.map_or("-".to_string(), |d| format!("{d:.2}")),
+                datafusion.map_or("-".to_string(), |d| format!("{:.2}×", run.weir_work / d)),
+            );
+            Ok::<(), Error>(())
+        })?;
+    }
+    Ok(())
+}
+
+/// One run of a query through Weir.
+struct WeirRun {
+    wall: Duration,
+    batches: Vec<weir::BatchProgress>,
+    /// Weir's own work: the batches' durations minus generating the input, in seconds.
+    weir_work: f64,
+}
+
+async fn run_weir(events: u64, per_batch: u64, name: &str, select: &str) -> Result<WeirRun, Error> {
+    let engine = Engine::builder().build()?;
+    for (source, table) in TABLES {
+        engine
+            .execute(&format!(
+                "CREATE SOURCE {source} (WATERMARK FOR date_time AS date_time - INTERVAL '5' \
+                 SECOND) WITH (connector = 'nexmark', table = '{table}', max_events = \
+                 '{events}', max_records_per_trigger = '{per_batch}')"
+            ))
+            .await?;
+    }
+    let started = Instant::now();
+    let query = engine
+        .start(&format!(
+            "CREATE SINK {name} WITH (connector = 'blackhole', trigger = 'available-now', \
+             flush_on_end = 'true') AS\n{select}"
+        ))
+        .await?;
+    query.await_termination().await?;
+    let wall = started.elapsed();
+    let batches = query.recent_progress();
+    let weir_work = batches
+        .iter()
+        .map(|b| (b.durations.total - b.durations.read).as_secs_f64())
+        .sum();
+    Ok(WeirRun {
+        wall,
+        batches,
+        weir_work,
+    })
+}
+
+/// DataFusion running `sql` once over the same events, generated into memory beforehand (two
+/// partitions per table, as Weir uses); returns the seconds the query took and its rows.
+async fn datafusion_batch(events: u64, sql: &str) -> Result<(f64, u64), Error> {
+    use weir_connectors::nexmark::{EventKind, GeneratorConfig, generate, schema};
+    let config = GeneratorConfig::default();
+    let chunk = 65_536;
+    let ctx = datafusion::prelude::SessionContext::new();
+    for (name, kind) in [
+        ("person", EventKind::Person),
+        ("auction", EventKind::Auction),
+        ("bid", EventKind::Bid),
+    ] {
+        let mut partitions = vec![Vec::new(), Vec::new()];
+        for (i, first) in (0..events).step_by(chunk as usize).enumerate() {
+            partitions[i % 2].push(generate(kind, &config, first, (first + chunk).min(events)));
+        }
+        let table = datafusion::datasource::MemTable::try_new(schema(kind), partitions)?;
+        ctx.register_table(name, Arc::new(table))?;
+    }
+    let started = Instant::now();
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((seconds, batches.iter().map(|b| b.num_rows() as u64).sum()))
+}

@@ -1,0 +1,5 @@
+-- Nexmark q3 (local item suggestion): sellers in OR, ID or CA of auctions in category 10.
+-- Both sides kept without bound (no time condition), as in Nexmark.
+SELECT P.name, P.city, P.state, A.id
+FROM auction AS A JOIN person AS P ON A.seller = P.id
+WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')
