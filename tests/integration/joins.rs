@@ -325,8 +325,45 @@ async fn late_rows_are_counted_per_side() {
             .sum()
     };
     assert_eq!((late, by_side("left"), by_side("right")), (3, 1, 2));
+    let shown = sorted_lines(&engine.sql("SHOW PROGRESS out").await.expect("progress"));
+    assert!(
+        shown.iter().any(|row| row.contains("join-0: state ")
+            && row.contains(", late 3 (left 1, right 2), evicted ")),
+        "{shown:?}"
+    );
     handle.stop().await.expect("stop");
     let rows = sorted_lines(&engine.sql("SELECT k, lv, rv FROM out").await.expect("sink"));
     // (1, 100) with (1, 100) and (1, 97); (1, 96) with (1, 100) and (1, 97).
     assert_eq!(rows, ["1|0|0", "1|0|5", "1|2|0", "1|2|5"]);
+}
+
+/// With a time bound, a join's state stays bounded however long the streams run: each side
+/// keeps about the bound plus the watermark delay of rows, not everything it has seen.
+#[tokio::test]
+async fn a_time_bounded_join_keeps_bounded_state_over_a_long_run() {
+    // 60 seconds of input, 10 rows a second on each side, one second a batch.
+    let rows: Vec<(i64, i64, i64)> = (0..600).map(|i| (i % 7, i / 10, i)).collect();
+    let engine = engine_with(&rows, &rows, (10, 10)).await;
+    let handle = engine
+        .start(&format!(
+            "CREATE SINK out WITH (connector = 'blackhole', trigger = 'available-now') AS {}",
+            JOINS[0]
+        ))
+        .await
+        .expect("start");
+    handle.await_termination().await.expect("run");
+    let state: Vec<u64> = handle
+        .recent_progress()
+        .iter()
+        .flat_map(|p| p.operators.iter().map(|o| o.state_rows))
+        .collect();
+    // Left rows stay while ts > watermark - 4 s, right while ts > watermark - 3 s, the
+    // watermark 5 s behind: at most 10 and 9 seconds of 10 rows (plus the batch's own).
+    let peak = state.iter().copied().max().unwrap_or(0);
+    assert!(state.len() >= 60, "{} batches", state.len());
+    assert!(peak <= 2 * 10 * 11, "state grew to {peak} rows: {state:?}");
+    assert!(
+        peak >= 150,
+        "the state should hold the bound's rows: {state:?}"
+    );
 }

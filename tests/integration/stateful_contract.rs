@@ -428,7 +428,8 @@ async fn each_batch_reports_its_stateful_operators_state_evictions_late_rows_and
             "state_rows",
             "state_bytes",
             "rows_evicted",
-            "operator_ms"
+            "operator_ms",
+            "operators"
         ]
     );
     let cell = |batch: &RecordBatch, column: &str, row: usize| {

@@ -148,6 +148,11 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
                 operators(|o| o.state_bytes),
                 operators(|o| o.rows_evicted),
                 operators(|o| o.time.as_millis() as u64),
+                p.operators
+                    .iter()
+                    .map(operator_line)
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ]
         })
         .collect();
@@ -164,8 +169,28 @@ pub(super) fn progress(query: &StreamingQuery) -> Result<Vec<RecordBatch>> {
             "state_bytes",
             "rows_evicted",
             "operator_ms",
+            "operators",
         ],
         rows,
+    )
+}
+
+/// One operator's figures in a batch, for `SHOW PROGRESS`'s `operators` column: its state,
+/// its late rows (by input, for a join) and what it evicted and emitted.
+fn operator_line(o: &OperatorProgress) -> String {
+    let by_input = if o.late_rows_by_input.is_empty() {
+        String::new()
+    } else {
+        let sides: Vec<String> = o
+            .late_rows_by_input
+            .iter()
+            .map(|(input, n)| format!("{input} {n}"))
+            .collect();
+        format!(" ({})", sides.join(", "))
+    };
+    format!(
+        "{}: state {} rows {} bytes, late {}{by_input}, evicted {}, emitted {}",
+        o.operator_id, o.state_rows, o.state_bytes, o.late_rows, o.rows_evicted, o.rows_emitted
     )
 }
 
