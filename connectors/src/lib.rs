@@ -29,6 +29,7 @@ pub mod nexmark;
 pub mod offset;
 pub mod options;
 pub mod postgres;
+pub mod postgres_table;
 pub mod registry;
 pub mod sink;
 pub mod source;

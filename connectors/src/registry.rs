@@ -24,6 +24,7 @@ use crate::memory::{MEMORY_SOURCE_OPTIONS, MemoryOutput, MemorySink, MemorySourc
 use crate::nexmark::{NEXMARK_OPTIONS, NexmarkSource};
 use crate::options::{ConnectorOptions, OptionSpec};
 use crate::postgres::{POSTGRES_SINK_OPTIONS, PostgresSink};
+use crate::postgres_table::{POSTGRES_TABLE_OPTIONS, read_postgres_table};
 use crate::sink::Sink;
 use crate::source::{Source, SourceContext};
 use crate::storage::{STORAGE_OPTIONS, StorageOptions};
@@ -37,7 +38,13 @@ pub const CONNECTOR_OPTION: &[OptionSpec] = &[OptionSpec {
 /// Connectors that can be sources.
 pub const SOURCE_CONNECTORS: &[&str] = &["files", "kafka", "nexmark", "memory"];
 /// Connectors that can be static tables.
-pub const TABLE_CONNECTORS: &[&str] = &["files"];
+pub const TABLE_CONNECTORS: &[&str] = &["files", "postgres"];
+
+/// Options of every static table.
+pub const TABLE_OPTIONS: &[OptionSpec] = &[OptionSpec {
+    key: "refresh",
+    help: "read the table again when a batch plans and it is older than this (for example '1 minute'); default: read when created and when a query starts",
+}];
 /// Connectors that can be sinks.
 pub const SINK_CONNECTORS: &[&str] = &[
     "parquet",
@@ -279,13 +286,17 @@ impl ConnectorRegistry {
         options: &ConnectorOptions,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let tables: Vec<String> = TABLE_CONNECTORS.iter().map(|s| s.to_string()).collect();
-        connector(options, &tables, "table")?;
+        if connector(options, &tables, "table")? == "postgres" {
+            options.check_keys(&[CONNECTOR_OPTION, POSTGRES_TABLE_OPTIONS, TABLE_OPTIONS])?;
+            return read_postgres_table(declared, options).await;
+        }
         options.check_keys(&[
             CONNECTOR_OPTION,
             FILE_TABLE_OPTIONS,
             FORMAT_OPTIONS,
             ON_ERROR_OPTIONS,
             STORAGE_OPTIONS,
+            TABLE_OPTIONS,
         ])?;
         let schema = table_schema(declared, options).await?;
         let batches = read_table(&schema, options).await?;

@@ -40,6 +40,8 @@
 //! - `stateful_contract`: the stateful rules end to end: the watermark across inputs and
 //!   within a batch, the end of input, which output modes each sink takes, per-operator
 //!   progress, and how many state versions are kept.
+//! - `static_tables`: static tables read when a query starts and on `refresh`, a failed read
+//!   keeping the rows before, and PostgreSQL tables with their column types.
 //! - `top_n`: window Top-N against DataFusion's batch query for random batch splits, a
 //!   whole-stream Top-N in complete mode, and the modes refused.
 //! - `source_columns`: a query asks its sources for only the columns it uses, and gets the
@@ -74,4 +76,5 @@ mod services;
 mod slt;
 mod source_columns;
 mod stateful_contract;
+mod static_tables;
 mod top_n;

@@ -6,6 +6,7 @@ mod engine;
 mod memory_table;
 mod show;
 mod statements;
+mod static_table;
 mod streaming_query;
 
 pub use engine::{Engine, EngineBuilder, Outcome};

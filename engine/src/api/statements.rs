@@ -9,7 +9,6 @@ use arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
-use datafusion::datasource::MemTable;
 use datafusion::logical_expr::{Expr, LogicalPlan, cast};
 use sqlparser::ast::{self, Query};
 use tokio::sync::{mpsc, watch};
@@ -19,6 +18,7 @@ use weir_sql::{ShowKind, SourceDesc, Statement, StreamingTable, plan_streaming_q
 use super::catalog::{Catalog, SinkEntry, SourceEntry, TableEntry};
 use super::engine::{Engine, Outcome};
 use super::memory_table::MemoryOutputTable;
+use super::static_table::{StaticTable, reload_tables_of};
 use super::streaming_query::StreamingQuery;
 use crate::checkpoint::{Checkpoint, OperatorSignature};
 use crate::error::{Result, WeirError};
@@ -56,13 +56,14 @@ impl Engine {
                 }
                 check_name_free(&catalog, &table.name, or_replace.then_some("table"))?;
                 let options = ConnectorOptions::new(&table.name, table.options.clone());
-                let (schema, batches) = self
-                    .inner
-                    .registry
-                    .create_table(table.declared_schema.clone(), &options)
-                    .await?;
-                let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-                let provider = MemTable::try_new(Arc::clone(&schema), vec![batches])?;
+                let provider = StaticTable::create(
+                    &table.name,
+                    table.declared_schema.clone(),
+                    options,
+                    Arc::clone(&self.inner.registry),
+                )
+                .await?;
+                let (rows, schema) = (provider.rows(), provider.schema());
                 self.register(&table.name, Arc::new(provider), Vec::new())?;
                 let name = table.name.clone();
                 catalog.tables.insert(
@@ -416,6 +417,8 @@ impl Engine {
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
         let operators = streaming_operators(&plan.logical_plan);
         entry.options.check_output_mode(sink_name, &operators)?;
+        // The static tables it joins are read as they are now.
+        reload_tables_of(&plan.logical_plan).await;
         for warning in operators.iter().filter_map(|o| o.state_warning()) {
             tracing::warn!(query = sink_name, "{warning}");
         }
