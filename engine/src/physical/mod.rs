@@ -6,6 +6,7 @@ pub(crate) mod harness;
 mod hop_panes;
 mod late_rows;
 pub mod planner;
+mod row_hash;
 mod session_merge;
 mod streaming_aggregate;
 mod streaming_dedup;

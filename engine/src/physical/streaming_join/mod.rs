@@ -7,9 +7,11 @@
 //! **Per batch** (Spark's order, so each matching pair is emitted exactly once):
 //! 1. each side's late rows are dropped: event time at or before the watermark of the
 //!    previous batch (`eventTimeWatermarkForLateEvents`), counted per side;
-//! 2. in each state partition, in parallel: the new left rows join the right side's state
-//!    and the new right rows; the left side's state joins the new right rows ([`pairs`]);
-//!    the rows that found a partner are flagged;
+//! 2. in each state partition, in parallel: the new left rows look up the right side's state
+//!    and new rows by key, the new right rows look up the left side's state ([`keys`]: each
+//!    state batch's hash index is kept between batches, so no state row is scanned), and the
+//!    pairs meeting the condition are joined ([`pairs`]); the rows that found a partner are
+//!    flagged;
 //! 3. rows are evicted with the watermark in force for this batch
 //!    (`eventTimeWatermarkForEviction`): those at or before their side's [`StateEviction`];
 //!    evicted rows never flagged give their null-padded row (outer joins), once. A new row
@@ -20,6 +22,7 @@
 //!
 //! [`StateEviction`]: weir_sql::logical::StateEviction
 
+mod keys;
 mod pairs;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -49,7 +52,8 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use self::pairs::{KeyIndex, Keyed, join_pairs, mask};
+use self::keys::{BatchKeys, StateKeys};
+use self::pairs::{join_pairs, mask};
 use super::late_rows::after;
 use crate::error::WeirError;
 use crate::runtime::{BatchContext, BatchWatermarks};
@@ -92,6 +96,12 @@ pub struct StreamingJoinExec {
     plan_metrics: ExecutionPlanMetricsSet,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
+}
+
+/// One stored batch of a side: its columns and its index by key.
+struct Side {
+    columns: Vec<ArrayRef>,
+    index: Arc<BatchKeys>,
 }
 
 /// What one state partition gave in one batch.
@@ -169,6 +179,14 @@ impl StreamingJoinExec {
         let [left, right] = tables;
         let ((left_table, left_new), (right_table, right_new)) = (left?, right?);
         let (left_old, right_old) = (left_table.committed(), right_table.committed());
+        let index_of = |side: &str| {
+            let name = format!("{}.{side}.keys", self.operator_id);
+            batch
+                .state
+                .part(&name, || Ok(StateKeys::default()))
+                .map_err(weir_error)
+        };
+        let indexes = (index_of("left")?, index_of("right")?);
         let eviction = self.watermarks.eviction.map(|w| w.ms());
         let tasks = left_old
             .into_iter()
@@ -177,8 +195,10 @@ impl StreamingJoinExec {
             .map(|((left_old, right_old), (left_new, right_new))| {
                 let this = self.clone();
                 let tables = (left_table.clone(), right_table.clone());
+                let indexes = (Arc::clone(&indexes.0), Arc::clone(&indexes.1));
                 tokio::task::spawn_blocking(move || {
-                    this.join_partition(&tables, left_old, right_old, left_new, right_new, eviction)
+                    let (old, new) = ((left_old, right_old), (left_new, right_new));
+                    this.join_partition(&tables, &indexes, old, new, eviction)
                 })
             });
         let mut output = Vec::new();
@@ -199,6 +219,13 @@ impl StreamingJoinExec {
             left_staged.push(joined.left.staged);
             right_staged.push(joined.right.staged);
         }
+        // The indexes of batches the state no longer holds are dropped.
+        indexes
+            .0
+            .keep_only(left_staged.iter().flat_map(|p| &p.state));
+        indexes
+            .1
+            .keep_only(right_staged.iter().flat_map(|p| &p.state));
         left_table.stage(left_staged);
         right_table.stage(right_staged);
 
@@ -249,10 +276,9 @@ impl StreamingJoinExec {
     fn join_partition(
         &self,
         (left_table, right_table): &(TimeKeyedTable, TimeKeyedTable),
-        left_old: Vec<RecordBatch>,
-        right_old: Vec<RecordBatch>,
-        left_new: RecordBatch,
-        right_new: RecordBatch,
+        indexes: &(Arc<StateKeys>, Arc<StateKeys>),
+        (left_old, right_old): (Vec<RecordBatch>, Vec<RecordBatch>),
+        (left_new, right_new): (RecordBatch, RecordBatch),
         eviction: Option<i64>,
     ) -> Result<PartitionJoined> {
         let key_types: Vec<DataType> = self
@@ -262,20 +288,24 @@ impl StreamingJoinExec {
             .map(|k| k.data_type(&self.left.input.schema()))
             .collect::<Result<_>>()?;
         let converter = RowConverter::new(key_types.into_iter().map(SortField::new).collect())?;
-        let keyed = |side: &JoinSide, stored: &RecordBatch| -> Result<Keyed> {
-            let rows = RecordBatch::try_new(side.input.schema(), user_columns(stored))?;
-            let keys = evaluate(&side.keys, &rows)?;
-            Keyed::new(&converter, rows.columns().to_vec(), rows.num_rows(), &keys)
+        // Each stored batch (state and new) with its index by key, kept between batches.
+        let keyed = |side: &JoinSide, keys: &StateKeys, stored: &RecordBatch| -> Result<Side> {
+            let columns = user_columns(stored);
+            let index = keys.of(stored, || {
+                let rows = RecordBatch::try_new(side.input.schema(), columns.clone())?;
+                BatchKeys::build(&converter, &evaluate(&side.keys, &rows)?)
+            })?;
+            Ok(Side { columns, index })
         };
-        let lefts: Vec<Keyed> = left_old
+        let lefts: Vec<Side> = left_old
             .iter()
             .chain(std::iter::once(&left_new))
-            .map(|b| keyed(&self.left, b))
+            .map(|b| keyed(&self.left, &indexes.0, b))
             .collect::<Result<_>>()?;
-        let rights: Vec<Keyed> = right_old
+        let rights: Vec<Side> = right_old
             .iter()
             .chain(std::iter::once(&right_new))
-            .map(|b| keyed(&self.right, b))
+            .map(|b| keyed(&self.right, &indexes.1, b))
             .collect::<Result<_>>()?;
         let (new_left, new_right) = (lefts.len() - 1, rights.len() - 1);
         let mut left_matched: Vec<Option<BooleanArray>> = vec![None; lefts.len()];
@@ -288,47 +318,34 @@ impl StreamingJoinExec {
             };
             Ok(())
         };
-        // New left rows with every right row (state and new).
-        let index = KeyIndex::new(&lefts[new_left]);
-        for (r, right) in rights.iter().enumerate() {
-            let (right_rows, left_rows) = index.probe(right);
-            if right_rows.is_empty() {
-                continue;
-            }
-            let joined = join_pairs(
-                &self.joined_schema,
-                &lefts[new_left],
-                right,
-                left_rows,
-                right_rows,
-                self.condition.as_ref(),
-            )?;
-            merge(
-                &mut left_matched[new_left],
-                mask(lefts[new_left].rows, &joined.left),
-            )?;
-            merge(&mut right_matched[r], mask(right.rows, &joined.right))?;
-            pairs_found.push((new_left, joined));
-        }
-        // The left side's state with the new right rows.
-        let index = KeyIndex::new(&rights[new_right]);
-        for (l, left) in lefts.iter().enumerate().take(new_left) {
-            let (left_rows, right_rows) = index.probe(left);
+        // The new left rows look up every right batch (state and new); the new right rows
+        // look up the left side's state: each pair once, no state row scanned.
+        let probes = (0..rights.len())
+            .map(|r| (new_left, r, true))
+            .chain((0..new_left).map(|l| (l, new_right, false)));
+        for (l, r, left_probes) in probes {
+            let (left, right) = (&lefts[l], &rights[r]);
+            let (left_rows, right_rows) = if left_probes {
+                right.index.probe(&left.index)
+            } else {
+                let (right_rows, left_rows) = left.index.probe(&right.index);
+                (left_rows, right_rows)
+            };
             if left_rows.is_empty() {
                 continue;
             }
             let joined = join_pairs(
                 &self.joined_schema,
-                left,
-                &rights[new_right],
+                &left.columns,
+                &right.columns,
                 left_rows,
                 right_rows,
                 self.condition.as_ref(),
             )?;
-            merge(&mut left_matched[l], mask(left.rows, &joined.left))?;
+            merge(&mut left_matched[l], mask(left.index.rows(), &joined.left))?;
             merge(
-                &mut right_matched[new_right],
-                mask(rights[new_right].rows, &joined.right),
+                &mut right_matched[r],
+                mask(right.index.rows(), &joined.right),
             )?;
             pairs_found.push((l, joined));
         }

@@ -17,8 +17,8 @@ use datafusion::physical_plan::aggregates::group_values::new_group_values;
 use datafusion::physical_plan::aggregates::order::GroupOrdering;
 use hashbrown::{HashMap, HashSet};
 
-use super::hash::stable_hash;
 use crate::error::{Result, WeirError};
+use crate::physical::row_hash::stable_hash;
 use crate::state::key_converter;
 
 fn arrow_error(e: arrow::error::ArrowError) -> WeirError {

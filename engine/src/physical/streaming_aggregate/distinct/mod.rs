@@ -5,7 +5,6 @@
 
 mod flags;
 mod group_numbers;
-mod hash;
 mod pair_set;
 mod pair_slots;
 mod pair_table;

@@ -10,7 +10,7 @@
 //!   once per row between them.
 //!
 //! A pair's state partition follows from a hash of the group's key and of the value that is
-//! the same in every process and release ([`stable_hash`](super::hash::stable_hash), [`PairHashes::partition`]); group
+//! the same in every process and release ([`stable_hash`](crate::physical::row_hash::stable_hash), [`PairHashes::partition`]); group
 //! numbers are local to the process and only used within a partition's table.
 
 use arrow::array::{Array, ArrayRef};
@@ -19,9 +19,9 @@ use arrow::row::{RowConverter, Rows, SortField};
 use hashbrown::{HashSet, HashTable};
 
 use super::group_numbers::GroupId;
-use super::hash::{K, mix, stable_hash};
 use super::pair_slots::{MAX_GROUP, Members, Pair, PairSlots};
 use crate::error::{Result, WeirError};
+use crate::physical::row_hash::{K, mix, stable_hash};
 
 /// The two hashes of a pair, from its group's and its value's stable hashes.
 pub(super) struct PairHashes;

@@ -1,10 +1,11 @@
-//! A hash of keys that is the same in every process and release, so that a pair goes to the
-//! same state partition after a restart.
+//! A hash of row-encoded keys that is the same in every process and release (so that a
+//! `count(DISTINCT)` pair goes to the same state partition after a restart), and fast enough
+//! for the operators' in-memory key indexes.
 
-pub(super) const K: u64 = 0x9e37_79b9_7f4a_7c15;
+pub(crate) const K: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Murmur3's 64-bit finalizer: every input bit moves the high and the low output bits.
-pub(super) fn mix(mut hash: u64) -> u64 {
+pub(crate) fn mix(mut hash: u64) -> u64 {
     hash ^= hash >> 33;
     hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
     hash ^= hash >> 33;
@@ -14,7 +15,7 @@ pub(super) fn mix(mut hash: u64) -> u64 {
 
 /// A hash of a row encoding that is the same in every process and release, read 8 bytes at
 /// a time.
-pub(super) fn stable_hash(key: &[u8]) -> u64 {
+pub(crate) fn stable_hash(key: &[u8]) -> u64 {
     let mut chunks = key.chunks_exact(8);
     let mut hash = (key.len() as u64).wrapping_mul(K);
     for chunk in &mut chunks {
