@@ -8,6 +8,7 @@ mod late_rows;
 pub mod planner;
 mod row_hash;
 mod session_merge;
+mod state_keys;
 mod streaming_aggregate;
 mod streaming_dedup;
 mod streaming_join;

@@ -3,7 +3,9 @@
 //!
 //! **State**: a [`TimeKeyedTable`] (`<id>`), split into the state partitions by key, holding
 //! one row per key: for `DISTINCT` the row itself; for keep-first the key's earliest row so
-//! far, its `matched` flag set once it has been emitted (the key then only drops rows).
+//! far, its `matched` flag set once it has been emitted (the key then only drops rows). Each
+//! state batch's hash index by key is kept between batches (`state_keys.rs`), so a batch looks
+//! its rows up rather than scanning the state.
 //!
 //! **Per batch**: late rows are dropped (event time at or before the previous batch's
 //! watermark) and counted; in each state partition, in parallel, the batch's rows are looked
@@ -41,6 +43,7 @@ use futures::StreamExt;
 use weir_sql::logical::DedupKind;
 
 use super::late_rows::after;
+use super::state_keys::{BatchKeys, StateKeys};
 use crate::error::WeirError;
 use crate::runtime::{BatchContext, BatchWatermarks};
 use crate::state::{Advanced, TIME_KEYED_PREFIX, TimeKeyedTable, matched_flags, user_columns};
@@ -122,9 +125,15 @@ impl StreamingDedupExec {
             .collect();
         let routed = table.route(batch.batch, &rows, &keys).map_err(weir_error)?;
         let eviction = self.watermarks.eviction.map(|w| w.ms());
+        let index = batch
+            .state
+            .part(&format!("{}.keys", self.operator_id), || {
+                Ok(StateKeys::default())
+            })
+            .map_err(weir_error)?;
         let tasks = table.committed().into_iter().zip(routed).map(|(old, new)| {
-            let (this, table) = (self.clone(), table.clone());
-            tokio::task::spawn_blocking(move || this.partition(&table, old, new, eviction))
+            let (this, table, index) = (self.clone(), table.clone(), Arc::clone(&index));
+            tokio::task::spawn_blocking(move || this.partition(&table, &index, old, new, eviction))
         });
         let (mut output, mut staged, mut evicted) = (Vec::new(), Vec::new(), 0u64);
         for done in futures::future::try_join_all(tasks)
@@ -136,6 +145,7 @@ impl StreamingDedupExec {
             evicted += gone;
             staged.push(advanced.staged);
         }
+        index.keep_only(staged.iter().flat_map(|p| &p.state));
         table.stage(staged);
 
         let emitted: usize = output.iter().map(RecordBatch::num_rows).sum();
@@ -156,6 +166,7 @@ impl StreamingDedupExec {
     fn partition(
         &self,
         table: &TimeKeyedTable,
+        index: &StateKeys,
         old: Vec<RecordBatch>,
         new: RecordBatch,
         eviction: Option<i64>,
@@ -167,25 +178,29 @@ impl StreamingDedupExec {
                 .map(|&k| SortField::new(new.column(k).data_type().clone()))
                 .collect(),
         )?;
-        let encode = |b: &RecordBatch| {
-            let columns: Vec<ArrayRef> = key_columns
+        // The committed rows by key (each batch's index kept between batches): where a key's
+        // row is.
+        let columns_of = |b: &RecordBatch| -> Vec<ArrayRef> {
+            key_columns
                 .iter()
                 .map(|&k| Arc::clone(b.column(k)))
-                .collect();
-            converter.convert_columns(&columns)
+                .collect()
         };
-        // Each key of the committed rows: where its row is.
         let old_keys = old
             .iter()
-            .map(encode)
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let mut known: HashMap<&[u8], (usize, usize)> = HashMap::new();
-        for (b, keys) in old_keys.iter().enumerate() {
-            for (r, key) in keys.iter().enumerate() {
-                known.insert(key.data(), (b, r));
-            }
-        }
-        let new_keys = encode(&new)?;
+            .map(|b| {
+                index.of(b, || {
+                    BatchKeys::build_nulls_equal(&converter, &columns_of(b))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let known = |key: &[u8]| {
+            old_keys
+                .iter()
+                .enumerate()
+                .find_map(|(b, keys)| keys.rows_of(key).next().map(|r| (b, r as usize)))
+        };
+        let new_keys = converter.convert_columns(&columns_of(&new))?;
         let times = match self.time {
             Some(t) => Some(event_times(new.column(t + TIME_KEYED_PREFIX))?),
             None => None,
@@ -205,16 +220,16 @@ impl StreamingDedupExec {
                 let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
                 for (i, key) in new_keys.iter().enumerate() {
                     let key = key.data();
-                    keep[i] = !known.contains_key(key) && seen.insert(key);
+                    keep[i] = known(key).is_none() && seen.insert(key);
                 }
             }
             (DedupKind::KeepFirst, Some(times)) => {
                 let mut best: HashMap<&[u8], Best> = HashMap::new();
                 for (i, key) in new_keys.iter().enumerate() {
                     let (key, time) = (key.data(), times.value(i));
-                    let current = *best.entry(key).or_insert_with(|| match known.get(key) {
-                        Some(&(b, r)) if matched_flags(&old[b]).value(r) => Best::Emitted,
-                        Some(&(b, r)) => Best::Committed(b, r, old_times[b].value(r)),
+                    let current = *best.entry(key).or_insert_with(|| match known(key) {
+                        Some((b, r)) if matched_flags(&old[b]).value(r) => Best::Emitted,
+                        Some((b, r)) => Best::Committed(b, r, old_times[b].value(r)),
                         None => Best::Nothing,
                     });
                     match current {

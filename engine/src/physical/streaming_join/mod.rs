@@ -8,8 +8,9 @@
 //! 1. each side's late rows are dropped: event time at or before the watermark of the
 //!    previous batch (`eventTimeWatermarkForLateEvents`), counted per side;
 //! 2. in each state partition, in parallel: the new left rows look up the right side's state
-//!    and new rows by key, the new right rows look up the left side's state ([`keys`]: each
-//!    state batch's hash index is kept between batches, so no state row is scanned), and the
+//!    and new rows by key, the new right rows look up the left side's state (each
+//!    state batch's hash index is kept between batches, `state_keys.rs`, so no state row is
+//!    scanned), and the
 //!    pairs meeting the condition are joined ([`pairs`]); the rows that found a partner are
 //!    flagged;
 //! 3. rows are evicted with the watermark in force for this batch
@@ -22,7 +23,6 @@
 //!
 //! [`StateEviction`]: weir_sql::logical::StateEviction
 
-mod keys;
 mod pairs;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -52,9 +52,9 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use self::keys::{BatchKeys, StateKeys};
 use self::pairs::{join_pairs, mask};
 use super::late_rows::after;
+use super::state_keys::{BatchKeys, StateKeys};
 use crate::error::WeirError;
 use crate::runtime::{BatchContext, BatchWatermarks};
 use crate::state::{Advanced, TimeKeyedTable, matched_flags, user_columns};

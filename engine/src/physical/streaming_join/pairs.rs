@@ -4,7 +4,7 @@
 //! DataFusion's `HashJoinExec` would rebuild its hash table over the state on every call and
 //! does not say which input rows matched; a streaming join needs to know which state rows
 //! found a partner (their `matched` flag, for outer and semi joins) and to keep its state's
-//! hash indexes between batches. So the pairs are found with the indexes of `keys.rs` (an
+//! hash indexes between batches. So the pairs are found with the indexes of `state_keys.rs` (an
 //! `arrow` row encoding of the keys, as `HashJoinExec` and the aggregate's group keys use),
 //! and the condition is DataFusion's physical expression over `[left, right]`.
 

@@ -1,9 +1,10 @@
-//! The join's rows by key: [`BatchKeys`], a hash index of one batch of rows by their join key
-//! (its `arrow` row encoding), and [`StateKeys`], the indexes of a side's state batches kept
-//! between micro-batches.
+//! State rows by key, for the operators that look their state up by key (a join's sides,
+//! deduplication): [`BatchKeys`], a hash index of one batch of rows by their key (its `arrow`
+//! row encoding), and [`StateKeys`], the indexes of an operator's state batches kept between
+//! micro-batches.
 //!
-//! A batch probes the other side's state with its few new rows, one hash lookup per new row and
-//! state batch, rather than encoding and scanning every state row each time: a state batch
+//! A batch looks its few new rows up in the state, one hash lookup per new row and state
+//! batch, rather than encoding and scanning every state row each time: a state batch
 //! that does not change (the store leaves untouched batches as they are) keeps its index, and
 //! only batches the store rebuilt (rows evicted, a compaction) are indexed again. A batch is
 //! known by its row-id column's buffer (address and length), which a changed batch never
@@ -28,7 +29,7 @@ const END: u32 = u32::MAX;
 
 /// One batch's rows by join key (rows with a null key match nothing and are left out).
 #[derive(Debug)]
-pub(super) struct BatchKeys {
+pub(crate) struct BatchKeys {
     keys: Rows,
     valid: Option<BooleanArray>,
     /// The first row of each key.
@@ -38,10 +39,21 @@ pub(super) struct BatchKeys {
 }
 
 impl BatchKeys {
-    /// The index of rows whose keys are `keys` (arrays computed from them).
-    pub(super) fn build(converter: &RowConverter, keys: &[ArrayRef]) -> Result<Self> {
+    /// The index of rows whose keys are `keys` (arrays computed from them); a row with a null
+    /// key is left out (it matches nothing, as in a join).
+    pub(crate) fn build(converter: &RowConverter, keys: &[ArrayRef]) -> Result<Self> {
+        Self::build_with(converter, keys, false)
+    }
+
+    /// As [`build`](Self::build), with null keys equal to each other (as `DISTINCT` and
+    /// `PARTITION BY` have them).
+    pub(crate) fn build_nulls_equal(converter: &RowConverter, keys: &[ArrayRef]) -> Result<Self> {
+        Self::build_with(converter, keys, true)
+    }
+
+    fn build_with(converter: &RowConverter, keys: &[ArrayRef], nulls_equal: bool) -> Result<Self> {
         let mut valid: Option<BooleanArray> = None;
-        for key in keys {
+        for key in keys.iter().filter(|_| !nulls_equal) {
             if key.null_count() > 0 {
                 let present = is_not_null(key)?;
                 valid = Some(match valid {
@@ -81,30 +93,44 @@ impl BatchKeys {
     }
 
     /// The number of rows indexed.
-    pub(super) fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.next.len()
     }
 
+    /// The key of row `i` in row format, or `None` for a null key.
+    pub(crate) fn key(&self, i: usize) -> Option<&[u8]> {
+        self.valid
+            .as_ref()
+            .is_none_or(|v| v.value(i))
+            .then(|| self.keys.row(i).data())
+    }
+
+    /// The rows whose key is `key`.
+    pub(crate) fn rows_of(&self, key: &[u8]) -> impl Iterator<Item = u32> + '_ {
+        let same = |&head: &u32| self.keys.row(head as usize).data() == key;
+        let head = self
+            .heads
+            .find(stable_hash(key), same)
+            .copied()
+            .unwrap_or(END);
+        // `successors` asks for the next row as it yields one: none after the chain's end.
+        std::iter::successors(Some(head), |&row| {
+            (row != END).then(|| self.next[row as usize])
+        })
+        .take_while(|&row| row != END)
+    }
+
     /// The pairs `(row of probe, row of self)` with equal keys.
-    pub(super) fn probe(&self, probe: &BatchKeys) -> (Vec<u32>, Vec<u32>) {
+    pub(crate) fn probe(&self, probe: &BatchKeys) -> (Vec<u32>, Vec<u32>) {
         let (mut probed, mut found) = (Vec::new(), Vec::new());
         if self.heads.is_empty() {
             return (probed, found);
         }
         for i in 0..probe.rows() {
-            if !probe.valid.as_ref().is_none_or(|v| v.value(i)) {
-                continue;
-            }
-            let key = probe.keys.row(i).data();
-            let same = |&head: &u32| self.keys.row(head as usize).data() == key;
-            let Some(&head) = self.heads.find(stable_hash(key), same) else {
-                continue;
-            };
-            let mut row = head;
-            while row != END {
+            let Some(key) = probe.key(i) else { continue };
+            for row in self.rows_of(key) {
                 probed.push(i as u32);
                 found.push(row);
-                row = self.next[row as usize];
             }
         }
         (probed, found)
@@ -126,7 +152,7 @@ fn identity(stored: &RecordBatch) -> Identity {
 /// The indexes of one side's state batches, kept between micro-batches (a [`StatePart`] of
 /// the join: its bytes count in the join's state).
 #[derive(Debug, Default)]
-pub(super) struct StateKeys {
+pub(crate) struct StateKeys {
     /// Each index with its batch's row ids, held so that their buffer's address is not reused
     /// by another batch while the index is kept.
     batches: Mutex<HashMap<Identity, (ArrayRef, Arc<BatchKeys>)>>,
@@ -134,7 +160,7 @@ pub(super) struct StateKeys {
 
 impl StateKeys {
     /// The index of `stored`, built by `build` unless it is kept already.
-    pub(super) fn of(
+    pub(crate) fn of(
         &self,
         stored: &RecordBatch,
         build: impl FnOnce() -> Result<BatchKeys>,
@@ -150,7 +176,7 @@ impl StateKeys {
     }
 
     /// Forgets the indexes of batches no longer in `state`.
-    pub(super) fn keep_only<'a>(&self, state: impl Iterator<Item = &'a RecordBatch>) {
+    pub(crate) fn keep_only<'a>(&self, state: impl Iterator<Item = &'a RecordBatch>) {
         let alive: std::collections::HashSet<Identity> = state.map(identity).collect();
         self.lock().retain(|id, _| alive.contains(id));
     }
@@ -164,5 +190,46 @@ impl StatePart for StateKeys {
     /// No rows of its own (they are the side's); the bytes of its indexes.
     fn size(&self) -> (u64, u64) {
         (0, self.lock().values().map(|(_, k)| k.bytes()).sum())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use arrow::array::Int64Array;
+    use arrow::datatypes::DataType;
+    use arrow::row::SortField;
+
+    use super::*;
+
+    fn converter() -> RowConverter {
+        RowConverter::new(vec![SortField::new(DataType::Int64)]).unwrap()
+    }
+
+    fn keys(values: Vec<Option<i64>>) -> Vec<ArrayRef> {
+        vec![Arc::new(Int64Array::from(values))]
+    }
+
+    #[test]
+    fn rows_are_found_by_key_all_of_them_and_null_keys_only_when_nulls_are_equal() {
+        let index = BatchKeys::build(
+            &converter(),
+            &keys(vec![Some(1), Some(2), Some(1), None, Some(1)]),
+        )
+        .unwrap();
+        let probe =
+            BatchKeys::build(&converter(), &keys(vec![Some(1), None, Some(3), Some(2)])).unwrap();
+        let (probed, found) = index.probe(&probe);
+        let mut pairs: Vec<(u32, u32)> = probed.into_iter().zip(found).collect();
+        pairs.sort_unstable();
+        assert_eq!(pairs, [(0, 0), (0, 2), (0, 4), (3, 1)]);
+
+        let with_nulls =
+            BatchKeys::build_nulls_equal(&converter(), &keys(vec![None, Some(5), None])).unwrap();
+        let null_key = with_nulls.key(0).unwrap().to_vec();
+        let mut rows: Vec<u32> = with_nulls.rows_of(&null_key).collect();
+        rows.sort_unstable();
+        assert_eq!(rows, [0, 2]);
+        assert_eq!(index.rows_of(&null_key).count(), 0);
     }
 }
