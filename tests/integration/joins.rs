@@ -189,6 +189,19 @@ fn window_joins() -> Vec<(String, String)> {
                  ON p.k = q.k AND p.s = q.s"
             ),
         ),
+        // Nexmark q7's shape: each window's maximum joined back to the rows that reach it,
+        // bounded by the window's end (so the rows leave state as windows close).
+        (
+            "SELECT b.k, b.v, b.ts FROM l AS b JOIN (SELECT max(v) AS top, window_end AS wend \
+             FROM TUMBLE(l, ts, INTERVAL '4' SECOND) GROUP BY window_start, window_end) AS m \
+             ON b.v = m.top AND b.ts >= m.wend - INTERVAL '4' SECOND AND b.ts < m.wend"
+                .to_string(),
+            format!(
+                "SELECT b.k, b.v, b.ts FROM l AS b JOIN (SELECT max(v) AS top, {WINDOW} + \
+                 INTERVAL '4' SECOND AS wend FROM l GROUP BY {WINDOW}) AS m ON b.v = m.top AND \
+                 b.ts >= m.wend - INTERVAL '4' SECOND AND b.ts < m.wend"
+            ),
+        ),
     ]
 }
 
@@ -200,7 +213,7 @@ proptest! {
         left in side(),
         right in side(),
         per_batch in (1usize..12, 1usize..12),
-        case in 0usize..2,
+        case in 0usize..3,
     ) {
         let (streaming, batch) = window_joins().swap_remove(case);
         let runtime = case_runtime();
@@ -285,6 +298,21 @@ async fn explain_says_how_long_each_side_is_kept() {
         unbounded
             .contains("keeps left rows forever (no watermark bound: state grows without limit)"),
         "{unbounded}"
+    );
+    // q7's shape: the window's end (an aggregation's output) bounds the rows joined to its
+    // maximum: `b.ts >= m.wend - 4 s` keeps them until `b.ts <= watermark - 4 s - 1 ms`.
+    let q7 = text(
+        engine
+            .sql(&format!("EXPLAIN {}", window_joins()[2].0))
+            .await
+            .expect("explain"),
+    );
+    assert!(
+        q7.contains(
+            "keeps left rows until b.ts <= watermark - 4001 ms, right rows until m.wend <= \
+             watermark"
+        ),
+        "{q7}"
     );
 }
 

@@ -223,13 +223,21 @@ fn equi_pair(conjunct: &Expr, left: &DFSchema, right: &DFSchema) -> Result<Optio
 }
 
 /// The first watermarked event-time column of `plan`'s output, qualified.
+/// The side's event time with a watermark: its watermarked column, or else the end of a
+/// window over one (an append-mode windowed aggregation's output, whose window ends the
+/// watermark has just passed: Nexmark q7's maximum joined back to its bids).
 fn watermarked(plan: &LogicalPlan) -> Option<Column> {
-    let name = watermarked_columns(plan).into_iter().next()?;
-    let (qualifier, field) = plan
-        .schema()
-        .qualified_field_with_unqualified_name(&name)
-        .ok()?;
-    Some(Column::new(qualifier.cloned(), field.name()))
+    if let Some(name) = watermarked_columns(plan).into_iter().next() {
+        let (qualifier, field) = plan
+            .schema()
+            .qualified_field_with_unqualified_name(&name)
+            .ok()?;
+        return Some(Column::new(qualifier.cloned(), field.name()));
+    }
+    plan.schema()
+        .iter()
+        .find(|(_, field)| WindowColumn::of(field).end_watermarked == Some(true))
+        .map(|(qualifier, field)| Column::new(qualifier.cloned(), field.name()))
 }
 
 /// Whether `column` of `plan` is closed by the watermark: a watermarked event time, or the
