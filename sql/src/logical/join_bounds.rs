@@ -127,8 +127,12 @@ fn collect(expr: &Expr, negate: bool, terms: &mut Vec<Term>) -> Option<()> {
             _ => None,
         },
         Expr::Negative(inner) => collect(inner, !negate, terms),
-        Expr::Cast(cast) => collect(&cast.expr, negate, terms),
-        Expr::TryCast(cast) => collect(&cast.expr, negate, terms),
+        // Only a cast that cannot truncate (to nanoseconds, the finest unit) keeps the value: a
+        // cast to a date or a coarser unit would make the bound unsound.
+        Expr::Cast(cast) if lossless(cast.field.data_type()) => collect(&cast.expr, negate, terms),
+        Expr::TryCast(cast) if lossless(cast.field.data_type()) => {
+            collect(&cast.expr, negate, terms)
+        }
         Expr::Alias(alias) => collect(&alias.expr, negate, terms),
         Expr::Column(column) => {
             terms.push(Term::Column(column.clone(), negate));
@@ -141,6 +145,12 @@ fn collect(expr: &Expr, negate: bool, terms: &mut Vec<Term>) -> Option<()> {
         }
         _ => None,
     }
+}
+
+/// Whether a cast to `to` keeps every timestamp's value.
+fn lossless(to: &datafusion::arrow::datatypes::DataType) -> bool {
+    use datafusion::arrow::datatypes::{DataType, TimeUnit};
+    matches!(to, DataType::Timestamp(TimeUnit::Nanosecond, _))
 }
 
 /// A fixed interval literal in milliseconds (a day is 24 hours, as in Spark); `None` for
@@ -179,7 +189,7 @@ pub(crate) fn conjuncts(expr: &Expr) -> Vec<&Expr> {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::logical_expr::{col, lit};
+    use datafusion::logical_expr::{cast, col, lit};
 
     use super::*;
 
@@ -213,6 +223,19 @@ mod tests {
         assert_eq!(value_eviction(&filter, &b, &a).unwrap().offset_ms, -5_000);
         // Nothing bounds a from below.
         assert_eq!(value_eviction(&filter, &a, &b), None);
+    }
+
+    #[test]
+    fn a_truncating_cast_bounds_nothing() {
+        use datafusion::arrow::datatypes::{DataType, TimeUnit};
+        let (a, b) = (Column::from("a.ts"), Column::from("b.ts"));
+        let to_date = col("b.ts").gt_eq(cast(col("a.ts"), DataType::Date32));
+        assert_eq!(value_eviction(&to_date, &b, &a), None);
+        let to_nanos = col("b.ts").gt_eq(cast(
+            col("a.ts"),
+            DataType::Timestamp(TimeUnit::Nanosecond, None),
+        ));
+        assert_eq!(value_eviction(&to_nanos, &b, &a).unwrap().offset_ms, -1);
     }
 
     #[test]

@@ -109,7 +109,10 @@ impl StreamingJoinNode {
             let (Expr::Column(lc), Expr::Column(rc)) = (l, r) else {
                 continue;
             };
-            if closes_by_watermark(&self.left, lc) || closes_by_watermark(&self.right, rc) {
+            let timestamps = is_timestamp(&self.left, lc) && is_timestamp(&self.right, rc);
+            if timestamps
+                && (closes_by_watermark(&self.left, lc) || closes_by_watermark(&self.right, rc))
+            {
                 let by_key = |column: &Column| StateEviction {
                     column: column.clone(),
                     offset_ms: 0,
@@ -238,6 +241,16 @@ fn watermarked(plan: &LogicalPlan) -> Option<Column> {
         .iter()
         .find(|(_, field)| WindowColumn::of(field).end_watermarked == Some(true))
         .map(|(qualifier, field)| Column::new(qualifier.cloned(), field.name()))
+}
+
+/// Whether `column` of `plan` is a timestamp (only those are compared with the watermark).
+fn is_timestamp(plan: &LogicalPlan, column: &Column) -> bool {
+    plan.schema().field_from_column(column).is_ok_and(|f| {
+        matches!(
+            f.data_type(),
+            datafusion::arrow::datatypes::DataType::Timestamp(..)
+        )
+    })
 }
 
 /// Whether `column` of `plan` is closed by the watermark: a watermarked event time, or the

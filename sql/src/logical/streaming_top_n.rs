@@ -11,7 +11,8 @@
 //!   the input only grows). `complete` emits every partition's ranking each batch, `update`
 //!   the whole ranking of each partition a batch changed; `append` is refused.
 //!
-//! Rows that tie on the ORDER BY columns rank in the order they arrived. The input must be
+//! Rows that tie on the ORDER BY columns rank by their other values (deterministic, so a re-run
+//! batch ranks them as its first attempt did). The input must be
 //! append-only: over an aggregation only a window Top-N of an append-mode windowed
 //! aggregation runs (each window's groups arrive once, when it closes).
 

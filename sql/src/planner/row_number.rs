@@ -64,15 +64,18 @@ fn bound(predicate: &Expr) -> Option<(Column, u64)> {
     let Expr::BinaryExpr(BinaryExpr { left, op, right }) = predicate else {
         return None;
     };
+    // Integer literals only: `rn < 2.5` is not `rn <= 1`.
     let number = |e: &Expr| -> Option<i64> {
         match unaliased(e) {
-            Expr::Literal(value, _) => match value
-                .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
-                .ok()?
-            {
-                ScalarValue::Int64(Some(n)) => Some(n),
-                _ => None,
-            },
+            Expr::Literal(value, _) if value.data_type().is_integer() => {
+                match value
+                    .cast_to(&datafusion::arrow::datatypes::DataType::Int64)
+                    .ok()?
+                {
+                    ScalarValue::Int64(Some(n)) => Some(n),
+                    _ => None,
+                }
+            }
             _ => None,
         }
     };

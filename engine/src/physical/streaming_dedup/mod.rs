@@ -11,7 +11,9 @@
 //! watermark) and counted; in each state partition, in parallel, the batch's rows are looked
 //! up by key in the partition's rows. `DISTINCT` emits and keeps the rows whose key is new
 //! (the first of the batch's rows with it). Keep-first keeps, per key not yet emitted, the
-//! row of least event time among the kept one and the batch's (the first on a tie), then
+//! row of least event time among the kept one and the batch's (on a tie the least by value, so
+//! a re-run keeps the same row whatever order its input arrives in; a null time sorts last),
+//! then
 //! emits every kept row the watermark in force for this batch has reached, with row number
 //! 1. Keys holding the event time leave state once it is at or before that watermark.
 
@@ -24,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt8Array, UInt64Array};
 use arrow::compute::{cast, concat_batches, filter_record_batch};
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, SortField};
@@ -172,20 +174,24 @@ impl StreamingDedupExec {
         eviction: Option<i64>,
     ) -> Result<(Vec<RecordBatch>, Advanced, u64)> {
         let key_columns: Vec<usize> = self.keys.iter().map(|k| k + TIME_KEYED_PREFIX).collect();
-        let converter = RowConverter::new(
-            key_columns
-                .iter()
-                .map(|&k| SortField::new(new.column(k).data_type().clone()))
-                .collect(),
-        )?;
-        // The committed rows by key (each batch's index kept between batches): where a key's
-        // row is.
+        // The key columns; without PARTITION BY, one key for every row.
         let columns_of = |b: &RecordBatch| -> Vec<ArrayRef> {
+            if key_columns.is_empty() {
+                return vec![Arc::new(UInt8Array::from(vec![0u8; b.num_rows()]))];
+            }
             key_columns
                 .iter()
                 .map(|&k| Arc::clone(b.column(k)))
                 .collect()
         };
+        let converter = RowConverter::new(
+            columns_of(&new)
+                .iter()
+                .map(|k| SortField::new(k.data_type().clone()))
+                .collect(),
+        )?;
+        // The committed rows by key (each batch's index kept between batches): where a key's
+        // row is.
         let old_keys = old
             .iter()
             .map(|b| {
@@ -205,13 +211,34 @@ impl StreamingDedupExec {
             Some(t) => Some(event_times(new.column(t + TIME_KEYED_PREFIX))?),
             None => None,
         };
-        let old_times = match self.time {
-            Some(t) => old
-                .iter()
-                .map(|b| event_times(b.column(t + TIME_KEYED_PREFIX)))
-                .collect::<Result<Vec<_>>>()?,
-            None => Vec::new(),
+        // A committed row's time, read when a key needs it (not the whole state's).
+        let old_time = |b: usize, r: usize| -> Result<i64> {
+            let Some(t) = self.time else {
+                return Ok(i64::MAX);
+            };
+            let times = event_times(&old[b].column(t + TIME_KEYED_PREFIX).slice(r, 1))?;
+            Ok(if times.is_null(0) {
+                i64::MAX
+            } else {
+                times.value(0)
+            })
         };
+        // Rows tying on the time are ordered by their values, so a re-run whose input arrives
+        // in another order keeps the same row (no order among equal rows is needed).
+        let values = RowConverter::new(
+            new.schema().fields()[TIME_KEYED_PREFIX..]
+                .iter()
+                .map(|f| SortField::new(f.data_type().clone()))
+                .collect(),
+        )
+        .ok();
+        let encode = |rows: &RecordBatch| {
+            values
+                .as_ref()
+                .and_then(|v| v.convert_columns(&user_columns(rows)).ok())
+        };
+        let new_values = encode(&new);
+        let old_value = |b: usize, r: usize| encode(&old[b].slice(r, 1));
         // Which new rows are kept, and which committed rows they replace (keep-first).
         let mut keep = vec![false; new.num_rows()];
         let mut replaced: Vec<Vec<bool>> = old.iter().map(|b| vec![false; b.num_rows()]).collect();
@@ -224,23 +251,44 @@ impl StreamingDedupExec {
                 }
             }
             (DedupKind::KeepFirst, Some(times)) => {
+                // A null time sorts last (as ORDER BY ts ASC has it) and is never final.
+                let time_of = |i: usize| {
+                    if times.is_null(i) {
+                        i64::MAX
+                    } else {
+                        times.value(i)
+                    }
+                };
+                let new_value = |i: usize| new_values.as_ref().map(|v| v.row(i).owned());
                 let mut best: HashMap<&[u8], Best> = HashMap::new();
                 for (i, key) in new_keys.iter().enumerate() {
-                    let (key, time) = (key.data(), times.value(i));
-                    let current = *best.entry(key).or_insert_with(|| match known(key) {
-                        Some((b, r)) if matched_flags(&old[b]).value(r) => Best::Emitted,
-                        Some((b, r)) => Best::Committed(b, r, old_times[b].value(r)),
-                        None => Best::Nothing,
-                    });
+                    let (key, time) = (key.data(), time_of(i));
+                    let current = match best.get(key) {
+                        Some(found) => *found,
+                        None => {
+                            let found = match known(key) {
+                                Some((b, r)) if matched_flags(&old[b]).value(r) => Best::Emitted,
+                                Some((b, r)) => Best::Committed(b, r, old_time(b, r)?),
+                                None => Best::Nothing,
+                            };
+                            best.insert(key, found);
+                            found
+                        }
+                    };
+                    let beats = |earliest: i64, value: Option<arrow::row::OwnedRow>| {
+                        time < earliest
+                            || time == earliest
+                                && matches!((new_value(i), value), (Some(x), Some(y)) if x < y)
+                    };
                     match current {
                         Best::Emitted => continue,
-                        Best::Committed(_, _, earliest) | Best::New(_, earliest)
-                            if earliest <= time =>
+                        Best::Committed(b, r, earliest)
+                            if beats(earliest, old_value(b, r).map(|v| v.row(0).owned())) =>
                         {
-                            continue;
+                            replaced[b][r] = true;
                         }
-                        Best::Committed(b, r, _) => replaced[b][r] = true,
-                        Best::New(j, _) => keep[j] = false,
+                        Best::New(j, earliest) if beats(earliest, new_value(j)) => keep[j] = false,
+                        Best::Committed(..) | Best::New(..) => continue,
                         Best::Nothing => {}
                     }
                     keep[i] = true;

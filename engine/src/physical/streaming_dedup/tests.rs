@@ -147,3 +147,37 @@ async fn keep_first_emits_the_earliest_row_per_key_when_the_watermark_reaches_it
         assert_eq!(lines(&out), Vec::<String>::new(), "each key once");
     }
 }
+
+/// Without PARTITION BY the stream's earliest row is kept; a row without an event time sorts
+/// last and never blocks a real one.
+#[tokio::test]
+async fn keep_first_without_partition_and_with_null_times() {
+    let query = "SELECT k, ts, rn FROM (SELECT k, ts, row_number() OVER (ORDER BY ts) AS rn \
+                 FROM s) WHERE rn = 1";
+    let mut dedup = harness(query).await;
+    dedup.batch(rows(&[(3, 20), (2, 15)]), None, None).await;
+    let out = dedup.batch(rows(&[(1, 17)]), None, Some(30_000)).await;
+    assert_eq!(lines(&out), ["2,15,1"]);
+
+    let nullable = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, false),
+        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
+    ]));
+    let mut dedup = OperatorHarness::new(
+        Arc::clone(&nullable),
+        Some("ts"),
+        KEEP_FIRST,
+        OutputMode::Append,
+    )
+    .await;
+    let batch = RecordBatch::try_new(
+        nullable,
+        vec![
+            Arc::new(Int64Array::from(vec![1, 1])),
+            Arc::new(TimestampMillisecondArray::from(vec![None, Some(10_000)])),
+        ],
+    )
+    .unwrap();
+    let out = dedup.batch(vec![batch], None, Some(20_000)).await;
+    assert_eq!(lines(&out), ["1,10,1"]);
+}

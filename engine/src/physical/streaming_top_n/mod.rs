@@ -7,7 +7,8 @@
 //! **Per batch**: in a window Top-N, rows of a window the previous batch's watermark had
 //! closed are late (dropped, counted). In each state partition, in parallel, the batch's rows
 //! and the kept rows are ranked per partition by the ORDER BY columns (an `arrow` row encoding
-//! with each column's direction and null order), ties by arrival (row id); the first N stay,
+//! with each column's direction and null order), ties by the rows' values (so a re-run ranks
+//! them alike whatever order its input arrives in); the first N stay,
 //! the rest leave state. Then a window Top-N emits the ranking of every window the watermark in
 //! force for this batch has closed, and drops it from state; `complete` emits every ranking,
 //! `update` the rankings the batch's rows entered. Each row carries its row number.
@@ -20,7 +21,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array, UInt64Array};
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, RecordBatch, UInt8Array, UInt32Array, UInt64Array,
+};
 use arrow::compute::{SortOptions, concat_batches, filter_record_batch, take};
 use arrow::datatypes::{SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
@@ -168,19 +171,19 @@ impl StreamingTopNExec {
         let all = concat_batches(&schema, &stored)?;
         let n = all.num_rows();
         let column = |i: usize| Arc::clone(all.column(i + TIME_KEYED_PREFIX));
+        // The partition of each row (without PARTITION BY, one for all).
+        let partition_columns: Vec<ArrayRef> = if self.partition_by.is_empty() {
+            vec![Arc::new(UInt8Array::from(vec![0u8; n]))]
+        } else {
+            self.partition_by.iter().map(|&c| column(c)).collect()
+        };
         let partitions = RowConverter::new(
-            self.partition_by
+            partition_columns
                 .iter()
-                .map(|&c| SortField::new(column(c).data_type().clone()))
+                .map(|c| SortField::new(c.data_type().clone()))
                 .collect(),
         )?
-        .convert_columns(
-            &self
-                .partition_by
-                .iter()
-                .map(|&c| column(c))
-                .collect::<Vec<_>>(),
-        )?;
+        .convert_columns(&partition_columns)?;
         let order_fields = self
             .order_by
             .iter()
@@ -195,6 +198,18 @@ impl StreamingTopNExec {
                 .map(|&(c, _)| column(c))
                 .collect::<Vec<_>>(),
         )?;
+        // Rows tying on the ORDER BY columns rank by their values, so a batch re-run with its
+        // input in another order ranks them the same; equal rows are interchangeable. (Types
+        // the row format cannot order fall back to the order rows arrived in.)
+        let values = user_columns(&all);
+        let tie = RowConverter::new(
+            values
+                .iter()
+                .map(|c| SortField::new(c.data_type().clone()))
+                .collect(),
+        )
+        .and_then(|converter| converter.convert_columns(&values))
+        .ok();
         let row_ids = all.column(0).as_primitive::<UInt64Type>();
         let mut ranked: Vec<usize> = (0..n).collect();
         ranked.sort_unstable_by(|&a, &b| {
@@ -202,7 +217,10 @@ impl StreamingTopNExec {
                 .row(a)
                 .cmp(&partitions.row(b))
                 .then_with(|| order.row(a).cmp(&order.row(b)))
-                .then_with(|| row_ids.value(a).cmp(&row_ids.value(b)))
+                .then_with(|| match &tie {
+                    Some(tie) => tie.row(a).cmp(&tie.row(b)),
+                    None => row_ids.value(a).cmp(&row_ids.value(b)),
+                })
         });
         // The first N of each partition, with their row numbers.
         let new_start = n - stored[stored.len() - 1].num_rows();

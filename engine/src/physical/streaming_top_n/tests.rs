@@ -135,3 +135,16 @@ async fn a_top_n_over_the_stream_emits_changed_rankings_in_update_and_all_in_com
     let out = top.batch(rows(&[(1, 6, 6)]), None, None).await;
     assert_eq!(lines(&out), ["1,6,2", "1,7,1", "2,3,1"]);
 }
+
+/// Without PARTITION BY the whole stream is one ranking; ties rank by the rows' values
+/// whichever arrives first.
+#[tokio::test]
+async fn a_top_n_without_partition_ranks_the_whole_stream_and_ties_by_value() {
+    let query = "SELECT k, price, rn FROM (SELECT *, row_number() OVER (ORDER BY price DESC) \
+                 AS rn FROM s) WHERE rn <= 2";
+    let mut top = OperatorHarness::new(schema(), Some("ts"), query, OutputMode::Complete).await;
+    top.batch(rows(&[(7, 8, 1), (1, 5, 2)]), None, None).await;
+    let out = top.batch(rows(&[(4, 8, 3), (2, 3, 4)]), None, None).await;
+    assert_eq!(lines(&out), ["4,8,1", "7,8,2"]);
+    assert_eq!(top.state_rows(), 2);
+}
