@@ -4,8 +4,10 @@
 
 use proptest::prelude::*;
 
+use weir::Engine;
+
 use crate::joins::{engine_with, engine_with_sources, oracle, run_to_end, side};
-use crate::property::case_runtime;
+use crate::property::{case_runtime, sorted_lines};
 
 /// Over source `l` (`k, ts, v`, watermarked 5 s behind, out of order by up to 4 s).
 const DEDUPS: &[&str] = &[
@@ -82,5 +84,88 @@ async fn keep_first_waits_for_the_watermark_before_a_key_is_final() {
     assert_eq!(
         run_to_end(&engine, query).await,
         ["0|1970-01-01T00:00:09|3"]
+    );
+}
+
+/// Spark's `dropDuplicatesWithinWatermark` (delay 2 s): a key's first row is emitted as it
+/// arrives; the key is kept until the watermark reaches that row's time plus the delay
+/// (`expiresAt`), so a duplicate within the delay is dropped and one after it is emitted;
+/// late rows are dropped.
+#[tokio::test]
+async fn drop_duplicates_within_watermark_keeps_a_key_for_the_watermark_delay() {
+    let engine = Engine::builder().build().unwrap();
+    engine
+        .execute(
+            "CREATE SOURCE e (id VARCHAR, ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '2' \
+             SECOND) WITH (connector = 'memory')",
+        )
+        .await
+        .unwrap();
+    let query = engine
+        .start(
+            "CREATE SINK out WITH (connector = 'memory') AS \
+             SELECT id, ts FROM DROP_DUPLICATES_WITHIN_WATERMARK(e, id)",
+        )
+        .await
+        .unwrap();
+    let step = |rows: &'static str| {
+        let (engine, query) = (engine.clone(), query.clone());
+        async move {
+            engine
+                .execute(&format!("INSERT INTO e VALUES {rows}"))
+                .await
+                .unwrap();
+            query.process_all_available().await.unwrap();
+        }
+    };
+    // a at 17 s: emitted, kept until the watermark reaches 19 s. The watermark is 15 s.
+    step("('a', '2024-01-01 00:00:17')").await;
+    // a at 16 s: a duplicate within the delay; a at 13 s: late.
+    step("('a', '2024-01-01 00:00:16'), ('a', '2024-01-01 00:00:13')").await;
+    // b at 22 s moves the watermark to 20 s: a's key expires (19 s).
+    step("('b', '2024-01-01 00:00:22')").await;
+    // a at 21 s: not late, and a's key is gone: emitted.
+    step("('a', '2024-01-01 00:00:21')").await;
+    let rows = sorted_lines(&engine.sql("SELECT * FROM out").await.unwrap());
+    assert_eq!(
+        rows,
+        [
+            "a|2024-01-01T00:00:17",
+            "a|2024-01-01T00:00:21",
+            "b|2024-01-01T00:00:22"
+        ]
+    );
+    let late: u64 = query
+        .recent_progress()
+        .iter()
+        .flat_map(|p| p.operators.iter().map(|o| o.late_rows))
+        .sum();
+    assert_eq!(late, 1);
+    query.stop().await.unwrap();
+    engine
+        .execute("CREATE SOURCE plain (id VARCHAR) WITH (connector = 'memory')")
+        .await
+        .unwrap();
+    let error = engine
+        .start(
+            "CREATE SINK bad WITH (connector = 'memory') AS \
+             SELECT * FROM DROP_DUPLICATES_WITHIN_WATERMARK(plain, id)",
+        )
+        .await
+        .map(|_| ());
+    let peek = engine
+        .sql("SELECT * FROM DROP_DUPLICATES_WITHIN_WATERMARK(e, id)")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        peek.contains("first row per key within the watermark (2000 ms)")
+            && peek.contains("runs in continuous queries only"),
+        "{peek}"
+    );
+    let message = format!("{:?}", error.err());
+    assert!(
+        message.contains("'plain' must be a source declaring a watermark"),
+        "{message}"
     );
 }

@@ -139,6 +139,14 @@ impl Engine {
                 let sources = catalog.sources.clone();
                 drop(catalog);
                 let plan = self.plan_query(&query).await?;
+                // A streaming operator a table function planned runs in continuous queries.
+                if let Some(operator) = streaming_operators(&plan).first() {
+                    return Err(WeirError::Plan(format!(
+                        "{} runs in continuous queries only (CREATE SINK ... AS SELECT ...); an \
+                         ad hoc query over a stream reads a snapshot of it, with no watermark",
+                        operator.describe()
+                    )));
+                }
                 let plan = self.bind_snapshots(plan, &sources).await?;
                 Ok(Outcome::Rows(
                     self.inner
@@ -220,7 +228,8 @@ impl Engine {
         }
         let watermark: Option<String> = source.watermark.as_ref().map(|w| w.column.clone());
         let table = StreamingTable::new(source.name.clone(), Arc::clone(&schema))
-            .with_watermark_column(watermark.clone());
+            .with_watermark_column(watermark.clone())
+            .with_watermark_delay(source.watermark.as_ref().map(|w| w.delay));
         self.register(
             &source.name,
             table.into_provider(),

@@ -16,6 +16,6 @@ pub use streaming_aggregate::{
     DerivedWindowEnd, HopPanes, StreamingAggregateNode, WINDOW_STARTS_COLUMN,
 };
 pub(crate) use streaming_dedup::watermarked_column;
-pub use streaming_dedup::{DedupKind, StreamingDedupNode};
+pub use streaming_dedup::{DedupKind, PENDING_OPERATOR_ID, StreamingDedupNode};
 pub use streaming_join::StreamingJoinNode;
 pub use streaming_top_n::{RankOrder, StreamingTopNNode};

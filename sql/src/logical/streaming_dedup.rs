@@ -14,7 +14,12 @@
 //!   kept in state forever (unless the key holds `ts` itself). Spark's `dropDuplicates`
 //!   instead keeps whichever row arrives first, which a batch query cannot reproduce.
 //!
-//! Both emit each row once and never change it: `append` and `update` modes.
+//! - **`DROP_DUPLICATES_WITHIN_WATERMARK(source, key, ...)`** is Spark's
+//!   `dropDuplicatesWithinWatermark` (`StreamingDeduplicateWithinWatermarkExec`): a key's
+//!   first row as it arrives is emitted; the key stays in state until the watermark reaches
+//!   that row's event time plus the source's watermark delay (`expiresAt`), late rows dropped.
+//!
+//! All emit each row once and never change it: `append` and `update` modes.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -32,7 +37,17 @@ pub enum DedupKind {
     Distinct,
     /// The row of least event time per key, with its row number (1) as the last column.
     KeepFirst,
+    /// Spark's `dropDuplicatesWithinWatermark`: a key's first row as it arrives; the key is
+    /// kept until the watermark reaches that row's event time plus `delay_ms`.
+    WithinWatermark {
+        /// The source's watermark delay, in milliseconds.
+        delay_ms: i64,
+    },
 }
+
+/// The operator id of a deduplication planned before ids are given out (by the table
+/// function `DROP_DUPLICATES_WITHIN_WATERMARK`): incrementalization numbers it.
+pub const PENDING_OPERATOR_ID: &str = "dedup-pending";
 
 /// Deduplication of a stream; see the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -149,7 +164,8 @@ impl StreamingOperator for StreamingDedupNode {
     }
 
     fn state_warning(&self) -> Option<String> {
-        (!self.evict_by_key).then(|| {
+        let bounded = self.evict_by_key || matches!(self.kind, DedupKind::WithinWatermark { .. });
+        (!bounded).then(|| {
             format!(
                 "{} keeps every key it has seen in state forever (the key holds no event time \
                  with a watermark), so its state grows with the number of distinct keys",
@@ -161,6 +177,9 @@ impl StreamingOperator for StreamingDedupNode {
     fn describe(&self) -> String {
         let what = match self.kind {
             DedupKind::Distinct => "distinct rows".to_string(),
+            DedupKind::WithinWatermark { delay_ms } => {
+                format!("first row per key within the watermark ({delay_ms} ms)")
+            }
             DedupKind::KeepFirst => format!(
                 "first row by {} per key",
                 self.time
@@ -170,8 +189,11 @@ impl StreamingOperator for StreamingDedupNode {
             ),
         };
         let keys: Vec<String> = self.keys.iter().map(Column::flat_name).collect();
-        let kept = match (&self.time, self.evict_by_key) {
-            (Some(time), true) => format!("until {} <= watermark", time.flat_name()),
+        let kept = match (&self.time, self.evict_by_key, &self.kind) {
+            (Some(time), _, DedupKind::WithinWatermark { delay_ms }) => {
+                format!("until {} <= watermark - {delay_ms} ms", time.flat_name())
+            }
+            (Some(time), true, _) => format!("until {} <= watermark", time.flat_name()),
             _ => "forever (no event time in the key: state grows with the keys)".to_string(),
         };
         format!(

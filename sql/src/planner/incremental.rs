@@ -22,7 +22,9 @@ use datafusion::logical_expr::{Distinct, Extension, LogicalPlan};
 use super::StreamingTable;
 use super::row_number::rewrite_row_number_filter;
 use crate::error::{Result, SqlError};
-use crate::logical::{StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode};
+use crate::logical::{
+    PENDING_OPERATOR_ID, StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode,
+};
 
 /// Rewrites each `Aggregate` that reads a stream into a [`StreamingAggregateNode`], with
 /// operator ids `aggregate-0`, `aggregate-1`, ... in plan order, and each join of two streams
@@ -62,6 +64,25 @@ pub fn incrementalize(plan: LogicalPlan) -> Result<LogicalPlan> {
                     joins += 1;
                     Ok(Transformed::yes(LogicalPlan::Extension(Extension {
                         node: Arc::new(streaming),
+                    })))
+                }
+                // A table function's deduplication, numbered with the others.
+                LogicalPlan::Extension(ext)
+                    if ext
+                        .node
+                        .as_any()
+                        .downcast_ref::<StreamingDedupNode>()
+                        .is_some_and(|d| d.operator_id == PENDING_OPERATOR_ID) =>
+                {
+                    let Some(pending) = ext.node.as_any().downcast_ref::<StreamingDedupNode>()
+                    else {
+                        return Ok(Transformed::no(node));
+                    };
+                    let mut numbered = pending.clone();
+                    numbered.operator_id = format!("dedup-{dedups}");
+                    dedups += 1;
+                    Ok(Transformed::yes(LogicalPlan::Extension(Extension {
+                        node: Arc::new(numbered),
                     })))
                 }
                 LogicalPlan::Distinct(Distinct::All(input)) if reads_stream(input) => {

@@ -2,6 +2,7 @@
 //! [`StreamingTable`]s and static tables, then checks that every operator can run on a
 //! micro-batch at a time ([`check_incremental`]).
 
+pub(crate) mod dedup_function;
 mod event_time;
 mod incremental;
 mod row_number;

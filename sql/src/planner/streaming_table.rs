@@ -17,6 +17,7 @@ pub struct StreamingTable {
     name: String,
     schema: SchemaRef,
     watermark_column: Option<String>,
+    watermark_delay: Option<std::time::Duration>,
 }
 
 impl StreamingTable {
@@ -26,6 +27,7 @@ impl StreamingTable {
             name: name.into(),
             schema,
             watermark_column: None,
+            watermark_delay: None,
         }
     }
 
@@ -33,6 +35,17 @@ impl StreamingTable {
     pub fn with_watermark_column(mut self, column: Option<String>) -> Self {
         self.watermark_column = column;
         self
+    }
+
+    /// The table with its watermark's delay (how far behind the latest event time it is).
+    pub fn with_watermark_delay(mut self, delay: Option<std::time::Duration>) -> Self {
+        self.watermark_delay = delay;
+        self
+    }
+
+    /// The watermark's delay, if the source declares a watermark.
+    pub fn watermark_delay(&self) -> Option<std::time::Duration> {
+        self.watermark_delay
     }
 
     /// The source name.

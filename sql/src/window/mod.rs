@@ -2,7 +2,8 @@
 //! (`table_functions.rs`), Spark's `window(ts, size, slide)` syntax rewritten to them
 //! ([`rewrite_spark_windows`]), the window floor they compute starts with (`floor.rs`), and
 //! the optimizer rule that aggregates a hopping window by panes ([`AggregateHopPanes`]).
-//! [`register`] installs them all on a session in one call.
+//! [`register`] installs them all on a session in one call (with the table function
+//! `DROP_DUPLICATES_WITHIN_WATERMARK`, which reads the same relations).
 
 mod floor;
 mod marker;
@@ -20,6 +21,7 @@ pub use panes::AggregateHopPanes;
 pub use spark_syntax::rewrite_spark_windows;
 pub use table_functions::{WindowInput, WindowInputs};
 
+use crate::planner::dedup_function::DropDuplicatesWithinWatermark;
 use table_functions::{Hop, Session, Tumble};
 
 /// Registers the window table functions (in the spellings `tumble`, `TUMBLE`, `Tumble`, as
@@ -28,7 +30,7 @@ use table_functions::{Hop, Session, Tumble};
 pub fn register(ctx: &SessionContext) -> WindowInputs {
     ctx.add_optimizer_rule(Arc::new(AggregateHopPanes));
     let inputs = WindowInputs::default();
-    let functions: [(&str, Arc<dyn TableFunctionImpl>); 3] = [
+    let functions: [(&str, Arc<dyn TableFunctionImpl>); 4] = [
         (
             "tumble",
             Arc::new(Tumble {
@@ -44,6 +46,14 @@ pub fn register(ctx: &SessionContext) -> WindowInputs {
         (
             "session",
             Arc::new(Session {
+                inputs: Arc::clone(&inputs),
+            }),
+        ),
+        // Not a window, but a table function over the same relations: Spark's
+        // `dropDuplicatesWithinWatermark` (`crate::planner::dedup_function`).
+        (
+            "drop_duplicates_within_watermark",
+            Arc::new(DropDuplicatesWithinWatermark {
                 inputs: Arc::clone(&inputs),
             }),
         ),

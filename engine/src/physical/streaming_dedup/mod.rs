@@ -13,9 +13,10 @@
 //! (the first of the batch's rows with it). Keep-first keeps, per key not yet emitted, the
 //! row of least event time among the kept one and the batch's (on a tie the least by value, so
 //! a re-run keeps the same row whatever order its input arrives in; a null time sorts last),
-//! then
-//! emits every kept row the watermark in force for this batch has reached, with row number
-//! 1. Keys holding the event time leave state once it is at or before that watermark.
+//! then emits every kept row the watermark in force for this batch has reached, with its row
+//! number, 1. Keys holding the event time leave state once it is at or before that watermark;
+//! within the watermark (`DROP_DUPLICATES_WITHIN_WATERMARK`), a key's first row is emitted as it
+//! arrives, and the key leaves once the watermark reaches its time plus the source's delay.
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
@@ -243,7 +244,7 @@ impl StreamingDedupExec {
         let mut keep = vec![false; new.num_rows()];
         let mut replaced: Vec<Vec<bool>> = old.iter().map(|b| vec![false; b.num_rows()]).collect();
         match (&self.kind, &times) {
-            (DedupKind::Distinct, _) => {
+            (DedupKind::Distinct | DedupKind::WithinWatermark { .. }, _) => {
                 let mut seen: std::collections::HashSet<&[u8]> = std::collections::HashSet::new();
                 for (i, key) in new_keys.iter().enumerate() {
                     let key = key.data();
@@ -312,7 +313,7 @@ impl StreamingDedupExec {
             .collect();
         let last = stored.len() - 1;
         match self.kind {
-            DedupKind::Distinct => {
+            DedupKind::Distinct | DedupKind::WithinWatermark { .. } => {
                 let fresh = &stored[last];
                 if fresh.num_rows() > 0 {
                     output.push(RecordBatch::try_new(
@@ -354,9 +355,16 @@ impl StreamingDedupExec {
                 }
             }
         }
-        // Keys holding the event time leave once it is at or before the watermark.
+        // Keys holding the event time leave once it is at or before the watermark; within the
+        // watermark, once the watermark reaches the first row's time plus the delay (Spark's
+        // `expiresAt <= watermark`).
         let mut gone = 0;
-        if let (true, Some(time), Some(watermark)) = (self.evict_by_key, self.time, eviction) {
+        let threshold = match (&self.kind, eviction) {
+            (DedupKind::WithinWatermark { delay_ms }, Some(w)) => Some(w.saturating_sub(*delay_ms)),
+            (_, Some(w)) if self.evict_by_key => Some(w),
+            _ => None,
+        };
+        if let (Some(time), Some(watermark)) = (self.time, threshold) {
             for (i, rows) in stored.iter().enumerate() {
                 let Some(open) = after(rows.column(time + TIME_KEYED_PREFIX), watermark)? else {
                     continue;
