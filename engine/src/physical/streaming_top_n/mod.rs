@@ -166,6 +166,16 @@ impl StreamingTopNExec {
         new: RecordBatch,
         eviction: Option<i64>,
     ) -> Result<PartitionRanked> {
+        // In update mode a ranking over the whole stream changes only with new rows: a batch
+        // without any (one the watermark alone triggers) leaves the state as it is.
+        if new.num_rows() == 0 && self.closed_by.is_none() && self.mode == OutputMode::Update {
+            let batches = old.len() + 1;
+            let stored: Vec<RecordBatch> = old.into_iter().chain([new]).collect();
+            let advanced = table
+                .advance(stored, 1, vec![None; batches], vec![None; batches])
+                .map_err(weir_error)?;
+            return Ok((Vec::new(), advanced, 0));
+        }
         let stored: Vec<RecordBatch> = old.into_iter().chain([new]).collect();
         let schema = stored[0].schema();
         let all = concat_batches(&schema, &stored)?;

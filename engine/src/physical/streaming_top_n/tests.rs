@@ -127,6 +127,14 @@ async fn a_top_n_over_the_stream_emits_changed_rankings_in_update_and_all_in_com
     let out = top.batch(rows(&[(1, 6, 6)]), None, None).await;
     assert_eq!(lines(&out), ["1,6,2", "1,7,1"]);
     assert_eq!(top.state_rows(), 4);
+    // A batch the watermark alone triggers changes no ranking.
+    let out = top.batch(rows(&[]), None, Some(60_000)).await;
+    assert_eq!(lines(&out), Vec::<String>::new());
+    assert_eq!(top.state_rows(), 4);
+    let out = top.batch(rows(&[(2, 0, 7)]), None, Some(60_000)).await;
+    assert_eq!(lines(&out), Vec::<String>::new(), "2 enters no ranking");
+    let out = top.batch(rows(&[(2, 9, 8)]), None, Some(60_000)).await;
+    assert_eq!(lines(&out), ["2,3,2", "2,9,1"]);
 
     let mut top =
         OperatorHarness::new(schema(), Some("ts"), TOP_2_PER_KEY, OutputMode::Complete).await;
