@@ -1,5 +1,5 @@
 //! Crash safety of the stateful operators in the real `weir` binary: a windowed aggregation,
-//! a stream-stream left outer join and keep-first deduplication.
+//! a stream-stream left outer join, keep-first deduplication and a window Top-N.
 //!
 //! `sigkill_during_a_windowed_aggregation_keeps_every_window_exactly_once` runs a tumbling
 //! window `GROUP BY` in append mode (`flush_on_end`, available-now) over many one-file batches
@@ -13,7 +13,8 @@
 //!
 //! The join and dedup tests run the same way over the same input: a left outer self-join
 //! (each row with the next id of its name within 5 s, or its null-padded row, emitted when the
-//! watermark evicts it) and each (name, amount)'s earliest row; every output row exactly once.
+//! watermark evicts it), each (name, amount)'s earliest row, and each window's three largest
+//! amounts; every output row exactly once.
 //!
 //! Input event times move forward file by file and never fall further behind than the
 //! watermark delay allows: no row is ever late, so the oracle needs no watermark.
@@ -102,6 +103,23 @@ fn sigkill_during_deduplication_keeps_every_first_row_exactly_once() {
             .map_or(row.to_string(), |(k, _)| k.to_string())
     });
     assert!(expected.len() > 100, "{} keys", expected.len());
+}
+
+/// Each 10-second window's three largest amounts (ties by id), emitted when it closes.
+const WINDOW_TOP_3: &str = "SELECT window_start, id, amount, rn FROM (SELECT *, row_number() \
+                            OVER (PARTITION BY window_start, window_end ORDER BY amount DESC, id) \
+                            AS rn FROM TUMBLE(events, ts, INTERVAL '10' SECOND)) WHERE rn <= 3";
+const WINDOW_TOP_3_ORACLE: &str = "SELECT window_start, id, amount, rn FROM (SELECT *, \
+    date_bin(INTERVAL '10' SECOND, ts, TIMESTAMP '1970-01-01T00:00:00') AS window_start, \
+    row_number() OVER (PARTITION BY date_bin(INTERVAL '10' SECOND, ts, \
+    TIMESTAMP '1970-01-01T00:00:00') ORDER BY amount DESC, id) AS rn FROM events) WHERE rn <= 3";
+
+#[test]
+fn sigkill_during_a_window_top_n_keeps_every_ranking_exactly_once() {
+    let (_, expected) = kill_and_compare(WINDOW_TOP_3, WINDOW_TOP_3_ORACLE, "top-n-0", |row| {
+        row.to_string()
+    });
+    assert!(expected.len() > 30, "{} rows", expected.len());
 }
 
 /// Runs `select` under repeated SIGKILLs (see the module docs) and compares the sink with

@@ -34,7 +34,8 @@
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation (every window exactly once),
-//!   a stream-stream left outer join and keep-first deduplication (every row exactly once).
+//!   a stream-stream left outer join, keep-first deduplication and a window Top-N (every row
+//!   exactly once).
 //! - `damaged_checkpoint`: each kind of damage to a checkpoint file is refused at start by
 //!   name, before the output is touched; a lost last commit re-runs its batch once.
 //! - `stateful_contract`: the stateful rules end to end: the watermark across inputs and
