@@ -19,11 +19,15 @@
 //! ```
 //!
 //! - [`api`]: [`Engine`] (statements, ad hoc queries, starting queries, window table
-//!   functions) and [`StreamingQuery`] (progress, stop, `process_all_available`).
+//!   functions, static tables re-read on `refresh`) and [`StreamingQuery`] (progress, stop,
+//!   `process_all_available`).
 //! - [`runtime`]: the trigger loop, watermarks and progress reporting.
 //! - [`physical`]: streaming operators as DataFusion `ExecutionPlan`s (streaming aggregation,
-//!   session merging) and the planner that maps `weir_sql::logical` nodes to them.
-//! - [`state`]: operator state between batches: deltas and snapshots in the checkpoint.
+//!   session merging, stream-stream join, deduplication, Top-N), one file or folder each, and
+//!   the planner that maps `weir_sql::logical` nodes to them.
+//! - [`state`]: operator state between batches: deltas and snapshots in the checkpoint, and
+//!   the time-keyed table (rows by key with row ids and a matched flag) the join, dedup and
+//!   Top-N keep.
 //! - [`checkpoint`]: the metadata, offsets and commits logs and their ordering rule.
 
 pub mod api;
