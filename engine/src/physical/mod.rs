@@ -1,6 +1,7 @@
 //! Streaming operators as DataFusion `ExecutionPlan`s, and the one place that maps the
 //! logical extension nodes of `weir_sql::logical` to them ([`planner`]).
 
+mod batch_output;
 #[cfg(test)]
 pub(crate) mod harness;
 mod hop_panes;

@@ -78,18 +78,17 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet,
 };
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::udaf::AggregateFunctionExpr;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream, collect, collect_partitioned,
 };
-use futures::StreamExt;
 use weir_sql::logical::{DerivedWindowEnd, HopPanes};
 
 use self::distinct::{
     DistinctCounts, DistinctFlagsExec, GROUP_NUMBER, PairSet, count_distinct_by_pairs,
 };
+use super::batch_output::output_once;
 use super::hop_panes::{durations, expand_panes};
 use super::late_rows::{DropLateRowsExec, LateInput, after};
 use crate::error::WeirError;
@@ -644,20 +643,8 @@ impl ExecutionPlan for StreamingAggregateExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "{} has one partition, not {partition}",
-                self.name()
-            )));
-        }
         let this = self.clone();
         let schema = Arc::clone(&self.schema);
-        let batches = futures::stream::once(async move { this.run(context).await })
-            .map(|result| match result {
-                Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-                Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
-            })
-            .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+        output_once(self.name(), partition, schema, this.run(context))
     }
 }

@@ -36,15 +36,14 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::metrics::{BaselineMetrics, ExecutionPlanMetricsSet, MetricsSet};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::metrics::{ExecutionPlanMetricsSet, MetricsSet};
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream, collect,
 };
-use futures::StreamExt;
 use weir_sql::logical::DedupKind;
 
+use super::batch_output::{Done, output_once, report};
 use super::late_rows::after;
 use super::state_keys::{BatchKeys, StateKeys};
 use crate::error::WeirError;
@@ -151,16 +150,13 @@ impl StreamingDedupExec {
         index.keep_only(staged.iter().flat_map(|p| &p.state));
         table.stage(staged);
 
-        let emitted: usize = output.iter().map(RecordBatch::num_rows).sum();
-        let baseline = BaselineMetrics::new(&self.plan_metrics, 0);
-        baseline.record_output(emitted);
-        baseline.elapsed_compute().add_duration(started.elapsed());
-        let metrics = batch.metrics_of(&self.operator_id);
-        let mut metrics = metrics.lock().unwrap_or_else(|p| p.into_inner());
-        metrics.late_rows += late;
-        metrics.rows_evicted += evicted;
-        metrics.rows_emitted += emitted as u64;
-        metrics.elapsed += started.elapsed();
+        let done = Done {
+            late,
+            evicted,
+            emitted: output.iter().map(|b| b.num_rows() as u64).sum(),
+            ..Done::default()
+        };
+        report(&batch, &self.operator_id, &self.plan_metrics, started, done);
         Ok(output)
     }
 
@@ -462,20 +458,8 @@ impl ExecutionPlan for StreamingDedupExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return Err(DataFusionError::Internal(format!(
-                "{} has one partition, not {partition}",
-                self.name()
-            )));
-        }
         let this = self.clone();
         let schema = Arc::clone(&self.schema);
-        let batches = futures::stream::once(async move { this.run(context).await })
-            .map(|result| match result {
-                Ok(batches) => futures::stream::iter(batches.into_iter().map(Ok)).boxed(),
-                Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
-            })
-            .flatten();
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, batches)))
+        output_once(self.name(), partition, schema, this.run(context))
     }
 }
