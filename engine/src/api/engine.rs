@@ -80,6 +80,7 @@ impl EngineBuilder {
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         let window_inputs = weir_sql::window::register(&ctx);
+        weir_sql::planner::register_dedup_function(&ctx, &window_inputs);
         let inner = EngineInner {
             ctx,
             registry: Arc::new(ConnectorRegistry::new()),

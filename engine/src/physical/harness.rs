@@ -58,6 +58,7 @@ impl OperatorHarness {
     ) -> Self {
         let ctx = SessionContext::new();
         let inputs = weir_sql::window::register(&ctx);
+        weir_sql::planner::register_dedup_function(&ctx, &inputs);
         for (name, schema, watermark) in sources {
             let provider = StreamingTable::new(*name, Arc::clone(schema))
                 .with_watermark_column(watermark.map(str::to_string))

@@ -18,14 +18,26 @@ use datafusion::logical_expr::{Expr, Extension, LogicalPlan, LogicalPlanBuilder}
 
 use super::StreamingTable;
 use crate::logical::{DedupKind, PENDING_OPERATOR_ID, StreamingDedupNode};
-use crate::window::WindowInputs;
+use crate::window::{WindowInputs, register_table_function};
 
 const USAGE: &str = "DROP_DUPLICATES_WITHIN_WATERMARK(source, key_column [, key_column ...])";
 
 /// The table function; see the module docs.
 #[derive(Debug)]
-pub(crate) struct DropDuplicatesWithinWatermark {
-    pub inputs: WindowInputs,
+struct DropDuplicatesWithinWatermark {
+    inputs: WindowInputs,
+}
+
+/// Registers `DROP_DUPLICATES_WITHIN_WATERMARK` on `ctx`, over the relations the window
+/// functions read (`inputs`, from [`crate::window::register`]).
+pub fn register_dedup_function(
+    ctx: &datafusion::execution::context::SessionContext,
+    inputs: &WindowInputs,
+) {
+    let function = Arc::new(DropDuplicatesWithinWatermark {
+        inputs: Arc::clone(inputs),
+    });
+    register_table_function(ctx, "drop_duplicates_within_watermark", function);
 }
 
 fn plan_error<T>(message: String) -> Result<T> {

@@ -2,7 +2,7 @@
 //! [`StreamingTable`]s and static tables, then checks that every operator can run on a
 //! micro-batch at a time ([`check_incremental`]).
 
-pub(crate) mod dedup_function;
+mod dedup_function;
 mod event_time;
 mod incremental;
 mod row_number;
@@ -12,6 +12,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use sqlparser::ast::{self, Query};
 
+pub use dedup_function::register_dedup_function;
 pub use event_time::watermarked_columns;
 pub use incremental::{check_incremental, incrementalize};
 pub use streaming_table::StreamingTable;

@@ -2,8 +2,7 @@
 //! (`table_functions.rs`), Spark's `window(ts, size, slide)` syntax rewritten to them
 //! ([`rewrite_spark_windows`]), the window floor they compute starts with (`floor.rs`), and
 //! the optimizer rule that aggregates a hopping window by panes ([`AggregateHopPanes`]).
-//! [`register`] installs them all on a session in one call (with the table function
-//! `DROP_DUPLICATES_WITHIN_WATERMARK`, which reads the same relations).
+//! [`register`] installs them all on a session in one call.
 
 mod floor;
 mod marker;
@@ -21,7 +20,6 @@ pub use panes::AggregateHopPanes;
 pub use spark_syntax::rewrite_spark_windows;
 pub use table_functions::{WindowInput, WindowInputs};
 
-use crate::planner::dedup_function::DropDuplicatesWithinWatermark;
 use table_functions::{Hop, Session, Tumble};
 
 /// Registers the window table functions (in the spellings `tumble`, `TUMBLE`, `Tumble`, as
@@ -30,7 +28,7 @@ use table_functions::{Hop, Session, Tumble};
 pub fn register(ctx: &SessionContext) -> WindowInputs {
     ctx.add_optimizer_rule(Arc::new(AggregateHopPanes));
     let inputs = WindowInputs::default();
-    let functions: [(&str, Arc<dyn TableFunctionImpl>); 4] = [
+    let functions: [(&str, Arc<dyn TableFunctionImpl>); 3] = [
         (
             "tumble",
             Arc::new(Tumble {
@@ -49,21 +47,23 @@ pub fn register(ctx: &SessionContext) -> WindowInputs {
                 inputs: Arc::clone(&inputs),
             }),
         ),
-        // Not a window, but a table function over the same relations: Spark's
-        // `dropDuplicatesWithinWatermark` (`crate::planner::dedup_function`).
-        (
-            "drop_duplicates_within_watermark",
-            Arc::new(DropDuplicatesWithinWatermark {
-                inputs: Arc::clone(&inputs),
-            }),
-        ),
     ];
     for (name, function) in functions {
-        for spelling in [name.to_string(), name.to_uppercase(), capitalized(name)] {
-            ctx.register_udtf(&spelling, Arc::clone(&function));
-        }
+        register_table_function(ctx, name, function);
     }
     inputs
+}
+
+/// Registers `function` as `name` in the spellings DataFusion looks up (`name`, `NAME`,
+/// `Name`: it matches table functions by their exact spelling).
+pub fn register_table_function(
+    ctx: &SessionContext,
+    name: &str,
+    function: Arc<dyn TableFunctionImpl>,
+) {
+    for spelling in [name.to_string(), name.to_uppercase(), capitalized(name)] {
+        ctx.register_udtf(&spelling, Arc::clone(&function));
+    }
 }
 
 fn capitalized(name: &str) -> String {
