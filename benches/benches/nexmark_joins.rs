@@ -13,12 +13,11 @@
 //! `WEIR_BENCH_EVENTS` (default 10 000 000), `WEIR_BENCH_EVENTS_PER_BATCH` (default 1 000 000),
 //! `WEIR_BENCH_RUNS` (default 3: each figure is the median run).
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::Engine;
-use weir_benches::{env_number, percentile};
+use weir_benches::{env_number, percentile, query_files};
 
 /// The allocator of the `weir` binary, so the figures are what users get.
 #[global_allocator]
@@ -26,27 +25,15 @@ static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Alloca
 
 type Error = Box<dyn std::error::Error>;
 
-const TABLES: [(&str, &str); 3] = [("person", "person"), ("auction", "auction"), ("bid", "bid")];
+/// The sources, each named after the Nexmark table it keeps.
+const TABLES: [&str; 3] = ["person", "auction", "bid"];
 
 fn main() -> Result<(), Error> {
     weir::cli::allocator::configure();
     let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
     let runs = env_number("WEIR_BENCH_RUNS", 3)?.max(1);
-    let wanted: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/joins");
-    let mut queries: Vec<_> = std::fs::read_dir(&dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "sql")
-                && !p.to_string_lossy().ends_with(".batch.sql")
-        })
-        .collect();
-    queries.sort();
+    let queries = query_files("joins")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -60,14 +47,7 @@ fn main() -> Result<(), Error> {
         "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state rows | peak state MiB | Weir without generation (s) | DataFusion batch (s) | ratio |"
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for path in queries {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if !wanted.is_empty() && !wanted.contains(&name) {
-            continue;
-        }
+    for (name, path) in queries {
         let select = std::fs::read_to_string(&path)?;
         runtime.block_on(async {
             let mut measured = Vec::new();
@@ -135,10 +115,10 @@ struct WeirRun {
 
 async fn run_weir(events: u64, per_batch: u64, name: &str, select: &str) -> Result<WeirRun, Error> {
     let engine = Engine::builder().build()?;
-    for (source, table) in TABLES {
+    for table in TABLES {
         engine
             .execute(&format!(
-                "CREATE SOURCE {source} (WATERMARK FOR date_time AS date_time - INTERVAL '5' \
+                "CREATE SOURCE {table} (WATERMARK FOR date_time AS date_time - INTERVAL '5' \
                  SECOND) WITH (connector = 'nexmark', table = '{table}', max_events = \
                  '{events}', max_records_per_trigger = '{per_batch}')"
             ))

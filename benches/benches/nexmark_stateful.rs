@@ -9,15 +9,13 @@
 //! `WEIR_BENCH_EVENTS` (default 10 000 000), `WEIR_BENCH_EVENTS_PER_BATCH` (default 1 000 000),
 //! `WEIR_BENCH_RUNS` (default 3: each figure is the median run).
 
-use std::path::Path;
-
 /// The allocator of the `weir` binary, so the figures are what users get.
 #[global_allocator]
 static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Allocator {};
 use std::time::{Duration, Instant};
 
 use weir::Engine;
-use weir_benches::{env_number, percentile};
+use weir_benches::{env_number, percentile, query_files};
 
 type Error = Box<dyn std::error::Error>;
 
@@ -26,20 +24,7 @@ fn main() -> Result<(), Error> {
     let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
     let runs = env_number("WEIR_BENCH_RUNS", 3)?.max(1);
-    let wanted: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries/stateful");
-    let mut queries: Vec<_> = std::fs::read_dir(&dir)?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|e| e == "sql")
-                && !p.to_string_lossy().ends_with(".batch.sql")
-        })
-        .collect();
-    queries.sort();
+    let queries = query_files("stateful")?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -56,14 +41,7 @@ fn main() -> Result<(), Error> {
         "| query | output rows | wall (s) | events/s | events/s per core (÷2) | batch p50 (ms) | batch p99 (ms) | peak state groups | peak state MiB | late rows | read % | execute % | state+log % | Weir without generation (s) | DataFusion batch (s) | ratio |"
     );
     println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-    for path in queries {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
-        if !wanted.is_empty() && !wanted.contains(&name) {
-            continue;
-        }
+    for (name, path) in queries {
         let select = std::fs::read_to_string(&path)?;
         runtime.block_on(async {
             // The run whose Weir work (batches minus generation) is the median of `runs`.

@@ -34,3 +34,34 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
 }
+
+/// The queries of `benches/queries/<folder>` to run: `(name, path)` of each `<name>.sql`
+/// (not the `.batch.sql` DataFusion equivalents), sorted, keeping only the names given as
+/// command-line arguments when there are any.
+pub fn query_files(folder: &str) -> std::io::Result<Vec<(String, std::path::PathBuf)>> {
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries")
+        .join(folder);
+    let mut queries: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "sql")
+                && !p.to_string_lossy().ends_with(".batch.sql")
+        })
+        .map(|p| {
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_default();
+            (name, p)
+        })
+        .filter(|(name, _)| wanted.is_empty() || wanted.contains(name))
+        .collect();
+    queries.sort();
+    Ok(queries)
+}
