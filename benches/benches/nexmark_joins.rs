@@ -2,7 +2,8 @@
 //! same events, each keeping its kind) joined into the `blackhole` sink, append mode, a
 //! 5-second watermark on each, `flush_on_end`. Queries are `benches/queries/joins/*.sql`, each
 //! with a `<query>.batch.sql` that DataFusion runs once over the same events generated into
-//! memory beforehand.
+//! memory beforehand. q13's side input is a static table (`side_input`, a CSV file of 10 000
+//! keys) read by both.
 //!
 //! Reports events/s (all Nexmark events: each source reads them all and keeps its kind), per
 //! core (÷ 2), per-batch latency p50/p99, the peak join state (rows and MiB) and the rows
@@ -25,6 +26,9 @@ static ALLOCATOR: weir::cli::allocator::Allocator = weir::cli::allocator::Alloca
 
 type Error = Box<dyn std::error::Error>;
 
+/// Keys of q13's side input.
+const SIDE_KEYS: u64 = 10_000;
+
 /// The sources, each named after the Nexmark table it keeps.
 const TABLES: [&str; 3] = ["person", "auction", "bid"];
 
@@ -34,6 +38,15 @@ fn main() -> Result<(), Error> {
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 1_000_000)?;
     let runs = env_number("WEIR_BENCH_RUNS", 3)?.max(1);
     let queries = query_files("joins")?;
+    // Nexmark q13's side input: a static table of 10 000 keys.
+    let side = tempfile::tempdir()?;
+    let side_input = side.path().join("side_input.csv");
+    let mut csv = String::from("key,value\n");
+    for key in 0..SIDE_KEYS {
+        csv.push_str(&format!("{key},value-{key}\n"));
+    }
+    std::fs::write(&side_input, csv)?;
+    let side_input = side_input.display().to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -52,7 +65,7 @@ fn main() -> Result<(), Error> {
         runtime.block_on(async {
             let mut measured = Vec::new();
             for _ in 0..runs {
-                measured.push(run_weir(events, per_batch, &name, &select).await?);
+                measured.push(run_weir(events, per_batch, &side_input, &name, &select).await?);
             }
             measured.sort_by(|a, b| a.weir_work.total_cmp(&b.weir_work));
             let run = measured.swap_remove(measured.len() / 2);
@@ -71,7 +84,7 @@ fn main() -> Result<(), Error> {
                 Some(sql) => {
                     let mut times = Vec::new();
                     for _ in 0..runs {
-                        let (seconds, rows) = datafusion_batch(events, &sql).await?;
+                        let (seconds, rows) = datafusion_batch(events, &side_input, &sql).await?;
                         if rows != output {
                             return Err(format!(
                                 "{name}: Weir emitted {output} rows, DataFusion's batch query \
@@ -113,8 +126,19 @@ struct WeirRun {
     weir_work: f64,
 }
 
-async fn run_weir(events: u64, per_batch: u64, name: &str, select: &str) -> Result<WeirRun, Error> {
+async fn run_weir(
+    events: u64,
+    per_batch: u64,
+    side_input: &str,
+    name: &str,
+    select: &str,
+) -> Result<WeirRun, Error> {
     let engine = Engine::builder().build()?;
+    engine
+        .execute(&format!(
+            "CREATE TABLE side_input WITH (connector = 'files', path = '{side_input}', format = 'csv')"
+        ))
+        .await?;
     for table in TABLES {
         engine
             .execute(&format!(
@@ -147,7 +171,7 @@ async fn run_weir(events: u64, per_batch: u64, name: &str, select: &str) -> Resu
 
 /// DataFusion running `sql` once over the same events, generated into memory beforehand (two
 /// partitions per table, as Weir uses); returns the seconds the query took and its rows.
-async fn datafusion_batch(events: u64, sql: &str) -> Result<(f64, u64), Error> {
+async fn datafusion_batch(events: u64, side_input: &str, sql: &str) -> Result<(f64, u64), Error> {
     use weir_connectors::nexmark::{EventKind, GeneratorConfig, generate, schema};
     let config = GeneratorConfig::default();
     let chunk = 65_536;
@@ -164,6 +188,12 @@ async fn datafusion_batch(events: u64, sql: &str) -> Result<(f64, u64), Error> {
         let table = datafusion::datasource::MemTable::try_new(schema(kind), partitions)?;
         ctx.register_table(name, Arc::new(table))?;
     }
+    ctx.register_csv(
+        "side_input",
+        side_input,
+        datafusion::prelude::CsvReadOptions::new(),
+    )
+    .await?;
     let started = Instant::now();
     let batches = ctx.sql(sql).await?.collect().await?;
     let seconds = started.elapsed().as_secs_f64();

@@ -7,7 +7,7 @@
 //!   `cargo bench -p weir-benches --bench nexmark [-- q0 q1 ...]`.
 //! - `benches/nexmark_stateful.rs`: windowed aggregations (q5, q7, q11, q12, q15-q17) against
 //!   DataFusion running the same aggregation as one batch.
-//! - `benches/nexmark_joins.rs`: joins of the person, auction and bid streams (q3, q7, q8, q20)
+//! - `benches/nexmark_joins.rs`: joins of the person, auction and bid streams (q3, q7, q8, q13, q20)
 //!   against DataFusion running the same join as one batch.
 //! - `benches/kafka.rs`: Nexmark bids as JSON in a Kafka topic into the `parquet` sink, local
 //!   and on S3 (needs the services of `.ci/services`).
