@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::Engine;
-use weir_benches::{env_number, percentile, query_files};
+use weir_benches::{WeirRun, env_number, percentile, query_files, run_to_end};
 
 /// The allocator of the `weir` binary, so the figures are what users get.
 #[global_allocator]
@@ -118,14 +118,6 @@ fn main() -> Result<(), Error> {
     Ok(())
 }
 
-/// One run of a query through Weir.
-struct WeirRun {
-    wall: Duration,
-    batches: Vec<weir::BatchProgress>,
-    /// Weir's own work: the batches' durations minus generating the input, in seconds.
-    weir_work: f64,
-}
-
 async fn run_weir(
     events: u64,
     per_batch: u64,
@@ -148,25 +140,7 @@ async fn run_weir(
             ))
             .await?;
     }
-    let started = Instant::now();
-    let query = engine
-        .start(&format!(
-            "CREATE SINK {name} WITH (connector = 'blackhole', trigger = 'available-now', \
-             flush_on_end = 'true') AS\n{select}"
-        ))
-        .await?;
-    query.await_termination().await?;
-    let wall = started.elapsed();
-    let batches = query.recent_progress();
-    let weir_work = batches
-        .iter()
-        .map(|b| (b.durations.total - b.durations.read).as_secs_f64())
-        .sum();
-    Ok(WeirRun {
-        wall,
-        batches,
-        weir_work,
-    })
+    Ok(run_to_end(&engine, name, select).await?)
 }
 
 /// DataFusion running `sql` once over the same events, generated into memory beforehand (two

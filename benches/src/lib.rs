@@ -65,3 +65,37 @@ pub fn query_files(folder: &str) -> std::io::Result<Vec<(String, std::path::Path
     queries.sort();
     Ok(queries)
 }
+
+/// One run of a query through Weir.
+pub struct WeirRun {
+    /// From starting the query to its end.
+    pub wall: Duration,
+    /// Each batch's progress.
+    pub batches: Vec<weir::BatchProgress>,
+    /// Weir's own work: the batches' durations minus generating the input, in seconds.
+    pub weir_work: f64,
+}
+
+/// Runs `select` in `engine` (whose sources are created) into the `blackhole` sink `name`,
+/// `available-now` with `flush_on_end`, to its end.
+pub async fn run_to_end(engine: &weir::Engine, name: &str, select: &str) -> weir::Result<WeirRun> {
+    let started = std::time::Instant::now();
+    let query = engine
+        .start(&format!(
+            "CREATE SINK {name} WITH (connector = 'blackhole', trigger = 'available-now', \
+             flush_on_end = 'true') AS\n{select}"
+        ))
+        .await?;
+    query.await_termination().await?;
+    let wall = started.elapsed();
+    let batches = query.recent_progress();
+    let weir_work = batches
+        .iter()
+        .map(|b| (b.durations.total - b.durations.read).as_secs_f64())
+        .sum();
+    Ok(WeirRun {
+        wall,
+        batches,
+        weir_work,
+    })
+}
