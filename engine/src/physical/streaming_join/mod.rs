@@ -8,11 +8,10 @@
 //! 1. each side's late rows are dropped: event time at or before the watermark of the
 //!    previous batch (`eventTimeWatermarkForLateEvents`), counted per side;
 //! 2. in each state partition, in parallel: the new left rows look up the right side's state
-//!    and new rows by key, the new right rows look up the left side's state (each
-//!    state batch's hash index is kept between batches, `state_keys.rs`, so no state row is
-//!    scanned), and the
-//!    pairs meeting the condition are joined ([`pairs`]); the rows that found a partner are
-//!    flagged;
+//!    and new rows by key, and the new right rows look up the left side's state (each state
+//!    batch's hash index is kept between batches, `state_keys.rs`, so no state row is
+//!    scanned); the pairs meeting the condition are joined ([`pairs`]), and the rows that
+//!    found a partner are flagged;
 //! 3. rows are evicted with the watermark in force for this batch
 //!    (`eventTimeWatermarkForEviction`): those at or before their side's [`StateEviction`];
 //!    evicted rows never flagged give their null-padded row (outer joins), once. A new row
