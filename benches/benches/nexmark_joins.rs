@@ -1,6 +1,7 @@
-//! Nexmark joins: the seeded `nexmark` person, auction and bid streams (three sources over the
-//! same events, each keeping its kind) joined into the `blackhole` sink, append mode, a
-//! 5-second watermark on each, `flush_on_end`. Queries are `benches/queries/joins/*.sql`, each
+//! Nexmark joins, chained operators and Top-N: the seeded `nexmark` person, auction and bid
+//! streams (three sources over the same events, each keeping its kind) into the `blackhole`
+//! sink, a 5-second watermark on each, `flush_on_end`, in append mode unless the query file
+//! says `-- output_mode: update` (q9, q18, q19: Top-N over the whole stream). Queries are `benches/queries/joins/*.sql`, each
 //! with a `<query>.batch.sql` that DataFusion runs once over the same events generated into
 //! memory beforehand. q13's side input is a static table (`side_input`, a CSV file of 10 000
 //! keys) read by both.
@@ -8,7 +9,8 @@
 //! Reports events/s (all Nexmark events: each source reads them all and keeps its kind), per
 //! core (÷ 2), per-batch latency p50/p99, the peak join state (rows and MiB) and the rows
 //! emitted, and Weir's work without generating the input against DataFusion's batch time. A
-//! run whose rows differ in number from DataFusion's stops the benchmark.
+//! run whose rows differ in number from DataFusion's stops the benchmark (in update mode, the
+//! final result's rows, from one more run into a memory sink in complete mode).
 //!
 //! `cargo bench -p weir-benches --bench nexmark_joins [-- q3 q8 ...]`; environment:
 //! `WEIR_BENCH_EVENTS` (default 10 000 000), `WEIR_BENCH_EVENTS_PER_BATCH` (default 1 000 000),
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weir::Engine;
-use weir_benches::{WeirRun, env_number, percentile, query_files, run_to_end};
+use weir_benches::{WeirRun, env_number, output_mode_of, percentile, query_files, run_to_end};
 
 /// The allocator of the `weir` binary, so the figures are what users get.
 #[global_allocator]
@@ -52,7 +54,9 @@ fn main() -> Result<(), Error> {
         .build()?;
     println!("# Nexmark joins run\n");
     println!("- events: {events}, {per_batch} events per batch (of each source)");
-    println!("- sink: blackhole, append mode, watermark 5 s on each source, flush_on_end");
+    println!(
+        "- sink: blackhole, append mode (update for q9, q18, q19), watermark 5 s on each source, flush_on_end"
+    );
     println!(
         "- each row: the Weir run with the median work (batches minus generation) of {runs}, and the median of {runs} DataFusion runs\n"
     );
@@ -79,16 +83,21 @@ fn main() -> Result<(), Error> {
             let peak_rows = run.batches.iter().map(|b| state(b, |o| o.state_rows)).max();
             let peak_bytes = run.batches.iter().map(|b| state(b, |o| o.state_bytes)).max();
             let rate = events as f64 / run.wall.as_secs_f64();
+            // The rows to compare with DataFusion's: in update mode, the final result's.
+            let result_rows = match output_mode_of(&select) {
+                "append" => output,
+                _ => final_rows(events, per_batch, &side_input, &select).await?,
+            };
             let batch_sql = std::fs::read_to_string(path.with_extension("batch.sql")).ok();
             let datafusion = match batch_sql {
                 Some(sql) => {
                     let mut times = Vec::new();
                     for _ in 0..runs {
                         let (seconds, rows) = datafusion_batch(events, &side_input, &sql).await?;
-                        if rows != output {
+                        if rows != result_rows {
                             return Err(format!(
-                                "{name}: Weir emitted {output} rows, DataFusion's batch query \
-                                 {rows}"
+                                "{name}: Weir's result has {result_rows} rows, DataFusion's \
+                                 batch query {rows}"
                             )
                             .into());
                         }
@@ -125,6 +134,44 @@ async fn run_weir(
     name: &str,
     select: &str,
 ) -> Result<WeirRun, Error> {
+    let engine = engine_with_sources(events, per_batch, side_input).await?;
+    Ok(run_to_end(&engine, name, select).await?)
+}
+
+/// The rows of the final result of `select`, a query in update mode: run again into a
+/// memory sink in complete mode, whose rows are then the whole result.
+async fn final_rows(
+    events: u64,
+    per_batch: u64,
+    side_input: &str,
+    select: &str,
+) -> Result<u64, Error> {
+    let engine = engine_with_sources(events, per_batch, side_input).await?;
+    let query = engine
+        .start(&format!(
+            "CREATE SINK final_rows WITH (connector = 'memory', trigger = 'available-now', \
+             flush_on_end = 'true', output_mode = 'complete') AS\n{select}"
+        ))
+        .await?;
+    query.await_termination().await?;
+    let counted = engine.sql("SELECT count(*) FROM final_rows").await?;
+    let count = counted
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::Int64Array>()
+        })
+        .map_or(0, |c| c.value(0));
+    Ok(u64::try_from(count)?)
+}
+
+/// An engine with the three Nexmark sources and q13's side input.
+async fn engine_with_sources(
+    events: u64,
+    per_batch: u64,
+    side_input: &str,
+) -> Result<Engine, Error> {
     let engine = Engine::builder().build()?;
     engine
         .execute(&format!(
@@ -140,7 +187,7 @@ async fn run_weir(
             ))
             .await?;
     }
-    Ok(run_to_end(&engine, name, select).await?)
+    Ok(engine)
 }
 
 /// DataFusion running `sql` once over the same events, generated into memory beforehand (two

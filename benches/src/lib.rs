@@ -7,8 +7,9 @@
 //!   `cargo bench -p weir-benches --bench nexmark [-- q0 q1 ...]`.
 //! - `benches/nexmark_stateful.rs`: windowed aggregations (q5, q7, q11, q12, q15-q17) against
 //!   DataFusion running the same aggregation as one batch.
-//! - `benches/nexmark_joins.rs`: joins of the person, auction and bid streams (q3, q7, q8, q13, q20)
-//!   against DataFusion running the same join as one batch.
+//! - `benches/nexmark_joins.rs`: joins, chained operators and Top-N over the person, auction
+//!   and bid streams (q3, q5 as written, q7, q8, q9, q13, q18, q19, q20) against DataFusion
+//!   running the same query as one batch.
 //! - `benches/kafka.rs`: Nexmark bids as JSON in a Kafka topic into the `parquet` sink, local
 //!   and on S3 (needs the services of `.ci/services`).
 //! - `RESULTS.md`: the measured numbers, with the machine and the date.
@@ -76,14 +77,23 @@ pub struct WeirRun {
     pub weir_work: f64,
 }
 
+/// The output mode a query file asks for in a `-- output_mode: <mode>` line, else `append`.
+pub fn output_mode_of(select: &str) -> &str {
+    select
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("-- output_mode:"))
+        .map_or("append", str::trim)
+}
+
 /// Runs `select` in `engine` (whose sources are created) into the `blackhole` sink `name`,
-/// `available-now` with `flush_on_end`, to its end.
+/// `available-now` with `flush_on_end`, to its end, in the output mode it asks for.
 pub async fn run_to_end(engine: &weir::Engine, name: &str, select: &str) -> weir::Result<WeirRun> {
     let started = std::time::Instant::now();
+    let mode = output_mode_of(select);
     let query = engine
         .start(&format!(
             "CREATE SINK {name} WITH (connector = 'blackhole', trigger = 'available-now', \
-             flush_on_end = 'true') AS\n{select}"
+             flush_on_end = 'true', output_mode = '{mode}') AS\n{select}"
         ))
         .await?;
     query.await_termination().await?;

@@ -1,5 +1,6 @@
 //! Crash safety of the stateful operators in the real `weir` binary: a windowed aggregation,
-//! a stream-stream left outer join, keep-first deduplication and a window Top-N.
+//! stream-stream left outer and inner joins, `SELECT DISTINCT`, keep-first deduplication,
+//! deduplication within the watermark and a window Top-N.
 //!
 //! `sigkill_during_a_windowed_aggregation_keeps_every_window_exactly_once` runs a tumbling
 //! window `GROUP BY` in append mode (`flush_on_end`, available-now) over many one-file batches
@@ -13,8 +14,9 @@
 //!
 //! The join and dedup tests run the same way over the same input: a left outer self-join
 //! (each row with the next id of its name within 5 s, or its null-padded row, emitted when the
-//! watermark evicts it), each (name, amount)'s earliest row, and each window's three largest
-//! amounts; every output row exactly once.
+//! watermark evicts it), the inner join of the same, each distinct (name, amount), each
+//! (name, amount)'s earliest row, each message sent twice once, and each window's three
+//! largest amounts; every output row exactly once.
 //!
 //! Input event times move forward file by file and never fall further behind than the
 //! watermark delay allows: no row is ever late, so the oracle needs no watermark.
@@ -120,6 +122,50 @@ fn sigkill_during_a_window_top_n_keeps_every_ranking_exactly_once() {
         row.to_string()
     });
     assert!(expected.len() > 30, "{} rows", expected.len());
+}
+
+/// Each row with the next id of its name within 5 s (an inner join: a row without one is
+/// never emitted); the left rows leave state with the watermark.
+const INNER_JOIN: &str = "SELECT a.id, a.name, b.id AS next FROM events AS a JOIN events AS b \
+                          ON a.name = b.name AND b.id = a.id + 1 AND \
+                          b.ts BETWEEN a.ts - INTERVAL '5' SECOND AND a.ts + INTERVAL '5' SECOND";
+
+#[test]
+fn sigkill_during_a_stream_stream_inner_join_keeps_every_row_exactly_once() {
+    let (files, expected) = kill_and_compare(INNER_JOIN, INNER_JOIN, "join-0.left", |row| {
+        row.split_once(", ")
+            .map_or(row.to_string(), |(k, _)| k.to_string())
+    });
+    let rows = expected.len() as u64;
+    assert!(
+        rows > files * ROWS_PER_FILE / 5 && rows < files * ROWS_PER_FILE / 2,
+        "about a third of the rows have a next id of their name: {rows}"
+    );
+}
+
+/// Each (name, amount) once, as it first arrives (Spark's dropDuplicates: kept forever).
+const DISTINCT: &str = "SELECT DISTINCT name, amount FROM events";
+
+#[test]
+fn sigkill_during_select_distinct_keeps_every_key_exactly_once() {
+    let (_, expected) = kill_and_compare(DISTINCT, DISTINCT, "dedup-0", |row| row.to_string());
+    assert!(expected.len() > 250, "{} keys", expected.len());
+}
+
+/// Each message once, though a producer sent it twice (see [`write_input_file`]'s `msg`):
+/// the copy in the later file arrives while the first is in state, which the watermark then
+/// empties.
+const WITHIN_WATERMARK: &str = "SELECT msg FROM DROP_DUPLICATES_WITHIN_WATERMARK(events, msg)";
+
+#[test]
+fn sigkill_during_dedup_within_the_watermark_keeps_every_message_exactly_once() {
+    let (files, expected) = kill_and_compare(
+        WITHIN_WATERMARK,
+        "SELECT DISTINCT msg FROM events",
+        "dedup-0",
+        |row| row.to_string(),
+    );
+    assert_eq!(expected.len() as u64, files.div_ceil(2) * ROWS_PER_FILE);
 }
 
 /// Runs `select` under repeated SIGKILLs (see the module docs) and compares the sink with
@@ -266,7 +312,7 @@ fn stateful_job(select: &str) -> Job {
     fs::create_dir(&input).expect("creating the input dir");
     let [i, o, c] = [&input, &out, &ckpt].map(|p| p.display().to_string());
     let script = format!(
-        "CREATE SOURCE events (id BIGINT, name VARCHAR, amount BIGINT, ts TIMESTAMP, \
+        "CREATE SOURCE events (id BIGINT, name VARCHAR, amount BIGINT, ts TIMESTAMP, msg BIGINT, \
          WATERMARK FOR ts AS ts - INTERVAL '5' SECOND) WITH (connector = 'files', path = '{i}', \
          format = 'json', max_files_per_trigger = '1');\n\
          CREATE SINK out WITH (connector = 'parquet', path = '{o}', checkpoint = '{c}', \
@@ -301,7 +347,12 @@ fn write_input_file(dir: &Path, index: u64, rng: &mut Rng) {
             s / 60 % 60,
             s % 60
         );
-        let row = serde_json::json!({"id": id, "name": name, "amount": amount, "ts": ts});
+        // A message id a producer sent twice: line `row` of files 2m and 2m + 1, at most 9 s
+        // apart, within the 5 s watermark delay of each other's expiry (Spark's
+        // `expiresAt` = event time + delay, reached when the max event time is 10 s on).
+        let msg = index / 2 * ROWS_PER_FILE + row;
+        let row =
+            serde_json::json!({"id": id, "name": name, "amount": amount, "ts": ts, "msg": msg});
         text += &row.to_string();
         text.push('\n');
     }
@@ -367,6 +418,7 @@ fn oracle_rows(input: &Path, sql: &str) -> Vec<String> {
         Field::new("name", DataType::Utf8, true),
         Field::new("amount", DataType::Int64, true),
         Field::new("ts", DataType::Timestamp(TimeUnit::Nanosecond, None), true),
+        Field::new("msg", DataType::Int64, true),
     ]);
     oracle_over_json(input, &schema, sql)
 }

@@ -12,6 +12,9 @@
 //!   examples (custom source, custom sink, UDFs).
 //! - `joins`: stream-stream joins against DataFusion's batch join for random batch splits,
 //!   the joins Spark refuses, EXPLAIN's account of their state, and late rows per side.
+//! - `chained_operators`: an aggregation over a join and over an aggregation, a join of two
+//!   aggregations and a Top-N over a join against DataFusion's batch query for random batch
+//!   splits; the watermark an operator above a join works with; chains refused.
 //! - `dedup`: `SELECT DISTINCT` and keep-first `ROW_NUMBER()` against DataFusion's batch
 //!   query for random batch splits, and the forms refused.
 //! - `idle`: an idle query polls its sources with a bounded back-off and runs no batch.
@@ -34,8 +37,8 @@
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
 //!   row exactly once.
 //! - `crash_windowed`: the same for a tumbling-window aggregation (every window exactly once),
-//!   a stream-stream left outer join, keep-first deduplication and a window Top-N (every row
-//!   exactly once).
+//!   stream-stream left outer and inner joins, `SELECT DISTINCT`, keep-first deduplication,
+//!   deduplication within the watermark and a window Top-N (every row exactly once).
 //! - `damaged_checkpoint`: each kind of damage to a checkpoint file is refused at start by
 //!   name, before the output is touched; a lost last commit re-runs its batch once.
 //! - `stateful_contract`: the stateful rules end to end: the watermark across inputs and
@@ -55,6 +58,7 @@
 mod aggregate;
 mod bad_records;
 mod bad_statements;
+mod chained_operators;
 mod cli;
 mod crash;
 mod crash_windowed;

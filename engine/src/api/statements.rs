@@ -27,7 +27,7 @@ use crate::runtime::{
     QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
     WatermarkSpec,
 };
-use weir_sql::logical::streaming_operators;
+use weir_sql::logical::{feeding_operator_ids, streaming_operators};
 use weir_sql::planner::watermarked_columns;
 use weir_sql::window::WindowInput;
 
@@ -392,6 +392,7 @@ impl Engine {
         let appends = streaming_operators(&plan.logical_plan)
             .iter()
             .all(|o| o.output_modes().append.is_ok());
+        // (Operators feeding others must take append anyway; `launch` checks.)
         let mode = if appends { "append" } else { "update" };
         let number = self.inner.watches.fetch_add(1, Ordering::Relaxed) + 1;
         let name = format!("watch_{number}");
@@ -425,7 +426,10 @@ impl Engine {
         let sink_name = entry.desc.name.as_str();
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
         let operators = streaming_operators(&plan.logical_plan);
-        entry.options.check_output_mode(sink_name, &operators)?;
+        let feeding = feeding_operator_ids(&plan.logical_plan);
+        entry
+            .options
+            .check_output_mode(sink_name, &operators, &feeding)?;
         // The static tables it joins are read as they are now.
         reload_tables_of(&plan.logical_plan).await;
         for warning in operators.iter().filter_map(|o| o.state_warning()) {

@@ -2,6 +2,7 @@
 //! `QueryPlanner` made for each micro-batch, carrying what the operators need from the
 //! runtime (their state, the watermark in force, the output mode).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -21,14 +22,15 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use weir_sql::logical::{
-    StateEviction, StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode, StreamingTopNNode,
+    StateEviction, StreamingAggregateNode, StreamingDedupNode, StreamingJoinNode,
+    StreamingTopNNode, feeding_operator_ids, input_watermark_lag_ms,
 };
 
 use super::streaming_aggregate::{StreamingAggregateExec, distinct};
 use super::streaming_dedup::StreamingDedupExec;
 use super::streaming_join::{Eviction, JoinSide, StreamingJoinExec};
 use super::streaming_top_n::StreamingTopNExec;
-use crate::runtime::{BatchContext, BatchWatermarks};
+use crate::runtime::{BatchContext, BatchWatermarks, OutputMode};
 
 /// DataFusion's planner plus Weir's streaming operators.
 #[derive(Debug)]
@@ -52,6 +54,7 @@ impl QueryPlanner for StreamingQueryPlanner {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let streaming = StreamingExtensionPlanner {
             context: Arc::clone(&self.context),
+            feeding: feeding_operator_ids(plan),
         };
         DefaultPhysicalPlanner::with_extension_planners(vec![Arc::new(streaming)])
             .create_physical_plan(plan, session)
@@ -61,6 +64,19 @@ impl QueryPlanner for StreamingQueryPlanner {
 
 struct StreamingExtensionPlanner {
     context: Arc<BatchContext>,
+    /// The operators whose output feeds another: they emit in append mode.
+    feeding: BTreeSet<String>,
+}
+
+impl StreamingExtensionPlanner {
+    /// The mode operator `id` emits in: the query's, unless it feeds another operator.
+    fn mode_of(&self, id: &str) -> OutputMode {
+        if self.feeding.contains(id) {
+            OutputMode::Append
+        } else {
+            self.context.mode
+        }
+    }
 }
 
 #[async_trait]
@@ -74,6 +90,11 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
         session: &dyn Session,
         planning_ctx: &PhysicalPlanningContext,
     ) -> Result<Option<Arc<dyn ExecutionPlan>>> {
+        // The operator's input watermark: the query's, or earlier above a join.
+        let watermarks = self
+            .context
+            .watermarks
+            .lagged(input_watermark_lag_ms(logical_inputs));
         if let Some(dedup) = node.as_any().downcast_ref::<StreamingDedupNode>() {
             let schema = logical_inputs[0].schema();
             let index = |c: &Column| schema.index_of_column(c);
@@ -84,7 +105,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 dedup.keys.iter().map(index).collect::<Result<_>>()?,
                 dedup.time.as_ref().map(index).transpose()?,
                 dedup.evict_by_key,
-                self.context.watermarks,
+                watermarks,
                 Arc::new(dedup.schema.as_arrow().clone()),
             );
             return Ok(Some(Arc::new(exec)));
@@ -114,8 +135,8 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 order_by,
                 usize::try_from(top_n.limit).unwrap_or(usize::MAX),
                 top_n.closed_by.as_ref().map(index).transpose()?,
-                self.context.mode,
-                self.context.watermarks,
+                self.mode_of(&top_n.operator_id),
+                watermarks,
                 Arc::new(top_n.schema.as_arrow().clone()),
             );
             return Ok(Some(Arc::new(exec)));
@@ -128,7 +149,7 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
                 physical_inputs,
                 session,
                 planning_ctx,
-                self.context.watermarks,
+                watermarks,
             )?;
             return Ok(Some(Arc::new(exec)));
         }
@@ -189,8 +210,8 @@ impl ExtensionPlanner for StreamingExtensionPlanner {
             aggregate.derived_window_end,
             aggregate.hop_panes,
             distinct,
-            self.context.mode,
-            self.context.watermarks,
+            self.mode_of(&aggregate.operator_id),
+            watermarks,
         )?;
         Ok(Some(Arc::new(exec)))
     }

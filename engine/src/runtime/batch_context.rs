@@ -68,6 +68,24 @@ pub struct BatchWatermarks {
     pub eviction: Option<EventTime>,
 }
 
+impl BatchWatermarks {
+    /// These watermarks `lag_ms` milliseconds earlier: those of an operator above a join,
+    /// whose output may be older than the query's watermark (see `input_watermark_lag_ms`).
+    pub fn lagged(self, lag_ms: i64) -> Self {
+        // The end of time (the input has ended) stays the end of time.
+        let lag = |w: Option<EventTime>| {
+            w.map(|w| match w {
+                EventTime::END_OF_TIME => w,
+                w => EventTime::from_ms(w.ms().saturating_sub(lag_ms)),
+            })
+        };
+        Self {
+            late_rows: lag(self.late_rows),
+            eviction: lag(self.eviction),
+        }
+    }
+}
+
 /// What a stateful operator did in one batch, for progress.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OperatorMetrics {

@@ -1,6 +1,7 @@
 //! The options of a sink that shape its query rather than its connector: `checkpoint`,
 //! `trigger`, `output_mode` and `flush_on_end`.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,10 +105,13 @@ impl QueryOptions {
     /// Checks the output mode against the query's stateful operators, each of which says
     /// which modes it takes (Spark's rules); a query without one takes `append` and `update`,
     /// not `complete`, which re-emits a whole result.
+    /// An operator whose output feeds another (`feeding`, by id) emits in `append` mode
+    /// whatever the query's mode, so it must be able to.
     pub fn check_output_mode(
         &self,
         sink: &str,
         operators: &[Arc<dyn StreamingOperator>],
+        feeding: &BTreeSet<String>,
     ) -> Result<()> {
         if operators.is_empty() && self.output_mode == OutputMode::Complete {
             return Err(WeirError::Plan(format!(
@@ -117,6 +121,16 @@ impl QueryOptions {
         }
         for operator in operators {
             let modes = operator.output_modes();
+            if feeding.contains(operator.operator_id()) {
+                modes.append.map_err(|why| {
+                    WeirError::Plan(format!(
+                        "sink '{sink}': {} feeds another stateful operator, so it must emit \
+                         each row once, in append mode, and it cannot: {why}",
+                        operator.operator_id()
+                    ))
+                })?;
+                continue;
+            }
             let verdict = match self.output_mode {
                 OutputMode::Append => modes.append,
                 OutputMode::Update => modes.update,

@@ -8,7 +8,10 @@ mod streaming_dedup;
 mod streaming_join;
 mod streaming_top_n;
 
-pub use operator::{OutputModes, StreamingOperator, streaming_operators};
+pub use operator::{
+    OutputModes, StreamingOperator, feeding_operator_ids, input_watermark_lag_ms,
+    streaming_operators,
+};
 
 pub use join_bounds::StateEviction;
 pub(crate) use streaming_aggregate::unaliased;

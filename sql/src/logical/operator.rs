@@ -2,7 +2,25 @@
 //! (its id, what it keeps in state, which output modes it can emit in and why not the others,
 //! how EXPLAIN describes it), so that the engine handles operators without naming them; and
 //! [`streaming_operators`], the one place that knows which logical nodes are operators.
+//!
+//! **Several stateful operators in one query** (an aggregation over a join, a Top-N over a
+//! join, an aggregation over a windowed aggregation), as Spark (≥ 3.4) chains them:
+//! - an operator whose output feeds another ([`feeding_operator_ids`]) emits in `append`
+//!   mode, whatever the query's mode, so the operator above sees each of its rows once, never
+//!   retracted; it must be able to (a windowed aggregation closed by the watermark, a join, a
+//!   dedup), or the query is refused. Only the top operators emit in the query's mode. Spark
+//!   allows several stateful operators in `append` mode only; Weir also lets the top one
+//!   emit in `update` or `complete` mode (Flink's Top-N over a join, Nexmark q9), which is
+//!   sound because what it reads is append-only.
+//! - watermarks propagate as in Spark's `EventTimeWatermarkPropagator`: each operator works
+//!   with its input's watermark, the minimum of what its inputs produce, and produces its
+//!   input watermark (`produceOutputWatermark`'s default), except a join, which produces
+//!   the minimum of its input watermark and its two sides' state watermarks (the points
+//!   below which it keeps no row, so none it emits later can be older). As a join's state
+//!   watermark is its input watermark plus a constant, each operator's watermark is the
+//!   query's minus a constant fixed at planning ([`input_watermark_lag_ms`]).
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -47,25 +65,73 @@ pub trait StreamingOperator: Debug + Send + Sync {
     fn state_warning(&self) -> Option<String> {
         None
     }
+
+    /// How far behind its input watermark the watermark it produces for the operators above
+    /// it is, in milliseconds (Spark's `produceOutputWatermark`): none for most operators.
+    fn output_watermark_delay_ms(&self) -> i64 {
+        0
+    }
+}
+
+/// `node` as a stateful operator, if it is one.
+fn as_operator(node: &LogicalPlan) -> Option<Arc<dyn StreamingOperator>> {
+    let LogicalPlan::Extension(extension) = node else {
+        return None;
+    };
+    let any = extension.node.as_any();
+    if let Some(aggregate) = any.downcast_ref::<StreamingAggregateNode>() {
+        Some(Arc::new(aggregate.clone()))
+    } else if let Some(join) = any.downcast_ref::<StreamingJoinNode>() {
+        Some(Arc::new(join.clone()))
+    } else if let Some(dedup) = any.downcast_ref::<StreamingDedupNode>() {
+        Some(Arc::new(dedup.clone()))
+    } else {
+        any.downcast_ref::<StreamingTopNNode>()
+            .map(|top_n| Arc::new(top_n.clone()) as Arc<dyn StreamingOperator>)
+    }
 }
 
 /// The stateful operators of `plan`, from the top down.
 pub fn streaming_operators(plan: &LogicalPlan) -> Vec<Arc<dyn StreamingOperator>> {
     let mut found: Vec<Arc<dyn StreamingOperator>> = Vec::new();
     let _ = plan.apply(|node| {
-        if let LogicalPlan::Extension(extension) = node {
-            let any = extension.node.as_any();
-            if let Some(aggregate) = any.downcast_ref::<StreamingAggregateNode>() {
-                found.push(Arc::new(aggregate.clone()));
-            } else if let Some(join) = any.downcast_ref::<StreamingJoinNode>() {
-                found.push(Arc::new(join.clone()));
-            } else if let Some(dedup) = any.downcast_ref::<StreamingDedupNode>() {
-                found.push(Arc::new(dedup.clone()));
-            } else if let Some(top_n) = any.downcast_ref::<StreamingTopNNode>() {
-                found.push(Arc::new(top_n.clone()));
+        found.extend(as_operator(node));
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+/// The ids of the operators of `plan` whose output feeds another stateful operator (they
+/// emit in `append` mode; see the module docs).
+pub fn feeding_operator_ids(plan: &LogicalPlan) -> BTreeSet<String> {
+    let mut feeding = BTreeSet::new();
+    let _ = plan.apply(|node| {
+        if as_operator(node).is_some() {
+            for input in node.inputs() {
+                feeding.extend(
+                    streaming_operators(input)
+                        .iter()
+                        .map(|o| o.operator_id().to_string()),
+                );
             }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    found
+    feeding
+}
+
+/// How far (in milliseconds) the watermark of an operator reading `inputs` is behind the
+/// query's: the largest of the inputs' (see the module docs).
+pub fn input_watermark_lag_ms(inputs: &[&LogicalPlan]) -> i64 {
+    inputs
+        .iter()
+        .map(|input| output_watermark_lag_ms(input))
+        .max()
+        .unwrap_or(0)
+}
+
+/// How far behind the query's watermark the watermark `plan` produces is.
+fn output_watermark_lag_ms(plan: &LogicalPlan) -> i64 {
+    let below = input_watermark_lag_ms(&plan.inputs());
+    below + as_operator(plan).map_or(0, |operator| operator.output_watermark_delay_ms())
 }

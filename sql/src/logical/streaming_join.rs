@@ -282,6 +282,16 @@ impl StreamingOperator for StreamingJoinNode {
         signature
     }
 
+    /// Spark's `produceOutputWatermark` for a join: the minimum of the input watermark and
+    /// the two sides' state watermarks (the input watermark plus each side's eviction offset).
+    fn output_watermark_delay_ms(&self) -> i64 {
+        [&self.left_eviction, &self.right_eviction]
+            .into_iter()
+            .flatten()
+            .map(|eviction| -eviction.offset_ms)
+            .fold(0, i64::max)
+    }
+
     fn output_modes(&self) -> OutputModes {
         let refused = Err(format!(
             "a join of two streams emits in output_mode 'append' only (as in Spark): its rows \

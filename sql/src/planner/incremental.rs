@@ -2,15 +2,16 @@
 //! ([`incrementalize`]), then checking which logical operators can run on one micro-batch at
 //! a time ([`check_incremental`]).
 //!
-//! A `GROUP BY` over a stream becomes a [`StreamingAggregateNode`] (one per query: an
-//! aggregation over another aggregation's output is refused), and a join of two streams a
+//! A `GROUP BY` over a stream becomes a [`StreamingAggregateNode`], and a join of two streams a
 //! [`StreamingJoinNode`] (which refuses, with Spark, the joins it cannot run). Stateless operators
 //! (projection, filter, UNNEST, UNION ALL, subquery aliases) run per batch.
 //! A join of a stream with a static table runs per batch when the stream is the side whose rows
 //! are preserved (inner joins, and outer/semi/anti joins that keep the stream's rows), because
 //! the static side is read whole each trigger. The other operators that would remember rows
-//! across batches (DISTINCT, ORDER BY, LIMIT, window functions, an aggregation over an
-//! aggregation) are refused here with a message naming the operator.
+//! across batches (DISTINCT ON, ORDER BY, LIMIT, window functions) are refused here with a
+//! message naming the operator. Several stateful operators may be chained (an aggregation
+//! over a join or over another aggregation): each but the top one must emit in append mode,
+//! which the engine checks with the query's output mode (`feeding_operator_ids`).
 
 use std::sync::Arc;
 
@@ -158,19 +159,6 @@ fn reads_stream(plan: &LogicalPlan) -> bool {
     found
 }
 
-/// The streaming aggregation of an incrementalized plan, if it has one.
-pub(crate) fn streaming_aggregate(plan: &LogicalPlan) -> Option<StreamingAggregateNode> {
-    let mut found = None;
-    let _ = plan.apply(|node| {
-        if let Some(aggregate) = as_streaming_aggregate(node) {
-            found = Some(aggregate.clone());
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    found
-}
-
 fn as_streaming_aggregate(plan: &LogicalPlan) -> Option<&StreamingAggregateNode> {
     match plan {
         LogicalPlan::Extension(ext) => ext.node.as_any().downcast_ref::<StreamingAggregateNode>(),
@@ -211,19 +199,10 @@ fn visit(plan: &LogicalPlan, sources: &mut Vec<String>) -> Result<bool> {
     check_subqueries(plan)?;
     let streams: Vec<String> = child_streams.iter().flatten().cloned().collect();
 
-    if let Some(aggregate) = as_streaming_aggregate(plan) {
-        if streaming_aggregate(&aggregate.input).is_some() {
-            return Err(SqlError::NotIncremental(format!(
-                "an aggregation over the output of another aggregation of stream {} is not \
-                 supported: the inner aggregation's rows change from batch to batch; aggregate \
-                 once, or write the inner result to a sink and read it as a new source",
-                quoted(&child_streams.concat())
-            )));
-        }
-        sources.extend(child_streams.concat());
-        return Ok(true);
-    }
-    if as_streaming_join(plan).is_some() || is_streaming_dedup(plan) {
+    if as_streaming_aggregate(plan).is_some()
+        || as_streaming_join(plan).is_some()
+        || is_streaming_dedup(plan)
+    {
         sources.extend(child_streams.concat());
         return Ok(true);
     }
