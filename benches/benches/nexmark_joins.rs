@@ -1,7 +1,8 @@
 //! Nexmark joins, chained operators and Top-N: the seeded `nexmark` person, auction and bid
 //! streams (three sources over the same events, each keeping its kind) into the `blackhole`
 //! sink, a 5-second watermark on each, `flush_on_end`, in append mode unless the query file
-//! says `-- output_mode: update` (q9, q18, q19: Top-N over the whole stream). Queries are `benches/queries/joins/*.sql`, each
+//! says `-- output_mode: update` (q4: an average over the whole stream; q9, q18, q19: Top-N over
+//! the whole stream). Queries are `benches/queries/joins/*.sql`, each
 //! with a `<query>.batch.sql` that DataFusion runs once over the same events generated into
 //! memory beforehand. q13's side input is a static table (`side_input`, a CSV file of 10 000
 //! keys) read by both.
@@ -55,7 +56,7 @@ fn main() -> Result<(), Error> {
     println!("# Nexmark joins run\n");
     println!("- events: {events}, {per_batch} events per batch (of each source)");
     println!(
-        "- sink: blackhole, append mode (update for q9, q18, q19), watermark 5 s on each source, flush_on_end"
+        "- sink: blackhole, append mode (update for q4, q9, q18, q19), watermark 5 s on each source, flush_on_end"
     );
     println!(
         "- each row: the Weir run with the median work (batches minus generation) of {runs}, and the median of {runs} DataFusion runs\n"

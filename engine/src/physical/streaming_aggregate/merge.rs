@@ -4,21 +4,21 @@
 
 use std::sync::Arc;
 
-use arrow::array::{BooleanArray, RecordBatch};
-use arrow::buffer::BooleanBuffer;
-use arrow::compute::kernels::boolean::not;
-use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::SchemaRef;
-use arrow::row::Row;
-use datafusion::common::HashSet;
+use arrow::array::RecordBatch;
+use arrow::compute::concat_batches;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::TaskContext;
 use datafusion::physical_plan::aggregates::{AggregateMode, PhysicalGroupBy};
 
 use super::StreamingAggregateExec;
+use crate::error::WeirError;
 use crate::physical::session_merge::merge_sessions;
 use crate::runtime::OutputMode;
-use crate::state::{StagedPartition, compact, delta_of, diff, key_converter};
+use crate::state::{KeyedTable, StagedPartition, Touched};
+
+fn weir_error(e: WeirError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
 
 impl StreamingAggregateExec {
     /// Merges one state partition's committed state `old` with the batch's partial state for
@@ -29,9 +29,10 @@ impl StreamingAggregateExec {
         old: Vec<RecordBatch>,
         new: RecordBatch,
         final_group_by: Arc<PhysicalGroupBy>,
-        state_schema: SchemaRef,
+        table: &KeyedTable,
         context: Arc<TaskContext>,
     ) -> Result<MergedPartition> {
+        let state_schema = Arc::clone(table.schema());
         let groups = self.group_by.expr().len();
         // A global aggregate's one group lives in partition 0, and exists before any row.
         let idle = old.iter().all(|b| b.num_rows() == 0) && new.num_rows() == 0;
@@ -39,25 +40,22 @@ impl StreamingAggregateExec {
             return Ok(MergedPartition {
                 output: Vec::new(),
                 evicted: 0,
-                staged: StagedPartition {
-                    state: Vec::new(),
-                    delta: delta_of(&state_schema, new.clone(), new)
-                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
-                },
+                staged: table
+                    .change(Vec::new(), new.clone(), new)
+                    .map_err(weir_error)?,
             });
         }
         let groups_state = if self.session_start.is_some() {
-            self.merge_sessions(old, new, &final_group_by, &state_schema, &context)
+            self.merge_sessions(old, new, &final_group_by, table, &context)
                 .await?
         } else {
-            self.merge_groups(old, new, &final_group_by, &state_schema, &context)
+            self.merge_groups(old, new, &final_group_by, table, &context)
                 .await?
         };
         let GroupsState {
             emit,
-            keep,
             closed,
-            delta,
+            staged,
         } = groups_state;
         let output = if emit.iter().all(|b| b.num_rows() == 0) {
             Vec::new()
@@ -77,7 +75,7 @@ impl StreamingAggregateExec {
         Ok(MergedPartition {
             output,
             evicted: closed as u64,
-            staged: StagedPartition { state: keep, delta },
+            staged,
         })
     }
 
@@ -89,36 +87,15 @@ impl StreamingAggregateExec {
         old: Vec<RecordBatch>,
         new: RecordBatch,
         final_group_by: &Arc<PhysicalGroupBy>,
-        state_schema: &SchemaRef,
+        table: &KeyedTable,
         context: &Arc<TaskContext>,
     ) -> Result<GroupsState> {
+        let state_schema = table.schema();
         let groups = self.group_by.expr().len();
-        let mut merge_input = Vec::with_capacity(old.len() + 1);
-        let mut untouched = Vec::with_capacity(old.len());
-        if groups == 0 {
-            // A global aggregate has one group, touched by every batch.
-            merge_input.extend(old);
-        } else {
-            let converter = key_converter(&new.schema(), groups)
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            let new_keys = converter.convert_columns(&new.columns()[..groups])?;
-            let mut touched: HashSet<Row<'_>> = HashSet::with_capacity(new_keys.num_rows());
-            touched.extend(new_keys.iter());
-            for batch in old {
-                let keys = converter.convert_columns(&batch.columns()[..groups])?;
-                let mask = BooleanArray::from(BooleanBuffer::collect_bool(keys.num_rows(), |i| {
-                    touched.contains(&keys.row(i))
-                }));
-                match mask.true_count() {
-                    0 => untouched.push(batch),
-                    n if n == batch.num_rows() => merge_input.push(batch),
-                    _ => {
-                        merge_input.push(filter_record_batch(&batch, &mask)?);
-                        untouched.push(filter_record_batch(&batch, &not(&mask)?)?);
-                    }
-                }
-            }
-        }
+        let Touched {
+            touched: mut merge_input,
+            mut untouched,
+        } = table.touched_by(old, &new).map_err(weir_error)?;
         merge_input.push(new);
         let reduced = if groups > 0 && merge_input.iter().all(|b| b.num_rows() == 0) {
             Vec::new()
@@ -152,14 +129,14 @@ impl StreamingAggregateExec {
             OutputMode::Update => vec![reduced],
             OutputMode::Append => vec![closed.clone()],
         };
-        let delta = delta_of(state_schema, reduced_open.clone(), closed.clone())
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        keep.extend((reduced_open.num_rows() > 0).then_some(reduced_open));
+        let closed_groups = closed.num_rows();
+        let staged = table
+            .change(keep, reduced_open, closed)
+            .map_err(weir_error)?;
         Ok(GroupsState {
             emit,
-            keep: compact(state_schema, keep)?,
-            closed: closed.num_rows(),
-            delta,
+            closed: closed_groups,
+            staged,
         })
     }
 
@@ -170,9 +147,10 @@ impl StreamingAggregateExec {
         old: Vec<RecordBatch>,
         new: RecordBatch,
         final_group_by: &Arc<PhysicalGroupBy>,
-        state_schema: &SchemaRef,
+        table: &KeyedTable,
         context: &Arc<TaskContext>,
     ) -> Result<GroupsState> {
+        let state_schema = table.schema();
         let (Some(start), Some(end)) = (self.session_start, self.window_end) else {
             return Err(DataFusionError::Internal(
                 "a session window without its start and end".to_string(),
@@ -194,17 +172,14 @@ impl StreamingAggregateExec {
             .await?;
         let merged = concat_batches(state_schema, &merged)?;
         let (keep, closed) = self.split_open(&merged)?;
-        let delta = diff(state_schema, groups, &old, std::slice::from_ref(&keep))
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(GroupsState {
             emit: vec![match self.mode {
                 OutputMode::Complete => merged,
                 // Update mode is refused for sessions at planning (as in Spark).
                 OutputMode::Update | OutputMode::Append => closed.clone(),
             }],
-            keep: vec![keep],
             closed: closed.num_rows(),
-            delta,
+            staged: table.replace(&old, keep).map_err(weir_error)?,
         })
     }
 }
@@ -213,11 +188,10 @@ impl StreamingAggregateExec {
 pub(super) struct GroupsState {
     /// The groups (partial state) to finalize and emit.
     emit: Vec<RecordBatch>,
-    /// The state to keep.
-    keep: Vec<RecordBatch>,
     /// How many groups were evicted because their window closed.
     closed: usize,
-    delta: RecordBatch,
+    /// The state to keep, and its delta.
+    staged: StagedPartition,
 }
 
 /// What merging one state partition gave.

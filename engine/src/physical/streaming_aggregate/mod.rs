@@ -94,7 +94,7 @@ use super::late_rows::{DropLateRowsExec, LateInput, after};
 use crate::error::WeirError;
 use crate::event_time::EventTime;
 use crate::runtime::{BatchContext, BatchWatermarks, OutputMode};
-use crate::state::{key_converter, split_by_key};
+use crate::state::{KeyedTable, key_converter};
 
 /// The streaming aggregation operator; see the module docs.
 #[derive(Debug, Clone)]
@@ -285,13 +285,19 @@ impl StreamingAggregateExec {
         if let Some(panes) = self.hop_panes {
             new_partial = self.windows_of_panes(new_partial, panes)?;
         }
-        let committed = state.committed();
+        let table = KeyedTable::new(
+            Arc::clone(&state),
+            Arc::clone(&state_schema),
+            self.group_by.expr().len(),
+        );
+        let committed = table.committed();
         self.check_state_layout(&committed, &state_schema)?;
         let late_rows = late.count();
 
         // Each state partition merges its own groups, in parallel.
-        let new_parts = split_by_key(&new_partial, &self.partition_columns(), committed.len())
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let new_parts = table
+            .route(&new_partial, &self.partition_columns())
+            .map_err(weir_error)?;
         let tasks =
             committed
                 .into_iter()
@@ -299,11 +305,10 @@ impl StreamingAggregateExec {
                 .enumerate()
                 .map(|(partition, (old, new))| {
                     let this = self.clone();
-                    let (group_by, schema) =
-                        (Arc::clone(&final_group_by), Arc::clone(&state_schema));
+                    let (group_by, table) = (Arc::clone(&final_group_by), table.clone());
                     let context = Arc::clone(&context);
                     tokio::spawn(async move {
-                        this.merge_partition(partition, old, new, group_by, schema, context)
+                        this.merge_partition(partition, old, new, group_by, &table, context)
                             .await
                     })
                 });
@@ -319,7 +324,7 @@ impl StreamingAggregateExec {
             evicted += merged.evicted;
             staged.push(merged.staged);
         }
-        state.stage(state_schema, self.group_by.expr().len(), staged);
+        table.stage(staged);
         if let (Some(first), Some(first_pairs)) = (self.distinct.first(), pairs.first()) {
             // The groups closed are found once, for all the distinct counts.
             let split = |pairs: &RecordBatch| self.split_open(pairs).map_err(WeirError::from);
