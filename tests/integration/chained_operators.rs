@@ -171,3 +171,33 @@ async fn an_operator_feeding_another_must_emit_in_append_mode() {
         "{error}"
     );
 }
+
+/// EXPLAIN says which watermark an operator above a join works with, and that an operator
+/// feeding another emits in append mode.
+#[tokio::test]
+async fn explain_says_which_watermark_each_chained_operator_works_with() {
+    let engine = engine_with(&[], &[], (10, 10)).await;
+    for view in views() {
+        engine.execute(&view).await.expect("view");
+    }
+    let (query, _, _) = cases().swap_remove(0);
+    let plan = sorted_lines(
+        &engine
+            .sql(&format!("EXPLAIN {query}"))
+            .await
+            .expect("explain"),
+    )
+    .join("\n");
+    assert!(
+        plan.contains(
+            "(works with the watermark - 4001 ms: a join below it emits rows that far behind)"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(
+            "join-0: append, whatever the sink's mode (it feeds another stateful operator)"
+        ),
+        "{plan}"
+    );
+}

@@ -6,7 +6,7 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use weir_sql::{ShowKind, StreamingPlan};
 
-use weir_sql::logical::streaming_operators;
+use weir_sql::logical::{feeding_operator_ids, operator_watermark_lags, streaming_operators};
 
 use super::catalog::Catalog;
 use super::streaming_query::StreamingQuery;
@@ -276,8 +276,29 @@ pub(super) fn explain(catalog: &Catalog, plan: &StreamingPlan) -> Result<Vec<Rec
             "append, update (the same for a query without aggregation)".to_string(),
         )
     } else {
-        let describe = operators.iter().map(|o| o.describe());
-        let modes = operators.iter().map(|o| o.output_modes().summary);
+        let lags = operator_watermark_lags(&plan.logical_plan);
+        let feeding = feeding_operator_ids(&plan.logical_plan);
+        let describe = operators.iter().map(|o| {
+            let id = o.operator_id();
+            match lags.get(id) {
+                Some(&lag) if lag > 0 => format!(
+                    "{} (works with the watermark - {lag} ms: a join below it emits rows that \
+                     far behind)",
+                    o.describe()
+                ),
+                _ => o.describe(),
+            }
+        });
+        let modes = operators.iter().map(|o| {
+            if feeding.contains(o.operator_id()) {
+                format!(
+                    "{}: append, whatever the sink's mode (it feeds another stateful operator)",
+                    o.operator_id()
+                )
+            } else {
+                o.output_modes().summary
+            }
+        });
         (
             describe.collect::<Vec<_>>().join("; "),
             modes.collect::<Vec<_>>().join("; "),

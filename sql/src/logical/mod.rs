@@ -10,7 +10,7 @@ mod streaming_top_n;
 
 pub use operator::{
     OutputModes, StreamingOperator, feeding_operator_ids, input_watermark_lag_ms,
-    streaming_operators,
+    operator_watermark_lags, streaming_operators,
 };
 
 pub use join_bounds::StateEviction;

@@ -20,7 +20,7 @@
 //!   watermark is its input watermark plus a constant, each operator's watermark is the
 //!   query's minus a constant fixed at planning ([`input_watermark_lag_ms`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -118,6 +118,22 @@ pub fn feeding_operator_ids(plan: &LogicalPlan) -> BTreeSet<String> {
         Ok(TreeNodeRecursion::Continue)
     });
     feeding
+}
+
+/// For each operator of `plan` (by id), how far (in milliseconds) the watermark it works with
+/// is behind the query's (see [`input_watermark_lag_ms`]).
+pub fn operator_watermark_lags(plan: &LogicalPlan) -> BTreeMap<String, i64> {
+    let mut lags = BTreeMap::new();
+    let _ = plan.apply(|node| {
+        if let Some(operator) = as_operator(node) {
+            lags.insert(
+                operator.operator_id().to_string(),
+                input_watermark_lag_ms(&node.inputs()),
+            );
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    lags
 }
 
 /// How far (in milliseconds) the watermark of an operator reading `inputs` is behind the
