@@ -27,7 +27,7 @@ use crate::runtime::{
     QUERY_OPTIONS, QueryOptions, QueryRunner, QueryState, QueryStatus, RunnerParts, SourcePart,
     WatermarkSpec,
 };
-use weir_sql::logical::{feeding_operator_ids, streaming_operators};
+use weir_sql::logical::streaming_operators;
 use weir_sql::planner::watermarked_columns;
 use weir_sql::window::WindowInput;
 
@@ -426,10 +426,9 @@ impl Engine {
         let sink_name = entry.desc.name.as_str();
         let plan = plan_streaming_query(&self.inner.ctx.state(), query).await?;
         let operators = streaming_operators(&plan.logical_plan);
-        let feeding = feeding_operator_ids(&plan.logical_plan);
         entry
             .options
-            .check_output_mode(sink_name, &operators, &feeding)?;
+            .check_output_mode(sink_name, &plan.logical_plan)?;
         // The static tables it joins are read as they are now.
         reload_tables_of(&plan.logical_plan).await;
         for warning in operators.iter().filter_map(|o| o.state_warning()) {

@@ -1,15 +1,14 @@
 //! The options of a sink that shape its query rather than its connector: `checkpoint`,
 //! `trigger`, `output_mode` and `flush_on_end`.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use weir_connectors::options::parse_duration;
 pub use weir_connectors::sink::OutputMode;
 use weir_connectors::{ConnectorOptions, OptionSpec, StorageOptions};
 
-use weir_sql::logical::StreamingOperator;
+use datafusion::logical_expr::LogicalPlan;
+use weir_sql::logical::{Mode, check_output_mode};
 
 use crate::error::{Result, WeirError};
 
@@ -102,43 +101,16 @@ impl QueryOptions {
         })
     }
 
-    /// Checks the output mode against the query's stateful operators, each of which says
-    /// which modes it takes (Spark's rules); a query without one takes `append` and `update`,
-    /// not `complete`, which re-emits a whole result.
-    /// An operator whose output feeds another (`feeding`, by id) emits in `append` mode
-    /// whatever the query's mode, so it must be able to.
-    pub fn check_output_mode(
-        &self,
-        sink: &str,
-        operators: &[Arc<dyn StreamingOperator>],
-        feeding: &BTreeSet<String>,
-    ) -> Result<()> {
-        if operators.is_empty() && self.output_mode == OutputMode::Complete {
-            return Err(WeirError::Plan(format!(
-                "sink '{sink}': output_mode 'complete' needs an aggregation in the query (it \
-                 re-emits the whole result every batch); use 'append' for a query without one"
-            )));
-        }
-        for operator in operators {
-            let modes = operator.output_modes();
-            if feeding.contains(operator.operator_id()) {
-                modes.append.map_err(|why| {
-                    WeirError::Plan(format!(
-                        "sink '{sink}': {} feeds another stateful operator, so it must emit \
-                         each row once, in append mode, and it cannot: {why}",
-                        operator.operator_id()
-                    ))
-                })?;
-                continue;
-            }
-            let verdict = match self.output_mode {
-                OutputMode::Append => modes.append,
-                OutputMode::Update => modes.update,
-                OutputMode::Complete => modes.complete,
-            };
-            verdict.map_err(|why| WeirError::Plan(format!("sink '{sink}': {why}")))?;
-        }
-        Ok(())
+    /// Checks the output mode against the query's stateful operators (the `sql` crate's
+    /// rules: `weir_sql::logical::check_output_mode`).
+    pub fn check_output_mode(&self, sink: &str, plan: &LogicalPlan) -> Result<()> {
+        let mode = match self.output_mode {
+            OutputMode::Append => Mode::Append,
+            OutputMode::Update => Mode::Update,
+            OutputMode::Complete => Mode::Complete,
+        };
+        check_output_mode(plan, mode)
+            .map_err(|why| WeirError::Plan(format!("sink '{sink}': {why}")))
     }
 }
 

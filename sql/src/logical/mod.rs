@@ -9,8 +9,8 @@ mod streaming_join;
 mod streaming_top_n;
 
 pub use operator::{
-    OutputModes, StreamingOperator, feeding_operator_ids, input_watermark_lag_ms,
-    operator_watermark_lags, streaming_operators,
+    Mode, OutputModes, StreamingOperator, check_output_mode, feeding_operator_ids,
+    input_watermark_lag_ms, operator_watermark_lags, streaming_operators,
 };
 
 pub use join_bounds::StateEviction;

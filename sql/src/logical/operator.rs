@@ -91,6 +91,52 @@ fn as_operator(node: &LogicalPlan) -> Option<Arc<dyn StreamingOperator>> {
     }
 }
 
+/// Spark's output modes, as the planner checks a query against them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Each row once, never changed later.
+    Append,
+    /// The rows that changed in each batch.
+    Update,
+    /// The whole result in each batch.
+    Complete,
+}
+
+/// Whether `plan` can emit in `mode`; the reason where not. Each stateful operator says which
+/// modes it takes (Spark's rules): the top ones are checked against `mode`, those feeding
+/// another must take `append` (see the module docs). A query without one takes `append` and
+/// `update`, not `complete`, which re-emits a whole result.
+pub fn check_output_mode(plan: &LogicalPlan, mode: Mode) -> Result<(), String> {
+    let operators = streaming_operators(plan);
+    if operators.is_empty() && mode == Mode::Complete {
+        return Err(
+            "output_mode 'complete' needs an aggregation in the query (it re-emits the \
+                    whole result every batch); use 'append' for a query without one"
+                .to_string(),
+        );
+    }
+    let feeding = feeding_operator_ids(plan);
+    for operator in operators {
+        let modes = operator.output_modes();
+        if feeding.contains(operator.operator_id()) {
+            modes.append.map_err(|why| {
+                format!(
+                    "{} feeds another stateful operator, so it must emit each row once, in \
+                     append mode, and it cannot: {why}",
+                    operator.operator_id()
+                )
+            })?;
+            continue;
+        }
+        match mode {
+            Mode::Append => modes.append,
+            Mode::Update => modes.update,
+            Mode::Complete => modes.complete,
+        }?;
+    }
+    Ok(())
+}
+
 /// The stateful operators of `plan`, from the top down.
 pub fn streaming_operators(plan: &LogicalPlan) -> Vec<Arc<dyn StreamingOperator>> {
     let mut found: Vec<Arc<dyn StreamingOperator>> = Vec::new();

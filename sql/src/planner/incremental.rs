@@ -11,7 +11,7 @@
 //! across batches (DISTINCT ON, ORDER BY, LIMIT, window functions) are refused here with a
 //! message naming the operator. Several stateful operators may be chained (an aggregation
 //! over a join or over another aggregation): each but the top one must emit in append mode,
-//! which the engine checks with the query's output mode (`feeding_operator_ids`).
+//! checked against the sink's output mode by `check_output_mode`.
 
 use std::sync::Arc;
 
