@@ -18,6 +18,12 @@ pub enum WeirError {
     /// option for the query).
     #[error("{0}")]
     Plan(String),
+    /// A statement names a relation or query that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A statement takes a name already in use, or starts a query already running.
+    #[error("{0}")]
+    Conflict(String),
     /// A source, sink or format failed (bad option, malformed record, storage failure).
     #[error(transparent)]
     Connector(#[from] ConnectorError),

@@ -38,6 +38,8 @@ pub mod error;
 pub mod event_time;
 pub mod physical;
 pub mod runtime;
+#[cfg(feature = "cli")]
+pub mod server;
 pub mod state;
 
 pub use api::{Engine, EngineBuilder, Outcome, StreamingQuery};

@@ -32,6 +32,8 @@
 //! - `property`: streaming results equal DataFusion batch results for random batch splits.
 //! - `query_changes`: restarting a checkpoint with a changed query: what resumes and what is
 //!   refused at start.
+//! - `server`: `weir serve` over HTTP with a real client: statements, rows, queries, error
+//!   statuses, stopping a query, SIGTERM.
 //! - `cli`: the `weir` binary's `run` command, output and exit codes.
 //! - `repl`: the interactive shell through a pseudo-terminal.
 //! - `crash`: the real `weir` binary killed with SIGKILL many times; the sink must hold every
@@ -77,6 +79,7 @@ mod postgres;
 mod property;
 mod query_changes;
 mod repl;
+mod server;
 mod services;
 mod slt;
 mod source_columns;

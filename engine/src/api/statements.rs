@@ -366,7 +366,7 @@ impl Engine {
             .get(sink_name)
             .is_some_and(StreamingQuery::is_active)
         {
-            return Err(WeirError::Plan(format!(
+            return Err(WeirError::Conflict(format!(
                 "query '{sink_name}' is already running; STOP QUERY {sink_name} first"
             )));
         }
@@ -672,7 +672,7 @@ fn why_empty(name: &str, options: &std::collections::BTreeMap<String, String>) -
 /// Fails if `name` is taken, unless it is taken by the kind `replacing` (OR REPLACE).
 fn check_name_free(catalog: &Catalog, name: &str, replacing: Option<&str>) -> Result<()> {
     match catalog.kind_of(name) {
-        Some(kind) if Some(kind) != replacing => Err(WeirError::Plan(format!(
+        Some(kind) if Some(kind) != replacing => Err(WeirError::Conflict(format!(
             "'{name}' already exists as a {kind}; pick another name{}",
             if kind == "sink" {
                 ""
@@ -698,7 +698,7 @@ fn unknown(catalog: &Catalog, name: &str) -> WeirError {
         .map(|s| s.as_str())
         .collect::<Vec<_>>()
         .join(", ");
-    WeirError::Plan(format!(
+    WeirError::NotFound(format!(
         "no source, table, view or sink named '{name}' (known: {})",
         if list.is_empty() { "none" } else { &list }
     ))

@@ -6,6 +6,7 @@
 pub mod allocator;
 mod repl;
 mod run;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,6 +35,9 @@ enum Command {
     Run(RunArgs),
     /// The interactive SQL shell (also what `weir` alone opens).
     Repl(ReplArgs),
+    /// A long-running engine behind an HTTP API (JSON): run SQL, list, describe and stop
+    /// queries; stops every query gracefully on SIGTERM or SIGINT.
+    Serve(serve::ServeArgs),
 }
 
 /// Arguments of the shell.
@@ -158,7 +162,7 @@ fn init_logging(format: LogFormat, default_level: &str) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The shell logs warnings only, so its output stays readable.
-    let default_level = if matches!(cli.command, Some(Command::Run(_))) {
+    let default_level = if matches!(cli.command, Some(Command::Run(_) | Command::Serve(_))) {
         "info"
     } else {
         "warn"
@@ -179,6 +183,7 @@ pub fn main() -> ExitCode {
             runtime.block_on(run::run(args, cli.log_format == LogFormat::Json))
         }
         Some(Command::Repl(args)) => repl::run(args.settings(), &runtime),
+        Some(Command::Serve(args)) => runtime.block_on(serve::serve(args)),
         None => repl::run(cli.repl.settings(), &runtime),
     }
 }

@@ -1,0 +1,236 @@
+//! `weir serve` driven over HTTP by a real client: statements in, rows and queries out, the
+//! error statuses, stopping a query, and a graceful stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A `weir serve` process on a free loopback port.
+struct Server {
+    child: Child,
+    base: String,
+    _checkpoints: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts `weir serve --listen 127.0.0.1:0` and reads the address it took from its log.
+    fn start() -> Self {
+        let checkpoints = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-root"])
+            .arg(checkpoints.path())
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting weir serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, address)) = line.split_once("address=") {
+                    let _ = tx.send(address.trim().to_string());
+                }
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("weir serve logs the address it listens on");
+        Self {
+            child,
+            base: format!("http://{address}"),
+            _checkpoints: checkpoints,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    async fn sql(&self, sql: &str) -> (u16, Value) {
+        self.post("/api/sql", json!({ "sql": sql })).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_http_api_runs_statements_and_manages_queries() {
+    let server = Server::start();
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .expect("healthz");
+    assert_eq!(health.text().await.expect("body"), "ok");
+
+    // DDL, a continuous query into a memory sink, and rows read back.
+    let (status, body) = server
+        .sql(
+            "CREATE SOURCE clicks (user_id INT, url VARCHAR) WITH (connector = 'memory'); \
+             INSERT INTO clicks VALUES (1, 'a'), (2, 'b'), (1, 'c'); \
+             CREATE SINK user1 WITH (connector = 'memory') AS \
+             SELECT url FROM clicks WHERE user_id = 1",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "{body}");
+    assert_eq!(results[0]["kind"], "done");
+    assert_eq!(results[2], json!({"kind": "started", "query": "user1"}));
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let (status, body) = server.sql("SELECT url FROM user1 ORDER BY url").await;
+        assert_eq!(status, 200, "{body}");
+        let rows = body["results"][0]["rows"].clone();
+        if rows.as_array().is_some_and(|r| r.len() == 2) || Instant::now() > deadline {
+            assert_eq!(body["results"][0]["columns"], json!(["url"]));
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(rows, json!([{"url": "a"}, {"url": "c"}]));
+
+    // The query, listed and described with its progress and plan.
+    let (status, body) = server.get("/api/queries").await;
+    assert_eq!(status, 200);
+    let queries = body["queries"].as_array().expect("queries");
+    assert_eq!(queries.len(), 1, "{body}");
+    assert_eq!(queries[0]["name"], "user1");
+    assert_eq!(queries[0]["state"], "running");
+    assert_eq!(queries[0]["sources"], json!(["clicks"]));
+    let (status, one) = server.get("/api/queries/user1").await;
+    assert_eq!(status, 200);
+    let input: u64 = one["recent_progress"]
+        .as_array()
+        .expect("recent progress")
+        .iter()
+        .map(|p| p["input_rows"].as_u64().expect("input rows"))
+        .sum();
+    assert_eq!(input, 3, "{one}");
+    assert!(one["plan"].as_str().is_some_and(|p| !p.is_empty()), "{one}");
+
+    // Errors carry the status that fits.
+    let (status, body) = server.sql("SELEC 1").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["status"], 400);
+    let (status, body) = server
+        .sql("CREATE SOURCE clicks (a INT) WITH (connector = 'memory')")
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("'clicks' already exists as a source")),
+        "{body}"
+    );
+    let (status, body) = server.get("/api/queries/nope").await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "no query named 'nope'; GET /api/queries lists them"
+    );
+    let (status, body) = server.sql("DROP SOURCE nope").await;
+    assert_eq!(status, 404, "{body}");
+
+    // Stopping the query.
+    let (status, body) = server.post("/api/queries/user1/stop", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "stopped");
+
+    // The OpenAPI document lists each endpoint, and each it lists answers.
+    let (status, document) = server.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let paths = document["paths"].as_object().expect("paths");
+    let mut listed: Vec<&str> = paths.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    assert_eq!(
+        listed,
+        [
+            "/api/openapi.json",
+            "/api/queries",
+            "/api/queries/{name}",
+            "/api/queries/{name}/stop",
+            "/api/sql",
+            "/healthz"
+        ]
+    );
+    let client = reqwest::Client::new();
+    for (path, methods) in paths {
+        let url = format!("{}{}", server.base, path.replace("{name}", "user1"));
+        for method in methods.as_object().expect("methods").keys() {
+            let request = match method.as_str() {
+                "get" => client.get(&url),
+                "post" => client.post(&url).json(&json!({"sql": "SHOW SOURCES"})),
+                other => panic!("unexpected method {other} for {path}"),
+            };
+            let status = request.send().await.expect("request").status().as_u16();
+            assert_eq!(status, 200, "{method} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_and_its_queries_gracefully() {
+    let mut server = Server::start();
+    let (status, body) = server
+        .sql(
+            "CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid', \
+             events_per_second = '1000'); \
+             CREATE SINK counted WITH (connector = 'blackhole') AS SELECT auction FROM bids",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("polling weir serve") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "weir serve did not exit on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_non_loopback_address_is_refused_until_the_server_checks_tokens() {
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["serve", "--listen", "0.0.0.0:0"])
+        .output()
+        .expect("running weir serve");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--listen 0.0.0.0:0: weir serve binds only loopback addresses"),
+        "{stderr}"
+    );
+}
