@@ -234,3 +234,69 @@ fn a_non_loopback_address_is_refused_until_the_server_checks_tokens() {
         "{stderr}"
     );
 }
+
+/// `weir submit`, `weir queries` and `weir stop` against a running server.
+#[tokio::test]
+async fn the_cli_submits_lists_and_stops_queries_on_a_server() {
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let job = dir.path().join("job.sql");
+    std::fs::write(
+        &job,
+        "CREATE SOURCE clicks (user_id INT, url VARCHAR) WITH (connector = 'memory');\n\
+         CREATE SINK everything WITH (connector = 'memory') AS SELECT url FROM clicks;\n",
+    )
+    .expect("writing the job");
+    let weir = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(args)
+            .env("WEIR_SERVER", &server.base)
+            .output()
+            .expect("running weir");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+            String::from_utf8_lossy(&output.stderr).to_string(),
+        )
+    };
+    let job = job.display().to_string();
+    let (ok, stdout, stderr) = weir(&["submit", &job]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("started query everything"), "{stdout}");
+
+    let (ok, stdout, stderr) = weir(&["queries"]);
+    assert!(ok, "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "name\tstate\tbatches\tlast error");
+    assert!(lines[1].starts_with("everything\trunning\t"), "{stdout}");
+
+    let (ok, stdout, stderr) = weir(&["stop", "everything"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.trim(), "everything: stopped");
+
+    // A second submit of the same job names the conflict; an unknown query, its absence.
+    let (ok, _, stderr) = weir(&["submit", &job]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("error: 'clicks' already exists as a source"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = weir(&["stop", "nope"]);
+    assert!(!ok);
+    assert_eq!(
+        stderr.trim(),
+        "error: no query named 'nope'; GET /api/queries lists them"
+    );
+    // No server there: said so.
+    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["queries", "--server", "http://127.0.0.1:9"])
+        .output()
+        .expect("running weir");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot reach the server at http://127.0.0.1:9")
+            && stderr.contains("is `weir serve` running?"),
+        "{stderr}"
+    );
+}

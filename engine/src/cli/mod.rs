@@ -4,6 +4,7 @@
 //! shell. Behind the default `cli` feature.
 
 pub mod allocator;
+mod client;
 mod repl;
 mod run;
 mod serve;
@@ -38,6 +39,12 @@ enum Command {
     /// A long-running engine behind an HTTP API (JSON): run SQL, list, describe and stop
     /// queries; stops every query gracefully on SIGTERM or SIGINT.
     Serve(serve::ServeArgs),
+    /// Run a SQL script on a running `weir serve` (its sources, sinks and queries live there).
+    Submit(client::SubmitArgs),
+    /// List the queries of a running `weir serve`.
+    Queries(client::ServerArg),
+    /// Stop a query of a running `weir serve` gracefully.
+    Stop(client::StopArgs),
 }
 
 /// Arguments of the shell.
@@ -184,6 +191,9 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Repl(args)) => repl::run(args.settings(), &runtime),
         Some(Command::Serve(args)) => runtime.block_on(serve::serve(args)),
+        Some(Command::Submit(args)) => runtime.block_on(client::submit(args)),
+        Some(Command::Queries(args)) => runtime.block_on(client::queries(args)),
+        Some(Command::Stop(args)) => runtime.block_on(client::stop(args)),
         None => repl::run(cli.repl.settings(), &runtime),
     }
 }
