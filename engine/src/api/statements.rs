@@ -392,7 +392,6 @@ impl Engine {
         let appends = streaming_operators(&plan.logical_plan)
             .iter()
             .all(|o| o.output_modes().append.is_ok());
-        // (Operators feeding others must take append anyway; `launch` checks.)
         let mode = if appends { "append" } else { "update" };
         let number = self.inner.watches.fetch_add(1, Ordering::Relaxed) + 1;
         let name = format!("watch_{number}");
