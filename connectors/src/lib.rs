@@ -14,6 +14,7 @@
 //! | `parquet`   |        | yes  | exactly-once Parquet files, one set per batch      |
 //! | `postgres`  |        | yes  | upserts, exactly once with the batch id in the db  |
 //! | `console`   |        | yes  | pretty tables on standard output                   |
+//! | `webhook`   |        | yes  | one JSON POST per row, at least once, with retries |
 //! | `blackhole` |        | yes  | discards rows (benchmarks)                         |
 
 pub mod blackhole;
@@ -34,6 +35,7 @@ pub mod registry;
 pub mod sink;
 pub mod source;
 pub mod storage;
+pub mod webhook;
 
 pub use custom::{SinkFactory, SourceFactory};
 pub use error::{ConnectorError, Result};

@@ -28,6 +28,7 @@ use crate::postgres_table::{POSTGRES_TABLE_OPTIONS, read_postgres_table};
 use crate::sink::Sink;
 use crate::source::{Source, SourceContext};
 use crate::storage::{STORAGE_OPTIONS, StorageOptions};
+use crate::webhook::{WEBHOOK_SINK_OPTIONS, WebhookSink};
 
 /// The `connector` key every object has.
 pub const CONNECTOR_OPTION: &[OptionSpec] = &[OptionSpec {
@@ -51,6 +52,7 @@ pub const SINK_CONNECTORS: &[&str] = &[
     "kafka",
     "postgres",
     "console",
+    "webhook",
     "memory",
     "blackhole",
 ];
@@ -334,6 +336,10 @@ impl ConnectorRegistry {
             "console" => {
                 options.check_keys(&[CONNECTOR_OPTION, CONSOLE_SINK_OPTIONS, query_options])?;
                 Arc::new(ConsoleSink::new(options)?)
+            }
+            "webhook" => {
+                options.check_keys(&[CONNECTOR_OPTION, WEBHOOK_SINK_OPTIONS, query_options])?;
+                Arc::new(WebhookSink::new(options)?)
             }
             "memory" => {
                 options.check_keys(&[CONNECTOR_OPTION, query_options])?;

@@ -42,7 +42,7 @@ pub mod runtime;
 pub mod server;
 pub mod state;
 
-pub use api::{Engine, EngineBuilder, Outcome, StreamingQuery};
+pub use api::{Engine, EngineBuilder, Outcome, RestoreReport, StreamingQuery};
 
 /// The README's Rust examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -16,5 +16,5 @@ pub mod window;
 
 pub use catalog::{SinkDesc, SourceDesc, TableDesc, ViewDesc, WatermarkDesc};
 pub use error::{Result, SqlError};
-pub use parser::{ShowKind, Statement, parse_sql};
+pub use parser::{ScriptStatement, ShowKind, Statement, parse_script, parse_sql};
 pub use planner::{StreamingPlan, StreamingTable, plan_streaming_query};

@@ -12,9 +12,10 @@ use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
 use datafusion::prelude::SessionConfig;
 use tokio::sync::Mutex;
 use weir_connectors::ConnectorRegistry;
-use weir_sql::{Statement, parse_sql};
+use weir_sql::{ScriptStatement, Statement, parse_script, parse_sql};
 
 use super::catalog::Catalog;
+use super::persisted_catalog::{EndedQueries, Made, PersistedCatalog};
 use super::streaming_query::StreamingQuery;
 use crate::error::{Result, WeirError};
 use crate::runtime::QueryListener;
@@ -30,6 +31,7 @@ pub struct EngineBuilder {
     state_partitions: Option<usize>,
     memory_limit: Option<usize>,
     listeners: Vec<Arc<dyn QueryListener>>,
+    state_dir: Option<PathBuf>,
 }
 
 impl EngineBuilder {
@@ -62,6 +64,16 @@ impl EngineBuilder {
         self
     }
 
+    /// Keeps the catalog and the queries in `dir` (`catalog.json`), so that
+    /// [`Engine::restore`] brings them back after a restart; queries' checkpoints go to
+    /// `<dir>/checkpoints/<sink name>` unless a checkpoint root is set. Statements run with
+    /// [`Engine::execute`] or [`Engine::execute_script_statement`] are kept; see
+    /// [`Engine::restore`] for what comes back.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
     /// Adds a listener told when queries start, commit a batch and end.
     pub fn listener(mut self, listener: Arc<dyn QueryListener>) -> Self {
         self.listeners.push(listener);
@@ -81,20 +93,43 @@ impl EngineBuilder {
         let ctx = SessionContext::new_with_config_rt(config, runtime.build_arc()?);
         let window_inputs = weir_sql::window::register(&ctx);
         weir_sql::planner::register_dedup_function(&ctx, &window_inputs);
+        let persisted = match &self.state_dir {
+            Some(dir) => Some(Arc::new(PersistedCatalog::open(dir)?)),
+            None => None,
+        };
+        let mut listeners = self.listeners;
+        if let Some(persisted) = &persisted {
+            listeners.push(Arc::new(EndedQueries(Arc::clone(persisted))));
+        }
+        let checkpoint_root = self
+            .checkpoint_root
+            .or_else(|| self.state_dir.map(|dir| dir.join("checkpoints")));
         let inner = EngineInner {
             ctx,
             registry: Arc::new(ConnectorRegistry::new()),
             catalog: Mutex::new(Catalog::default()),
-            checkpoint_root: self.checkpoint_root,
+            checkpoint_root,
+            persisted,
             state_partitions: self.state_partitions.unwrap_or(DEFAULT_STATE_PARTITIONS),
             window_inputs,
-            listeners: self.listeners,
+            listeners,
             watches: AtomicU64::new(0),
         };
         Ok(Engine {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// What [`Engine::restore`] brought back.
+#[derive(Debug, Default)]
+pub struct RestoreReport {
+    /// Sources, tables, views and sinks re-created (without a query).
+    pub created: Vec<String>,
+    /// Queries restarted from their checkpoints.
+    pub restarted: Vec<String>,
+    /// Statements that failed, by the name of what they make, with why.
+    pub failed: Vec<(String, WeirError)>,
 }
 
 /// What a statement produced.
@@ -137,6 +172,8 @@ pub(super) struct EngineInner {
     pub registry: Arc<ConnectorRegistry>,
     pub catalog: Mutex<Catalog>,
     pub checkpoint_root: Option<PathBuf>,
+    /// The statements kept in the state directory, if there is one.
+    pub persisted: Option<Arc<PersistedCatalog>>,
     /// State partitions of new queries.
     pub state_partitions: usize,
     /// What window table functions can read.
@@ -164,15 +201,79 @@ impl Engine {
     /// Runs every statement of `sql` in order, stopping at the first error.
     pub async fn execute(&self, sql: &str) -> Result<Vec<Outcome>> {
         let mut outcomes = Vec::new();
-        for statement in parse_sql(sql)? {
-            outcomes.push(self.execute_statement(statement).await?);
+        for statement in parse_script(sql)? {
+            outcomes.push(self.execute_script_statement(statement).await?);
         }
         Ok(outcomes)
     }
 
-    /// Runs one parsed statement.
+    /// Runs one parsed statement with its text (from [`weir_sql::parse_script`]); with a
+    /// state directory, what it changed in the catalog is kept there.
+    pub async fn execute_script_statement(&self, statement: ScriptStatement) -> Result<Outcome> {
+        let Some(persisted) = &self.inner.persisted else {
+            return self.run_statement(statement.statement).await;
+        };
+        let outcome = self.run_statement(statement.statement.clone()).await?;
+        persisted.record(&statement.statement, &statement.text, &outcome)?;
+        Ok(outcome)
+    }
+
+    /// Runs one parsed statement. It is not kept in the state directory, having no text:
+    /// use [`Engine::execute_script_statement`] for that.
     pub async fn execute_statement(&self, statement: Statement) -> Result<Outcome> {
         self.run_statement(statement).await
+    }
+
+    /// Brings back what the state directory keeps: re-creates the sources, tables, views and
+    /// sinks in the order they were made, and restarts each query that was running when the
+    /// engine last stopped (not those that ended or were stopped), from its checkpoint, so it
+    /// goes on exactly where its last committed batch ended. A statement that fails now (a
+    /// directory gone, a service down) is reported and kept for the next restore; the others
+    /// go on. Call it once, before running other statements. Without a state directory it
+    /// does nothing.
+    pub async fn restore(&self) -> Result<RestoreReport> {
+        let mut report = RestoreReport::default();
+        let Some(persisted) = &self.inner.persisted else {
+            return Ok(report);
+        };
+        for entry in persisted.entries() {
+            if entry.ended && entry.made == Made::Insert {
+                continue;
+            }
+            let mut statements = parse_sql(&entry.sql)?;
+            let Some(mut statement) = statements.pop().filter(|_| statements.is_empty()) else {
+                return Err(WeirError::Checkpoint(format!(
+                    "the catalog of the state directory keeps '{}' for {}, which is not one \
+                     statement",
+                    entry.sql, entry.name
+                )));
+            };
+            if entry.ended
+                && let Statement::CreateSink { query, .. } = &mut statement
+            {
+                // The sink comes back; its query, which ended, does not.
+                *query = None;
+            }
+            match self.run_statement(statement).await {
+                Ok(Outcome::Started(query)) => report.restarted.push(query.name().to_string()),
+                Ok(_) => report.created.push(entry.name),
+                Err(e) => {
+                    tracing::error!(name = %entry.name, sql = %entry.sql, "could not restore: {e}");
+                    report.failed.push((entry.name, e));
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Stops every running query gracefully, as [`Engine::stop_all`] does, but keeps them
+    /// running in the state directory, so that the next [`Engine::restore`] restarts them.
+    /// What `weir serve` does on SIGTERM.
+    pub async fn shutdown(&self) -> Result<()> {
+        if let Some(persisted) = &self.inner.persisted {
+            persisted.shutting_down();
+        }
+        self.stop_all().await
     }
 
     /// Runs one `CREATE SINK ... AS SELECT` or `INSERT INTO <sink> SELECT` statement and

@@ -4,10 +4,11 @@
 mod catalog;
 mod engine;
 mod memory_table;
+mod persisted_catalog;
 mod show;
 mod statements;
 mod static_table;
 mod streaming_query;
 
-pub use engine::{Engine, EngineBuilder, Outcome};
+pub use engine::{Engine, EngineBuilder, Outcome, RestoreReport};
 pub use streaming_query::StreamingQuery;

@@ -536,6 +536,14 @@ impl Engine {
                 sink.desc.name
             )));
         }
+        if connector == Some("webhook") {
+            return Err(WeirError::Plan(format!(
+                "sink '{}' needs option 'checkpoint': its at-least-once delivery re-sends the \
+                 batch a restart finds uncommitted, which only a kept checkpoint records (or \
+                 give the engine a checkpoint root, `weir run --checkpoint-root DIR`)",
+                sink.desc.name
+            )));
+        }
         scratch_checkpoint()
     }
 

@@ -4,11 +4,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::error::{Result, WeirError};
+use crate::server::ServerMetrics;
 use crate::{Engine, server};
 
 /// Arguments of `weir serve`.
@@ -17,9 +19,14 @@ pub struct ServeArgs {
     /// The address to listen on.
     #[arg(long, default_value = server::DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// Checkpoint root for sinks without a `checkpoint` option: `<root>/<sink name>`.
+    /// Checkpoint root for sinks without a `checkpoint` option: `<root>/<sink name>`
+    /// (default with --state-dir: `<state dir>/checkpoints`).
     #[arg(long)]
     checkpoint_root: Option<PathBuf>,
+    /// Keep the catalog and the queries here, and bring them back when the server restarts:
+    /// every query that was running restarts from its checkpoint.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
 }
 
 /// Serves until a signal; the exit code.
@@ -44,11 +51,29 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
             args.listen
         )));
     }
-    let mut builder = Engine::builder();
+    let metrics = Arc::new(ServerMetrics::new());
+    let mut builder = Engine::builder().listener(metrics.clone());
     if let Some(root) = args.checkpoint_root {
         builder = builder.checkpoint_root(root);
     }
+    if let Some(dir) = args.state_dir {
+        builder = builder.state_dir(dir);
+    }
     let engine = builder.build()?;
+    let restored = engine.restore().await?;
+    if !restored.created.is_empty() || !restored.restarted.is_empty() {
+        tracing::info!(
+            created = ?restored.created,
+            restarted = ?restored.restarted,
+            "weir serve: restored the catalog and queries of the state directory"
+        );
+    }
+    for name in &restored.restarted {
+        metrics.restored(name);
+    }
+    for (name, error) in &restored.failed {
+        tracing::warn!(%name, "weir serve: could not restore: {error}");
+    }
     let listener = server::bind(args.listen).await?;
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|e| WeirError::Internal(format!("SIGINT handler: {e}")))?;
@@ -61,5 +86,5 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
         };
         tracing::info!("weir serve: {name} received, shutting down");
     };
-    server::serve(engine, listener, shutdown).await
+    server::serve(engine, metrics, listener, shutdown).await
 }

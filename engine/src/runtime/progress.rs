@@ -59,6 +59,12 @@ pub struct SourceProgress {
 pub struct BatchProgress {
     /// The batch.
     pub batch_id: BatchId,
+    /// When the batch started (its trigger fired), in ms since the epoch.
+    pub timestamp_ms: i64,
+    /// How late the batch started after it was due (the previous batch's start plus the
+    /// trigger interval): zero while batches keep up with a processing-time trigger, and for
+    /// a trigger without an interval.
+    pub trigger_lag: Duration,
     /// Rows read from all sources.
     pub input_rows: u64,
     /// Rows written to the sink.

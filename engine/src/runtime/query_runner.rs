@@ -164,6 +164,8 @@ pub(crate) struct QueryRunner {
     drain_requests: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
     /// When the previous batch started, for the input rate.
     previous_start: Option<Instant>,
+    /// How late the next batch starts after it was due (see [`BatchProgress::trigger_lag`]).
+    trigger_lag: Duration,
 }
 
 impl QueryRunner {
@@ -296,6 +298,7 @@ impl QueryRunner {
             stop,
             drain_requests,
             previous_start: None,
+            trigger_lag: Duration::ZERO,
         })
     }
 
@@ -422,6 +425,9 @@ impl QueryRunner {
                 // Someone waits for the sources to be drained: don't wait for the interval.
                 _ if !drain_waiters.is_empty() => Duration::ZERO,
                 Trigger::ProcessingTime(interval) if !interval.is_zero() => {
+                    // The next batch is due an interval after this one started; past that,
+                    // it starts late by the overrun.
+                    self.trigger_lag = started.elapsed().saturating_sub(interval);
                     interval.saturating_sub(started.elapsed())
                 }
                 Trigger::ProcessingTime(_) if !has_data && !watermark_moved => idle.idle(),
@@ -644,6 +650,8 @@ impl QueryRunner {
         };
         let progress = BatchProgress {
             batch_id: entry.batch_id,
+            timestamp_ms: entry.batch_timestamp_ms,
+            trigger_lag: self.trigger_lag,
             input_rows,
             output_rows,
             input_rows_per_second: rate(since_previous),

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::progress_json::spark_progress;
 use crate::Engine;
 use crate::api::{Outcome, StreamingQuery};
 use crate::error::WeirError;
-use crate::runtime::{BatchProgress, QueryState};
+use crate::runtime::QueryState;
 
 /// An error as the API answers it.
 #[derive(Debug)]
@@ -83,10 +84,10 @@ pub(super) async fn run_sql(
     State(engine): State<Engine>,
     Json(request): Json<SqlRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let statements = weir_sql::parse_sql(&request.sql).map_err(WeirError::from)?;
+    let statements = weir_sql::parse_script(&request.sql).map_err(WeirError::from)?;
     let mut results = Vec::with_capacity(statements.len());
     for statement in statements {
-        results.push(match engine.execute_statement(statement).await? {
+        results.push(match engine.execute_script_statement(statement).await? {
             Outcome::Done(message) => StatementResult::Done { message },
             Outcome::Rows(batches) => rows_of(&batches)?,
             Outcome::Started(query) => StatementResult::Started {
@@ -139,9 +140,11 @@ struct QueryInfo {
     sources: Vec<String>,
     batches_run: u64,
     last_error: Option<String>,
-    last_progress: Option<BatchProgress>,
+    /// The last batch's progress, shaped like Spark's `StreamingQueryProgress`.
+    last_progress: Option<Value>,
+    /// Recent batches' progress, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
-    recent_progress: Option<Vec<BatchProgress>>,
+    recent_progress: Option<Vec<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     plan: Option<String>,
 }
@@ -157,8 +160,14 @@ fn info(query: &StreamingQuery, detailed: bool) -> QueryInfo {
         sources: query.sources().to_vec(),
         batches_run: query.batches_run(),
         last_error: query.last_error(),
-        last_progress: query.progress(),
-        recent_progress: detailed.then(|| query.recent_progress()),
+        last_progress: query.progress().map(|p| spark_progress(query.name(), &p)),
+        recent_progress: detailed.then(|| {
+            query
+                .recent_progress()
+                .iter()
+                .map(|p| spark_progress(query.name(), p))
+                .collect()
+        }),
         plan: detailed.then(|| query.last_plan()).flatten(),
     }
 }

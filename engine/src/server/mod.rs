@@ -3,6 +3,8 @@
 //!
 //! Endpoints (JSON in and out):
 //! - `GET /healthz`: `ok` while the server runs.
+//! - `GET /metrics`: Prometheus metrics in the text exposition format (see `metrics`).
+//! - `GET /` and `GET /ui/{file}`: the web UI (see `ui`).
 //! - `GET /api/openapi.json`: the OpenAPI document of these endpoints.
 //! - `POST /api/sql` with `{"sql": "..."}`: runs the statements in order, as `weir run` and
 //!   the shell do, and answers one result per statement: `done` (DDL, `STOP QUERY`: what was
@@ -22,9 +24,15 @@
 //! every query (each commits the batch it is in) before it exits.
 
 mod api;
+mod metrics;
+mod progress_json;
+mod ui;
+
+pub use metrics::ServerMetrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -36,10 +44,21 @@ use crate::error::{Result, WeirError};
 /// The default address of `weir serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7117";
 
-/// The HTTP API over `engine` (see the module docs).
-pub fn router(engine: Engine) -> Router {
+/// The HTTP API over `engine` (see the module docs), with `metrics` at `/metrics`.
+pub fn router(engine: Engine, metrics: Arc<ServerMetrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || async move {
+                (
+                    [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                    metrics.encode(),
+                )
+            }),
+        )
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::file))
         .route("/api/openapi.json", get(openapi))
         .route("/api/sql", post(api::run_sql))
         .route("/api/queries", get(api::list_queries))
@@ -59,9 +78,10 @@ async fn openapi() -> impl axum::response::IntoResponse {
 }
 
 /// Serves the API over `engine` on `listener` until `shutdown` completes, then stops every
-/// query gracefully.
+/// query gracefully ([`Engine::shutdown`]: with a state directory, they restart with it).
 pub async fn serve(
     engine: Engine,
+    metrics: Arc<ServerMetrics>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
@@ -69,12 +89,12 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| WeirError::Plan(format!("the server's socket has no address: {e}")))?;
     tracing::info!(%address, "weir serve: listening");
-    axum::serve(listener, router(engine.clone()))
+    axum::serve(listener, router(engine.clone(), metrics))
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|e| WeirError::Plan(format!("the HTTP server on {address} failed: {e}")))?;
     tracing::info!("weir serve: stopping every query");
-    engine.stop_all().await
+    engine.shutdown().await
 }
 
 /// Binds `address`, refusing with a clear message when it cannot.

@@ -10,4 +10,6 @@ mod statement;
 
 pub use columns::columns_to_schema;
 pub use limits::{MAX_EXPRESSION_DEPTH, MAX_OPERATORS, MAX_PARENTHESES};
-pub use statement::{PARSE_TIME_LIMIT, ShowKind, Statement, parse_sql};
+pub use statement::{
+    PARSE_TIME_LIMIT, ScriptStatement, ShowKind, Statement, parse_script, parse_sql,
+};

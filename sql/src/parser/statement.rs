@@ -82,6 +82,29 @@ pub enum ShowKind {
 /// assert_eq!(statements.len(), 2);
 /// ```
 pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
+    Ok(parse_script(sql)?
+        .into_iter()
+        .map(|s| s.statement)
+        .collect())
+}
+
+/// A statement of a script with its own text, as written (what a persisted catalog keeps to
+/// run it again).
+#[derive(Debug, Clone)]
+pub struct ScriptStatement {
+    /// The statement.
+    pub statement: Statement,
+    /// Its text, from its first token to the token before its `;` or the end.
+    pub text: String,
+}
+
+/// Parses a script of `;`-separated statements, keeping each statement's text.
+///
+/// ```
+/// let script = weir_sql::parse_script("SHOW SOURCES;\n  SELECT 'a;b' AS x ;").unwrap();
+/// assert_eq!(script[1].text, "SELECT 'a;b' AS x");
+/// ```
+pub fn parse_script(sql: &str) -> Result<Vec<ScriptStatement>> {
     // A leading byte-order mark (files saved by some Windows editors) is not SQL.
     let sql = sql.strip_prefix('\u{feff}').unwrap_or(sql);
     check_nesting(sql)?;
@@ -92,7 +115,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
 /// sqlparser backtrack, each level doubling the work, long before any limit on nesting that
 /// real SQL would accept (see [`PARSE_TIME_LIMIT`]). A parse over the limit is refused (its
 /// thread is left to finish on its own).
-fn parse_bounded(sql: &str) -> Result<Vec<Statement>> {
+fn parse_bounded(sql: &str) -> Result<Vec<ScriptStatement>> {
     let text = sql.to_string();
     let (answer, parsed) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -118,27 +141,70 @@ fn parse_bounded(sql: &str) -> Result<Vec<Statement>> {
     }
 }
 
+/// Where each line of a script starts, to turn the parser's line and column into a byte
+/// offset.
+struct LineStarts<'a> {
+    sql: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> LineStarts<'a> {
+    fn of(sql: &'a str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { sql, starts }
+    }
+
+    /// The byte offset of a 1-based line and column (counted in characters).
+    fn offset(&self, location: sqlparser::tokenizer::Location) -> usize {
+        let Some(&line_start) = (location.line as usize)
+            .checked_sub(1)
+            .and_then(|i| self.starts.get(i))
+        else {
+            return self.sql.len();
+        };
+        self.sql[line_start..]
+            .char_indices()
+            .nth((location.column as usize).saturating_sub(1))
+            .map_or(self.sql.len(), |(i, _)| line_start + i)
+    }
+}
+
 /// The stack of the parser's thread: room for the deepest nesting the limits let through.
 const PARSER_STACK: usize = 64 * 1024 * 1024;
 
 /// How long parsing one script may take.
 pub const PARSE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn parse_statements(sql: &str) -> Result<Vec<Statement>> {
+fn parse_statements(sql: &str) -> Result<Vec<ScriptStatement>> {
     let dialect = GenericDialect {};
     let mut parser = Parser::new(&dialect).try_with_sql(sql)?;
+    let lines = LineStarts::of(sql);
     let mut statements = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}
         if parser.peek_token_ref().token == Token::EOF {
             return Ok(statements);
         }
+        let start = lines.offset(parser.peek_token_ref().span.start);
         let statement = parse_statement(&mut parser)?;
         if let Some(query) = statement.query() {
             check_depth(query)?;
         }
-        statements.push(statement);
         let next = parser.peek_token();
+        let end = match next.token {
+            Token::EOF => sql.len(),
+            _ => lines.offset(next.span.start),
+        };
+        statements.push(ScriptStatement {
+            statement,
+            text: sql
+                .get(start..end)
+                .unwrap_or_default()
+                .trim_end()
+                .to_string(),
+        });
         if next.token != Token::SemiColon && next.token != Token::EOF {
             return parser
                 .expected("';' or the end of the statement", next)

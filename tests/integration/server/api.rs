@@ -1,79 +1,12 @@
-//! `weir serve` driven over HTTP by a real client: statements in, rows and queries out, the
-//! error statuses, stopping a query, and a graceful stop on SIGTERM.
+//! The HTTP API driven by a real client: statements in, rows and queries out, the error
+//! statuses, stopping a query, a graceful stop on SIGTERM, and the command-line client.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-/// A `weir serve` process on a free loopback port.
-struct Server {
-    child: Child,
-    base: String,
-    _checkpoints: tempfile::TempDir,
-}
-
-impl Server {
-    /// Starts `weir serve --listen 127.0.0.1:0` and reads the address it took from its log.
-    fn start() -> Self {
-        let checkpoints = tempfile::tempdir().expect("temp dir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--checkpoint-root"])
-            .arg(checkpoints.path())
-            .env("NO_COLOR", "1")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting weir serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("address=") {
-                    let _ = tx.send(address.trim().to_string());
-                }
-            }
-        });
-        let address = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("weir serve logs the address it listens on");
-        Self {
-            child,
-            base: format!("http://{address}"),
-            _checkpoints: checkpoints,
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON answer"))
-    }
-
-    async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path}", self.base))
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("a JSON answer"))
-    }
-
-    async fn sql(&self, sql: &str) -> (u16, Value) {
-        self.post("/api/sql", json!({ "sql": sql })).await
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::Server;
 
 #[tokio::test]
 async fn the_http_api_runs_statements_and_manages_queries() {
@@ -125,7 +58,7 @@ async fn the_http_api_runs_statements_and_manages_queries() {
         .as_array()
         .expect("recent progress")
         .iter()
-        .map(|p| p["input_rows"].as_u64().expect("input rows"))
+        .map(|p| p["numInputRows"].as_u64().expect("input rows"))
         .sum();
     assert_eq!(input, 3, "{one}");
     assert!(one["plan"].as_str().is_some_and(|p| !p.is_empty()), "{one}");

@@ -1,0 +1,104 @@
+//! `weir serve` as its users run it: the real binary on a free loopback port, driven over
+//! HTTP by a real client ([`Server`]).
+
+mod api;
+mod metrics;
+mod restart;
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// A `weir serve` process on a free loopback port.
+pub(crate) struct Server {
+    pub child: Child,
+    pub base: String,
+    /// Its log (stderr) so far.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _checkpoints: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    /// Starts `weir serve --listen 127.0.0.1:0` with a checkpoint root of its own.
+    pub fn start() -> Self {
+        let checkpoints = tempfile::tempdir().expect("temp dir");
+        let mut server = Self::spawn([
+            OsString::from("--checkpoint-root"),
+            checkpoints.path().into(),
+        ]);
+        server._checkpoints = Some(checkpoints);
+        server
+    }
+
+    /// Starts `weir serve --listen 127.0.0.1:0` with `args`, and reads the address it took
+    /// from its log.
+    pub fn spawn(args: impl IntoIterator<Item = OsString>) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting weir serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = std::sync::Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some((_, address)) = line.split_once("address=") {
+                    let _ = tx.send(address.trim().to_string());
+                }
+                lines.lock().expect("log").push(line);
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("weir serve logs the address it listens on");
+        Self {
+            child,
+            base: format!("http://{address}"),
+            log,
+            _checkpoints: None,
+        }
+    }
+
+    /// The last lines of its log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = self.log.lock().expect("log");
+        log[log.len().saturating_sub(30)..].join("\n")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(format!("{}{path}", self.base))
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("a JSON answer"))
+    }
+
+    pub async fn sql(&self, sql: &str) -> (u16, Value) {
+        self.post("/api/sql", json!({ "sql": sql })).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
