@@ -12,6 +12,8 @@
 //!   running the same query as one batch.
 //! - `benches/kafka.rs`: Nexmark bids as JSON in a Kafka topic into the `parquet` sink, local
 //!   and on S3 (needs the services of `.ci/services`).
+//! - `benches/service_metrics.rs`: a Nexmark query with the server's Prometheus metrics
+//!   scraped over HTTP every 100 ms, side by side with none.
 //! - `RESULTS.md`: the measured numbers, with the machine and the date.
 
 use std::time::Duration;

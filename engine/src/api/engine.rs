@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use weir_connectors::ConnectorRegistry;
 use weir_sql::{ScriptStatement, Statement, parse_script, parse_sql};
 
+use super::allowed_paths::AllowedPaths;
 use super::catalog::Catalog;
 use super::persisted_catalog::{EndedQueries, Made, PersistedCatalog};
 use super::streaming_query::StreamingQuery;
@@ -32,6 +33,7 @@ pub struct EngineBuilder {
     memory_limit: Option<usize>,
     listeners: Vec<Arc<dyn QueryListener>>,
     state_dir: Option<PathBuf>,
+    allowed_paths: Vec<String>,
 }
 
 impl EngineBuilder {
@@ -74,6 +76,19 @@ impl EngineBuilder {
         self
     }
 
+    /// Confines the locations that statements name in their connector options (`path`,
+    /// `checkpoint`, `dead_letter_path` and every other `…_path`) to `roots`: local
+    /// directories, which must exist, or object-store prefixes such as `s3://bucket/prefix`.
+    /// A `CREATE SOURCE`, `CREATE TABLE` or `CREATE SINK` naming a location outside them
+    /// (symbolic links and `..` resolved) is refused before anything is created, so a client
+    /// of a server reads and writes nowhere else. The engine's own checkpoint root and state
+    /// directory are not confined: the embedder chose them. Repeated calls add roots; with
+    /// none (the default), every location is allowed. What `weir serve --allow-path` sets.
+    pub fn allowed_paths(mut self, roots: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.allowed_paths.extend(roots.into_iter().map(Into::into));
+        self
+    }
+
     /// Adds a listener told when queries start, commit a batch and end.
     pub fn listener(mut self, listener: Arc<dyn QueryListener>) -> Self {
         self.listeners.push(listener);
@@ -82,6 +97,7 @@ impl EngineBuilder {
 
     /// Builds the engine.
     pub fn build(self) -> Result<Engine> {
+        let allowed_paths = AllowedPaths::new(&self.allowed_paths)?;
         let mut config = SessionConfig::new().with_information_schema(false);
         if let Some(partitions) = self.target_partitions {
             config = config.with_target_partitions(partitions);
@@ -109,6 +125,7 @@ impl EngineBuilder {
             registry: Arc::new(ConnectorRegistry::new()),
             catalog: Mutex::new(Catalog::default()),
             checkpoint_root,
+            allowed_paths,
             persisted,
             state_partitions: self.state_partitions.unwrap_or(DEFAULT_STATE_PARTITIONS),
             window_inputs,
@@ -172,6 +189,8 @@ pub(super) struct EngineInner {
     pub registry: Arc<ConnectorRegistry>,
     pub catalog: Mutex<Catalog>,
     pub checkpoint_root: Option<PathBuf>,
+    /// Where the locations in statements' connector options must lie.
+    pub allowed_paths: AllowedPaths,
     /// The statements kept in the state directory, if there is one.
     pub persisted: Option<Arc<PersistedCatalog>>,
     /// State partitions of new queries.

@@ -1,6 +1,7 @@
 //! The embedding API: [`Engine`] runs statements and owns the catalog; [`StreamingQuery`] is
 //! the handle of one running continuous query.
 
+mod allowed_paths;
 mod catalog;
 mod engine;
 mod memory_table;

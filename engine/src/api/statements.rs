@@ -55,6 +55,9 @@ impl Engine {
                     return Ok(Outcome::Done(format!("table {} exists", table.name)));
                 }
                 check_name_free(&catalog, &table.name, or_replace.then_some("table"))?;
+                self.inner
+                    .allowed_paths
+                    .check("table", &table.name, &table.options)?;
                 let options = ConnectorOptions::new(&table.name, table.options.clone());
                 let provider = StaticTable::create(
                     &table.name,
@@ -95,6 +98,9 @@ impl Engine {
             }
             Statement::CreateSink { sink, query } => {
                 check_name_free(&catalog, &sink.name, None)?;
+                self.inner
+                    .allowed_paths
+                    .check("sink", &sink.name, &sink.options)?;
                 let options = ConnectorOptions::new(&sink.name, sink.options.clone());
                 let query_options = QueryOptions::from_options(&options)?;
                 let built = self.inner.registry.create_sink(&options, QUERY_OPTIONS)?;
@@ -200,6 +206,9 @@ impl Engine {
                 source.name
             )));
         }
+        self.inner
+            .allowed_paths
+            .check("source", &source.name, &source.options)?;
         let options = ConnectorOptions::new(&source.name, source.options.clone());
         let schema = self
             .inner

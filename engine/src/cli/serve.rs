@@ -5,12 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::error::{Result, WeirError};
-use crate::server::ServerMetrics;
+use crate::server::{Access, AlertLimits, HealthAlerts, ServerMetrics, ServerOptions};
 use crate::{Engine, server};
 
 /// Arguments of `weir serve`.
@@ -27,6 +28,33 @@ pub struct ServeArgs {
     /// every query that was running restarts from its checkpoint.
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// POST health alerts (a query failed, a batch too long, a watermark too far behind) to
+    /// this URL, as the `webhook` sink posts rows.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+    /// A batch longer than this fires the `batch_duration` alert.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    alert_batch_duration: Duration,
+    /// A watermark further behind wall-clock time than this fires the `watermark_delay` alert.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    alert_watermark_delay: Duration,
+    /// Every request but `/healthz` must carry this token (`Authorization: Bearer <token>`);
+    /// required to listen on anything but loopback. At least 16 characters.
+    #[arg(long, env = "WEIR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Speak HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Paths and object-store URLs that submitted SQL may read and write, with what lies
+    /// below them (repeat for several); without it, any the process can reach.
+    #[arg(long, value_name = "DIR_OR_URL")]
+    allow_path: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_REQUEST_BYTES)]
+    max_request_bytes: usize,
 }
 
 /// Serves until a signal; the exit code.
@@ -41,23 +69,40 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve_until_signal(args: ServeArgs) -> Result<()> {
-    if !args.listen.ip().is_loopback() {
-        // Anyone who can reach the server can read and write what it can: until it checks a
-        // token, it stays on this machine.
+    let options = ServerOptions {
+        access: Access::new(args.token)?,
+        max_request_bytes: args.max_request_bytes,
+    };
+    if !args.listen.ip().is_loopback() && !options.access.requires_token() {
+        // Anyone who can reach the server can read and write what it can.
         return Err(WeirError::Plan(format!(
-            "--listen {}: weir serve binds only loopback addresses (127.0.0.1, ::1) for now, \
-             since it has no authentication yet; put a proxy that authenticates in front of it \
-             to reach it from elsewhere",
+            "--listen {}: a server reachable from other machines needs a token (--token or \
+             WEIR_TOKEN, at least 16 characters; make one with `openssl rand -hex 32`), and \
+             should speak HTTPS (--tls-cert, --tls-key)",
             args.listen
         )));
     }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::tls_config(cert, key).await?),
+        _ => None,
+    };
     let metrics = Arc::new(ServerMetrics::new());
     let mut builder = Engine::builder().listener(metrics.clone());
+    if let Some(url) = &args.alert_webhook {
+        let limits = AlertLimits {
+            batch_duration: args.alert_batch_duration,
+            watermark_delay: args.alert_watermark_delay,
+        };
+        builder = builder.listener(HealthAlerts::start(url, limits).await?);
+    }
     if let Some(root) = args.checkpoint_root {
         builder = builder.checkpoint_root(root);
     }
     if let Some(dir) = args.state_dir {
         builder = builder.state_dir(dir);
+    }
+    if !args.allow_path.is_empty() {
+        builder = builder.allowed_paths(args.allow_path);
     }
     let engine = builder.build()?;
     let restored = engine.restore().await?;
@@ -86,5 +131,5 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
         };
         tracing::info!("weir serve: {name} received, shutting down");
     };
-    server::serve(engine, metrics, listener, shutdown).await
+    server::serve(engine, metrics, &options, listener, tls, shutdown).await
 }

@@ -2,8 +2,9 @@
 
 use arrow::array::RecordBatch;
 use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -19,6 +20,8 @@ use crate::runtime::QueryState;
 pub(super) struct ApiError {
     status: StatusCode,
     message: String,
+    /// Where in the SQL a statement failed to parse: line and column, from 1.
+    position: Option<(u64, u64)>,
 }
 
 impl ApiError {
@@ -26,6 +29,7 @@ impl ApiError {
         Self {
             status: StatusCode::NOT_FOUND,
             message,
+            position: None,
         }
     }
 }
@@ -43,16 +47,33 @@ impl From<WeirError> for ApiError {
             | WeirError::DataFusion(_)
             | WeirError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
+        let message = error.to_string();
         Self {
             status,
-            message: error.to_string(),
+            position: matches!(error, WeirError::Sql(_))
+                .then(|| position_in(&message))
+                .flatten(),
+            message,
         }
     }
 }
 
+/// The `Line: L, Column: C` the SQL parser puts in its messages.
+fn position_in(message: &str) -> Option<(u64, u64)> {
+    let rest = &message[message.find("Line: ")? + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let digits = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    Some((line.parse().ok()?, rest[..digits].parse().ok()?))
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"status": self.status.as_u16(), "message": self.message}});
+        let mut body = json!({"error": {"status": self.status.as_u16(), "message": self.message}});
+        if let Some((line, column)) = self.position {
+            body["error"]["position"] = json!({"line": line, "column": column});
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -79,12 +100,42 @@ enum StatementResult {
     },
 }
 
-/// `POST /api/sql`.
+/// The media type of Arrow's IPC stream format.
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// `POST /api/sql`. With `Accept: application/vnd.apache.arrow.stream`, the body must be one
+/// statement that returns rows, answered as an Arrow IPC stream (typed columns, no JSON).
 pub(super) async fn run_sql(
     State(engine): State<Engine>,
-    Json(request): Json<SqlRequest>,
-) -> Result<Json<Value>, ApiError> {
-    let statements = weir_sql::parse_script(&request.sql).map_err(WeirError::from)?;
+    headers: HeaderMap,
+    request: Result<Json<SqlRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    // A body too large, not JSON, or without `sql`: said in the API's error shape.
+    let Json(request) = request.map_err(|rejection| ApiError {
+        status: rejection.status(),
+        position: None,
+        message: format!(
+            "{}; the body must be JSON like {{\"sql\": \"SHOW SOURCES\"}}",
+            rejection.body_text()
+        ),
+    })?;
+    let statements = weir_sql::parse_script(&request.sql).map_err(|e| {
+        let mut error = ApiError::from(WeirError::from(e));
+        if error.position.is_none() && error.message.contains("found: EOF") {
+            // The statement ended too soon: where it ended.
+            let lines: Vec<&str> = request.sql.trim_end().split('\n').collect();
+            let column = lines.last().map_or(0, |l| l.chars().count()) + 1;
+            error.position = Some((lines.len() as u64, column as u64));
+        }
+        error
+    })?;
+    let wants_arrow = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(ARROW_STREAM));
+    if wants_arrow {
+        return arrow_answer(&engine, statements).await;
+    }
     let mut results = Vec::with_capacity(statements.len());
     for statement in statements {
         results.push(match engine.execute_script_statement(statement).await? {
@@ -95,7 +146,54 @@ pub(super) async fn run_sql(
             },
         });
     }
-    Ok(Json(json!({ "results": results })))
+    Ok(Json(json!({ "results": results })).into_response())
+}
+
+/// One statement's rows as an Arrow IPC stream.
+async fn arrow_answer(
+    engine: &Engine,
+    mut statements: Vec<weir_sql::ScriptStatement>,
+) -> Result<Response, ApiError> {
+    let refused = |message: String| ApiError {
+        status: StatusCode::NOT_ACCEPTABLE,
+        message,
+        position: None,
+    };
+    if statements.len() != 1 {
+        return Err(refused(format!(
+            "an Arrow answer holds the rows of one statement, and the request has {}; send \
+             them one by one, or ask for JSON",
+            statements.len()
+        )));
+    }
+    let batches = match engine
+        .execute_script_statement(statements.remove(0))
+        .await?
+    {
+        Outcome::Rows(batches) => batches,
+        _ => {
+            return Err(refused(
+                "the statement returns no rows to answer in Arrow; ask for JSON".to_string(),
+            ));
+        }
+    };
+    let internal = |e: arrow::error::ArrowError| {
+        ApiError::from(WeirError::Internal(format!(
+            "encoding rows as Arrow IPC: {e}"
+        )))
+    };
+    let schema = batches
+        .first()
+        .map(|b| b.schema())
+        .unwrap_or_else(|| std::sync::Arc::new(arrow::datatypes::Schema::empty()));
+    let mut writer =
+        arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema).map_err(internal)?;
+    for batch in &batches {
+        writer.write(batch).map_err(internal)?;
+    }
+    writer.finish().map_err(internal)?;
+    let bytes = writer.into_inner().map_err(internal)?;
+    Ok(([(header::CONTENT_TYPE, ARROW_STREAM)], bytes).into_response())
 }
 
 /// Record batches as column names and rows of JSON objects.

@@ -23,18 +23,23 @@
 //! to loopback unless told otherwise, and stops gracefully on SIGTERM or Ctrl-C: it stops
 //! every query (each commits the batch it is in) before it exits.
 
+mod alerts;
 mod api;
 mod metrics;
 mod progress_json;
+mod security;
 mod ui;
 
+pub use alerts::{AlertLimits, HealthAlerts};
 pub use metrics::ServerMetrics;
+pub use security::{Access, DEFAULT_MAX_REQUEST_BYTES, tls_config};
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
@@ -44,8 +49,26 @@ use crate::error::{Result, WeirError};
 /// The default address of `weir serve`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7117";
 
+/// Who may call the server and how much they may send.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// The token requests must carry, if any.
+    pub access: Access,
+    /// The largest request body accepted.
+    pub max_request_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self {
+            access: Access::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+}
+
 /// The HTTP API over `engine` (see the module docs), with `metrics` at `/metrics`.
-pub fn router(engine: Engine, metrics: Arc<ServerMetrics>) -> Router {
+pub fn router(engine: Engine, metrics: Arc<ServerMetrics>, options: &ServerOptions) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route(
@@ -65,6 +88,11 @@ pub fn router(engine: Engine, metrics: Arc<ServerMetrics>) -> Router {
         .route("/api/queries/{name}", get(api::describe_query))
         .route("/api/queries/{name}/stop", post(api::stop_query))
         .with_state(engine)
+        .layer(DefaultBodyLimit::max(options.max_request_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            options.access.clone(),
+            security::require_token,
+        ))
 }
 
 /// The API's OpenAPI document, kept beside the code (a test checks it lists every route).
@@ -77,22 +105,46 @@ async fn openapi() -> impl axum::response::IntoResponse {
     )
 }
 
-/// Serves the API over `engine` on `listener` until `shutdown` completes, then stops every
-/// query gracefully ([`Engine::shutdown`]: with a state directory, they restart with it).
+/// Serves the API over `engine` on `listener` (HTTPS with `tls`) until `shutdown`
+/// completes, then stops every query gracefully ([`Engine::shutdown`]: with a state
+/// directory, they restart with it).
 pub async fn serve(
     engine: Engine,
     metrics: Arc<ServerMetrics>,
+    options: &ServerOptions,
     listener: TcpListener,
+    tls: Option<axum_server::tls_rustls::RustlsConfig>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let address = listener
         .local_addr()
         .map_err(|e| WeirError::Plan(format!("the server's socket has no address: {e}")))?;
-    tracing::info!(%address, "weir serve: listening");
-    axum::serve(listener, router(engine.clone(), metrics))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| WeirError::Plan(format!("the HTTP server on {address} failed: {e}")))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%scheme, %address, "weir serve: listening");
+    let app = router(engine.clone(), metrics, options);
+    let failed =
+        |e: std::io::Error| WeirError::Plan(format!("the HTTP server on {address} failed: {e}"));
+    match tls {
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(failed)?,
+        Some(config) => {
+            let handle = axum_server::Handle::new();
+            let stopping = handle.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                stopping.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+            });
+            let listener = listener.into_std().map_err(failed)?;
+            axum_server::from_tcp_rustls(listener, config)
+                .map_err(failed)?
+                .handle(handle)
+                .serve(app.into_make_service())
+                .await
+                .map_err(failed)?;
+        }
+    }
     tracing::info!("weir serve: stopping every query");
     engine.shutdown().await
 }

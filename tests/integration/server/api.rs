@@ -105,7 +105,8 @@ async fn the_http_api_runs_statements_and_manages_queries() {
             "/api/queries/{name}",
             "/api/queries/{name}/stop",
             "/api/sql",
-            "/healthz"
+            "/healthz",
+            "/metrics"
         ]
     );
     let client = reqwest::Client::new();
@@ -154,17 +155,79 @@ async fn sigterm_stops_the_server_and_its_queries_gracefully() {
     assert!(status.success(), "{status}");
 }
 
-#[test]
-fn a_non_loopback_address_is_refused_until_the_server_checks_tokens() {
-    let output = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["serve", "--listen", "0.0.0.0:0"])
-        .output()
-        .expect("running weir serve");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+#[tokio::test]
+async fn rows_come_as_arrow_ipc_when_asked_and_parse_errors_say_where() {
+    let server = Server::start();
+    let (status, body) = server
+        .sql(
+            "CREATE SOURCE prices (item VARCHAR, cents BIGINT) WITH (connector = 'memory'); \
+             INSERT INTO prices VALUES ('tea', 250), ('cake', 400)",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let arrow = |sql: &str| {
+        reqwest::Client::new()
+            .post(format!("{}/api/sql", server.base))
+            .header("accept", "application/vnd.apache.arrow.stream")
+            .json(&json!({ "sql": sql }))
+            .send()
+    };
+    let response = arrow("SELECT item, cents * 2 AS doubled FROM prices ORDER BY item")
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/vnd.apache.arrow.stream"
+    );
+    let bytes = response.bytes().await.expect("the body");
+    let reader = arrow::ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .expect("an Arrow IPC stream");
+    let batches: Vec<_> = reader.map(|b| b.expect("a batch")).collect();
+    assert_eq!(
+        arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("printable")
+            .to_string(),
+        "+------+---------+\n| item | doubled |\n+------+---------+\n| cake | 800     |\n\
+         | tea  | 500     |\n+------+---------+"
+    );
+    let response = arrow("SHOW TABLES; SHOW SOURCES").await.expect("request");
+    assert_eq!(response.status().as_u16(), 406);
+
+    // A statement that does not parse: 400, with the line and column.
+    let (status, body) = server
+        .sql("SHOW TABLES;\nSELECT item FROM prices WHERE )")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["position"],
+        json!({"line": 2, "column": 31}),
+        "{body}"
+    );
+    let (status, body) = server
+        .sql("SHOW TABLES;\nSELECT item FROM prices WHERE")
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body["error"]["position"],
+        json!({"line": 2, "column": 30}),
+        "{body}"
+    );
+    // A body that is not the API's JSON: said in the same error shape.
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/sql", server.base))
+        .header("content-type", "application/json")
+        .body("{\"query\": 1}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 422);
+    let body: serde_json::Value = response.json().await.expect("JSON");
     assert!(
-        stderr.contains("--listen 0.0.0.0:0: weir serve binds only loopback addresses"),
-        "{stderr}"
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("missing field `sql`")),
+        "{body}"
     );
 }
 

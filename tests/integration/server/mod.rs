@@ -1,9 +1,11 @@
 //! `weir serve` as its users run it: the real binary on a free loopback port, driven over
 //! HTTP by a real client ([`Server`]).
 
+mod alerts;
 mod api;
 mod metrics;
 mod restart;
+mod security;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
@@ -18,6 +20,8 @@ pub(crate) struct Server {
     pub base: String,
     /// Its log (stderr) so far.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The token requests carry, if any.
+    token: Option<String>,
     _checkpoints: Option<tempfile::TempDir>,
 }
 
@@ -62,6 +66,7 @@ impl Server {
             child,
             base: format!("http://{address}"),
             log,
+            token: None,
             _checkpoints: None,
         }
     }
@@ -72,21 +77,30 @@ impl Server {
         log[log.len().saturating_sub(30)..].join("\n")
     }
 
+    /// From now on, requests carry `token`.
+    pub fn with_token(mut self, token: &str) -> Self {
+        self.token = Some(token.to_string());
+        self
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
+        let request = self.request(reqwest::Method::POST, path).json(&body);
+        let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON answer"))
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = reqwest::get(format!("{}{path}", self.base))
-            .await
-            .expect("request");
+        let request = self.request(reqwest::Method::GET, path);
+        let response = request.send().await.expect("request");
         let status = response.status().as_u16();
         (status, response.json().await.expect("a JSON answer"))
     }

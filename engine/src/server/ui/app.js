@@ -112,21 +112,18 @@ async function api(method, path, body) {
   try {
     json = text ? JSON.parse(text) : null;
   } catch {
-    // Not JSON: the message below quotes the text.
+    // Not JSON: an error quotes the text.
   }
-  if (!response.ok) {
-    const message = json?.error?.message ?? (text || response.statusText);
-    const error = new Error(message);
-    error.status = response.status;
-    throw error;
-  }
-  return json;
+  if (response.ok) return json;
+  const error = new Error(json?.error?.message ?? (text || response.statusText));
+  error.status = response.status;
+  throw error;
 }
 
 function setConnection(ok, detail) {
   const badge = byId('connection');
   badge.className = `connection ${ok ? 'ok' : 'down'}`;
-  badge.textContent = ok ? `live · ${clockLabel(Date.now())}` : `server unreachable: ${detail}`;
+  badge.textContent = ok ? `live · ${clockLabel(Date.now())}` : `cannot update: ${detail}`;
 }
 
 // ---------------------------------------------------------------- routing
@@ -161,7 +158,7 @@ function showRoute() {
   } else {
     document.title = 'Weir';
   }
-  refreshNow();
+  refresh();
 }
 
 // ---------------------------------------------------------------- queries table
@@ -294,7 +291,7 @@ async function stopQuery() {
     stopErrors.set(name, `stopping failed: ${error.message}`);
   } finally {
     button.textContent = 'Stop query';
-    refreshNow();
+    refresh();
   }
 }
 
@@ -478,7 +475,8 @@ function drawChart(root, spec) {
     });
   } else {
     const starts = new Set(runs.map(([a]) => a));
-    for (const s of spec.series) {
+    // The first series is drawn last, on top (the input rate over the noisier processing rate).
+    for (const s of [...spec.series].reverse()) {
       const scale = s.axis === 'right' ? y2 : y;
       drawLine(root, s, spec.xs.map(x), s.values.map((v) => (isNum(v) ? scale(v) : null)), starts);
     }
@@ -734,7 +732,7 @@ async function runSql() {
     const list = answer?.results ?? [];
     status.textContent = `${list.length} statement${list.length === 1 ? '' : 's'} in ${took}`;
     results.replaceChildren(...list.map((r, i) => resultCard(r, i + 1)));
-    refreshNow();
+    refresh();
   } catch (error) {
     status.textContent = 'Failed.';
     results.replaceChildren(el('div', { class: 'error-box', 'data-testid': 'sql-error' },
@@ -803,10 +801,6 @@ async function refresh() {
     setConnection(false, error.message);
   }
   if (mine === generation) timer = setTimeout(refresh, REFRESH_MS);
-}
-
-function refreshNow() {
-  refresh();
 }
 
 function start() {
