@@ -16,6 +16,7 @@ use arrow::compute::{CastOptions, cast_with_options};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::json::ReaderBuilder;
+use arrow::json::writer::{LineDelimited, WriterBuilder};
 use arrow::util::display::array_value_to_string;
 use bytes::Bytes;
 
@@ -156,6 +157,33 @@ fn decode_as(bytes: &[u8], schema: &SchemaRef) -> Result<Vec<RecordBatch>, Arrow
 pub(super) fn record_text(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_RECORD_TEXT)]);
     text.trim_end_matches(['\r', '\n']).to_string()
+}
+
+/// Each row of `batch` as a JSON object (nulls written as `null`), as the sinks that write
+/// JSON (`sink` names the one asking, for errors) encode them.
+pub(crate) fn json_lines(batch: &RecordBatch, sink: &str) -> Result<Vec<Vec<u8>>> {
+    let mut writer = WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, LineDelimited>(Vec::new());
+    writer
+        .write(batch)
+        .and_then(|()| writer.finish())
+        .map_err(|e| ConnectorError::arrow(format!("encoding rows as JSON for {sink}"), e))?;
+    let text = writer.into_inner();
+    // INVARIANT: the JSON writer escapes newlines inside values, so lines are rows.
+    let lines: Vec<Vec<u8>> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    if lines.len() != batch.num_rows() {
+        return Err(ConnectorError::Internal(format!(
+            "{} rows encoded as {} JSON lines",
+            batch.num_rows(),
+            lines.len()
+        )));
+    }
+    Ok(lines)
 }
 
 #[cfg(test)]

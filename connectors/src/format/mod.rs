@@ -7,7 +7,7 @@
 
 pub(crate) mod bad_records;
 mod csv;
-mod json;
+pub(crate) mod json;
 mod parquet;
 
 use arrow::array::RecordBatch;

@@ -7,9 +7,9 @@
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::json::writer::{LineDelimited, WriterBuilder};
 
 use crate::error::{ConnectorError, Result};
+use crate::format::json::json_lines;
 
 /// How the sink turns a row into a record value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub(super) fn encode(columns: &SinkColumns, batches: &[RecordBatch]) -> Result<V
         };
         let values = match (columns.format, columns.value) {
             (SinkFormat::Raw, Some(i)) => bytes_of(batch.column(i))?,
-            _ => json_lines(batch)?.into_iter().map(Some).collect(),
+            _ => json_lines(batch, "kafka")?.into_iter().map(Some).collect(),
         };
         records.extend(
             keys.into_iter()
@@ -96,32 +96,6 @@ pub(super) fn encode(columns: &SinkColumns, batches: &[RecordBatch]) -> Result<V
         );
     }
     Ok(records)
-}
-
-/// Each row of `batch` as a JSON object (nulls written as `null`).
-fn json_lines(batch: &RecordBatch) -> Result<Vec<Vec<u8>>> {
-    let mut writer = WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, LineDelimited>(Vec::new());
-    writer
-        .write(batch)
-        .and_then(|()| writer.finish())
-        .map_err(|e| ConnectorError::arrow("encoding rows as JSON for kafka", e))?;
-    let text = writer.into_inner();
-    // INVARIANT: the JSON writer escapes newlines inside values, so lines are rows.
-    let lines: Vec<Vec<u8>> = text
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    if lines.len() != batch.num_rows() {
-        return Err(ConnectorError::Internal(format!(
-            "{} rows encoded as {} JSON lines",
-            batch.num_rows(),
-            lines.len()
-        )));
-    }
-    Ok(lines)
 }
 
 /// The bytes of each value of `array`: text as UTF-8, binary as is, anything else as its text

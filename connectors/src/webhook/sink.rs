@@ -4,7 +4,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
-use arrow::json::writer::{LineDelimited, WriterBuilder};
 use async_trait::async_trait;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -12,6 +11,7 @@ use reqwest::{Client, Url};
 
 use super::delivery::{Delivery, Request};
 use crate::error::{ConnectorError, Result};
+use crate::format::json::json_lines;
 use crate::offset::BatchId;
 use crate::options::ConnectorOptions;
 use crate::sink::{OutputMode, Sink, SinkOpen};
@@ -221,28 +221,7 @@ fn parse_headers(options: &ConnectorOptions) -> Result<HeaderMap> {
 fn json_rows(batches: &[RecordBatch]) -> Result<Vec<Vec<u8>>> {
     let mut rows = Vec::new();
     for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-        let mut writer = WriterBuilder::new()
-            .with_explicit_nulls(true)
-            .build::<_, LineDelimited>(Vec::new());
-        writer
-            .write(batch)
-            .and_then(|()| writer.finish())
-            .map_err(|e| ConnectorError::arrow("encoding rows as JSON for a webhook", e))?;
-        let text = writer.into_inner();
-        let before = rows.len();
-        // INVARIANT: the JSON writer escapes newlines inside values, so lines are rows.
-        rows.extend(
-            text.split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-        if rows.len() - before != batch.num_rows() {
-            return Err(ConnectorError::Internal(format!(
-                "{} rows encoded as {} JSON lines",
-                batch.num_rows(),
-                rows.len() - before
-            )));
-        }
+        rows.extend(json_lines(batch, "a webhook")?);
     }
     // INVARIANT: a re-run batch has the same rows, perhaps in another order; sorting gives
     // each row the index (and so the idempotency key) it had in the earlier attempt.

@@ -16,7 +16,7 @@ use weir_sql::{ScriptStatement, Statement, parse_script, parse_sql};
 
 use super::allowed_paths::AllowedPaths;
 use super::catalog::Catalog;
-use super::persisted_catalog::{EndedQueries, Made, PersistedCatalog};
+use super::persisted_catalog::{EndedQueries, Entry, Made, PersistedCatalog};
 use super::streaming_query::StreamingQuery;
 use crate::error::{Result, WeirError};
 use crate::runtime::QueryListener;
@@ -232,6 +232,20 @@ impl Engine {
         let Some(persisted) = &self.inner.persisted else {
             return self.run_statement(statement.statement).await;
         };
+        let changes_catalog = matches!(
+            statement.statement,
+            Statement::CreateSource { .. }
+                | Statement::CreateTable { .. }
+                | Statement::CreateView { .. }
+                | Statement::CreateSink { .. }
+                | Statement::Insert { .. }
+                | Statement::Drop { .. }
+        );
+        if !changes_catalog {
+            return self.run_statement(statement.statement).await;
+        }
+        // One at a time, so the file records them in the order they ran.
+        let _turn = persisted.turn.lock().await;
         let outcome = self.run_statement(statement.statement.clone()).await?;
         persisted.record(&statement.statement, &statement.text, &outcome)?;
         Ok(outcome)
@@ -255,34 +269,49 @@ impl Engine {
         let Some(persisted) = &self.inner.persisted else {
             return Ok(report);
         };
-        for entry in persisted.entries() {
-            if entry.ended && entry.made == Made::Insert {
-                continue;
-            }
-            let mut statements = parse_sql(&entry.sql)?;
-            let Some(mut statement) = statements.pop().filter(|_| statements.is_empty()) else {
-                return Err(WeirError::Checkpoint(format!(
-                    "the catalog of the state directory keeps '{}' for {}, which is not one \
-                     statement",
-                    entry.sql, entry.name
-                )));
-            };
-            if entry.ended
-                && let Statement::CreateSink { query, .. } = &mut statement
-            {
-                // The sink comes back; its query, which ended, does not.
-                *query = None;
-            }
-            match self.run_statement(statement).await {
-                Ok(Outcome::Started(query)) => report.restarted.push(query.name().to_string()),
-                Ok(_) => report.created.push(entry.name),
-                Err(e) => {
-                    tracing::error!(name = %entry.name, sql = %entry.sql, "could not restore: {e}");
-                    report.failed.push((entry.name, e));
+        let mut pending: Vec<_> = persisted
+            .entries()
+            .into_iter()
+            .filter(|e| !(e.ended && e.made == Made::Insert))
+            .collect();
+        // An object re-created after what was made from it comes later in the file: what
+        // failed is tried again while each pass brings something back.
+        loop {
+            let mut failed = Vec::new();
+            let before = pending.len();
+            for entry in pending {
+                match self.restore_entry(&entry).await {
+                    Ok(Outcome::Started(query)) => report.restarted.push(query.name().to_string()),
+                    Ok(_) => report.created.push(entry.name.clone()),
+                    Err(e) => failed.push((entry, e)),
                 }
             }
+            if failed.is_empty() || failed.len() == before {
+                for (entry, error) in failed {
+                    tracing::error!(name = %entry.name, "could not restore: {error}");
+                    report.failed.push((entry.name, error));
+                }
+                return Ok(report);
+            }
+            pending = failed.into_iter().map(|(entry, _)| entry).collect();
         }
-        Ok(report)
+    }
+
+    /// Runs one kept statement again; an ended query's sink comes back without its query.
+    async fn restore_entry(&self, entry: &Entry) -> Result<Outcome> {
+        let mut statements = parse_sql(&entry.sql)?;
+        let Some(mut statement) = statements.pop().filter(|_| statements.is_empty()) else {
+            return Err(WeirError::Checkpoint(format!(
+                "the catalog keeps a text for {} that is not one statement",
+                entry.name
+            )));
+        };
+        if entry.ended
+            && let Statement::CreateSink { query, .. } = &mut statement
+        {
+            *query = None;
+        }
+        self.run_statement(statement).await
     }
 
     /// Stops every running query gracefully, as [`Engine::stop_all`] does, but keeps them

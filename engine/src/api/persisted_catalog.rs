@@ -11,11 +11,17 @@
 //! A query that ended on its own (its trigger ran out, it failed) or was stopped (`STOP
 //! QUERY`, the API's stop) is marked ended and not restarted; its sink is re-created without
 //! its query. A query stopped by [`Engine::shutdown`] (`weir serve` on SIGTERM) or by the
-//! process dying is restarted by the next restore, from its checkpoint: exactly once, since
-//! its checkpoint says which batches committed.
+//! process dying is restarted by the next restore, from its checkpoint: its sink's guarantee
+//! holds across the restart (exactly once for the exactly-once sinks, at least once for the
+//! webhook sink; a memory sink starts empty), since the checkpoint says which batches
+//! committed.
 //!
 //! The file is rewritten whole after each change: to a temporary file, synced, then renamed
-//! over the old one, so a crash leaves the old catalog or the new one, never a mixture.
+//! over the old one, so a crash leaves the old catalog or the new one, never a mixture. It
+//! holds the statements as written, credentials included, so the directory is `0700` and the
+//! file `0600`. Statements that change the catalog run one at a time and are recorded in the
+//! order they ran. A replaced object keeps its place in the file, before what was made from
+//! it.
 //!
 //! [`EngineBuilder::state_dir`]: super::EngineBuilder::state_dir
 //! [`Engine::restore`]: super::Engine::restore
@@ -23,6 +29,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +39,7 @@ use weir_sql::{ShowKind, Statement};
 
 use super::engine::Outcome;
 use crate::error::{Result, WeirError};
-use crate::runtime::{QueryListener, QueryTerminated};
+use crate::runtime::{QueryListener, QueryState, QueryTerminated};
 
 /// The catalog file's name inside the state directory.
 const CATALOG_FILE: &str = "catalog.json";
@@ -82,17 +89,26 @@ pub(super) struct PersistedCatalog {
     /// Set by [`Engine::shutdown`](super::Engine::shutdown): queries ending from then on
     /// stay unended, to be restarted.
     shutting_down: AtomicBool,
+    /// Held while a statement that changes the catalog runs and is recorded, so the file
+    /// keeps the order in which they ran.
+    pub turn: tokio::sync::Mutex<()>,
 }
 
 impl PersistedCatalog {
     /// Opens (creating it if needed) the catalog of state directory `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).map_err(|e| {
-            WeirError::Plan(format!(
-                "cannot create the state directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        // The statements hold secrets (connector credentials, webhook headers): only the
+        // server's user may read them.
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                WeirError::Plan(format!(
+                    "cannot create the state directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         let path = dir.join(CATALOG_FILE);
         let entries = match fs::read(&path) {
             Ok(bytes) => read_catalog(&path, &bytes)?,
@@ -108,6 +124,7 @@ impl PersistedCatalog {
             path,
             entries: std::sync::Mutex::new(entries),
             shutting_down: AtomicBool::new(false),
+            turn: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -124,19 +141,38 @@ impl PersistedCatalog {
     pub fn record(&self, statement: &Statement, sql: &str, outcome: &Outcome) -> Result<()> {
         let mut entries = self.lock();
         let before = entries.clone();
+        let shutting_down = self.shutting_down.load(Ordering::SeqCst);
+        // A query that already ended (a one-batch trigger, a failure at once) ended before
+        // its entry existed for the listener to mark.
+        let ended = match outcome {
+            Outcome::Started(query) => !shutting_down && query.state() != QueryState::Running,
+            _ => false,
+        };
         let mut keep = |made: Made, name: &str, starts_query: bool, replaces: bool| {
             if !replaces && entries.iter().any(|e| e.name == name && e.made == made) {
                 // `IF NOT EXISTS` of something kept already.
                 return;
             }
-            entries.retain(|e| e.name != name);
-            entries.push(Entry {
+            let entry = Entry {
                 made,
                 name: name.to_string(),
                 sql: sql.to_string(),
                 starts_query,
-                ended: false,
-            });
+                ended: starts_query && ended,
+            };
+            // A replaced object keeps its place, before what was made from it.
+            match entries
+                .iter()
+                .position(|e| e.name == name && e.made != Made::Insert)
+            {
+                Some(at) => {
+                    entries[at] = entry;
+                    if made == Made::Sink {
+                        entries.retain(|e| !(e.name == name && e.made == Made::Insert));
+                    }
+                }
+                None => entries.push(entry),
+            }
         };
         match statement {
             Statement::CreateSource {
@@ -163,7 +199,7 @@ impl PersistedCatalog {
                         name,
                         sql: sql.to_string(),
                         starts_query: true,
-                        ended: false,
+                        ended,
                     });
                 }
             }
@@ -225,7 +261,13 @@ impl PersistedCatalog {
                 self.path.display()
             ))
         };
-        let mut out = fs::File::create(&temporary).map_err(failed)?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)
+            .map_err(failed)?;
         out.write_all(&text).map_err(failed)?;
         out.sync_all().map_err(failed)?;
         fs::rename(&temporary, &self.path).map_err(failed)?;
@@ -268,5 +310,120 @@ impl QueryListener for EndedQueries {
         if let Err(e) = self.0.query_ended(&event.name) {
             tracing::error!(query = %event.name, "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records each statement of `script` as having succeeded with `Done`.
+    fn run(catalog: &PersistedCatalog, script: &str) {
+        for statement in weir_sql::parse_script(script).expect("SQL") {
+            let outcome = Outcome::Done(String::new());
+            catalog
+                .record(&statement.statement, &statement.text, &outcome)
+                .expect("recorded");
+        }
+    }
+
+    fn kept(catalog: &PersistedCatalog) -> Vec<(String, String)> {
+        catalog
+            .entries()
+            .into_iter()
+            .map(|e| (e.name, e.sql))
+            .collect()
+    }
+
+    #[test]
+    fn statements_are_kept_replaced_in_place_and_dropped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let catalog = PersistedCatalog::open(dir.path()).expect("open");
+        run(
+            &catalog,
+            "CREATE SOURCE a (x INT) WITH (connector = 'memory');\n\
+             CREATE VIEW v AS SELECT x FROM a;\n\
+             CREATE SINK s WITH (connector = 'memory');\n\
+             CREATE SOURCE IF NOT EXISTS a (y INT) WITH (connector = 'memory');\n\
+             CREATE OR REPLACE SOURCE a (z INT) WITH (connector = 'memory');\n\
+             SHOW SOURCES;\n\
+             DROP SINK s",
+        );
+        // The replaced source keeps its place before the view made from it; IF NOT EXISTS of
+        // a kept source and SHOW change nothing; DROP removes.
+        assert_eq!(
+            kept(&catalog),
+            [
+                (
+                    "a".to_string(),
+                    "CREATE OR REPLACE SOURCE a (z INT) WITH (connector = 'memory')".to_string()
+                ),
+                (
+                    "v".to_string(),
+                    "CREATE VIEW v AS SELECT x FROM a".to_string()
+                ),
+            ]
+        );
+        // What a new process reads back, and only the server's user can read it.
+        let reopened = PersistedCatalog::open(dir.path()).expect("reopen");
+        assert_eq!(kept(&reopened), kept(&catalog));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join(CATALOG_FILE)), 0o600);
+    }
+
+    #[test]
+    fn a_query_that_ends_is_marked_unless_the_engine_shuts_down() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let catalog = PersistedCatalog::open(dir.path()).expect("open");
+        let entry = |name: &str| Entry {
+            made: Made::Sink,
+            name: name.to_string(),
+            sql: format!("CREATE SINK {name} WITH (connector = 'memory') AS SELECT 1"),
+            starts_query: true,
+            ended: false,
+        };
+        *catalog.lock() = vec![entry("stopped"), entry("running")];
+        let ended = |name: &str| QueryTerminated {
+            name: name.to_string(),
+            error: None,
+        };
+        let listener = EndedQueries(Arc::new(catalog));
+        listener.on_query_terminated(&ended("stopped"));
+        listener.0.shutting_down();
+        listener.on_query_terminated(&ended("running"));
+        let flags: Vec<(String, bool)> = PersistedCatalog::open(dir.path())
+            .expect("reopen")
+            .entries()
+            .into_iter()
+            .map(|e| (e.name, e.ended))
+            .collect();
+        assert_eq!(
+            flags,
+            [
+                ("stopped".to_string(), true),
+                ("running".to_string(), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_damaged_or_newer_catalog_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(
+            dir.path().join(CATALOG_FILE),
+            "{\"format\": 9, \"statements\": []}",
+        )
+        .expect("write");
+        let error = PersistedCatalog::open(dir.path()).expect_err("newer");
+        assert!(
+            error
+                .to_string()
+                .contains("has format 9, newer than this Weir reads (1)"),
+            "{error}"
+        );
+        fs::write(dir.path().join(CATALOG_FILE), "[").expect("write");
+        let error = PersistedCatalog::open(dir.path()).expect_err("damaged");
+        assert!(error.to_string().contains("is damaged"), "{error}");
     }
 }

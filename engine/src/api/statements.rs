@@ -98,6 +98,7 @@ impl Engine {
             }
             Statement::CreateSink { sink, query } => {
                 check_name_free(&catalog, &sink.name, None)?;
+                check_sink_name(&sink.name)?;
                 self.inner
                     .allowed_paths
                     .check("sink", &sink.name, &sink.options)?;
@@ -527,6 +528,7 @@ impl Engine {
     }
 
     fn checkpoint_for(&self, sink: &SinkEntry) -> Result<(Checkpoint, Option<tempfile::TempDir>)> {
+        check_sink_name(&sink.desc.name)?;
         if let Some(location) = &sink.options.checkpoint {
             return Ok((Checkpoint::open(location, &sink.options.storage)?, None));
         }
@@ -738,4 +740,19 @@ fn query_named<'a>(catalog: &'a Catalog, name: &str) -> Result<&'a StreamingQuer
         .queries
         .get(name)
         .ok_or_else(|| WeirError::Plan(format!("no query named '{name}'; SHOW QUERIES lists them")))
+}
+
+/// A sink's name names its checkpoint below the engine's checkpoint root, so it must be one
+/// plain path component: a quoted name like `"../x"` or `"/tmp/x"` would put the checkpoint
+/// elsewhere.
+fn check_sink_name(name: &str) -> Result<()> {
+    let plain =
+        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        return Ok(());
+    }
+    Err(WeirError::Plan(format!(
+        "sink name '{name}' cannot name a checkpoint directory: a sink's name may not be empty, \
+         '.' or '..', nor hold '/', '\\' or NUL"
+    )))
 }

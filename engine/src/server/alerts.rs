@@ -9,8 +9,9 @@
 //!   `--alert-watermark-delay` (default 10 minutes) when a batch commits.
 //!
 //! The last two fire when a batch crosses the limit and resolve at the first batch back under
-//! it, as Alertmanager sends `firing` then `resolved`; a rule does not fire again while it
-//! stays over. Each alert is a row `{alert, state, query, value, limit, message, at}` posted
+//! it (or when the query ends), as Alertmanager sends `firing` then `resolved`; a rule does
+//! not fire again while it stays over. Alerts are posted one at a time, in the order they
+//! were raised. Each alert is a row `{alert, state, query, value, limit, message, at}` posted
 //! as the webhook sink posts rows: `{"query": "weir_health", "batch_id", "row", "data": …}`
 //! with `Idempotency-Key: weir_health-<batch>-<row>`. The batch id is the alert's time in
 //! milliseconds since the epoch (kept increasing), so keys stay unique across restarts.
@@ -166,6 +167,28 @@ impl QueryListener for HealthAlerts {
     }
 
     fn on_query_terminated(&self, event: &QueryTerminated) {
+        // A query that ended is no longer over any limit: its firing rules resolve.
+        let ended: Vec<&'static str> = {
+            let mut firing = self.firing.lock().unwrap_or_else(|p| p.into_inner());
+            let ended = firing
+                .iter()
+                .filter(|(_, query)| *query == event.name)
+                .map(|(alert, _)| *alert)
+                .collect::<Vec<_>>();
+            firing.retain(|(_, query)| *query != event.name);
+            ended
+        };
+        for alert in ended {
+            self.send(Alert {
+                alert,
+                state: "resolved",
+                query: event.name.clone(),
+                value: None,
+                limit: None,
+                message: format!("query {}: ended", event.name),
+                at_ms: chrono::Utc::now().timestamp_millis(),
+            });
+        }
         if let Some(error) = &event.error {
             self.send(Alert {
                 alert: "query_failed",
@@ -194,25 +217,22 @@ fn alert_schema() -> SchemaRef {
     ]))
 }
 
-/// Posts the alerts as they come, those that came together in one batch.
+/// Posts the alerts one by one, in the order they were raised (the webhook sink orders the
+/// rows of one batch by their JSON, so each alert is a batch of its own).
 async fn deliver(sink: WebhookSink, schema: SchemaRef, mut alerts: mpsc::UnboundedReceiver<Alert>) {
     let mut last_batch = 0u64;
-    while let Some(first) = alerts.recv().await {
-        let mut batch = vec![first];
-        while let Ok(more) = alerts.try_recv() {
-            batch.push(more);
-        }
-        let at = u64::try_from(batch[0].at_ms).unwrap_or_default();
+    while let Some(alert) = alerts.recv().await {
+        let at = u64::try_from(alert.at_ms).unwrap_or_default();
         last_batch = at.max(last_batch + 1);
-        let rows = match alert_rows(&schema, &batch) {
+        let rows = match alert_rows(&schema, std::slice::from_ref(&alert)) {
             Ok(rows) => rows,
             Err(e) => {
-                tracing::error!("encoding alerts: {e}");
+                tracing::error!("encoding an alert: {e}");
                 continue;
             }
         };
         if let Err(e) = sink.write(BatchId(last_batch), vec![rows]).await {
-            tracing::error!("delivering {} alert(s) failed, dropped: {e}", batch.len());
+            tracing::error!(alert = alert.alert, query = %alert.query, "delivering an alert failed, dropped: {e}");
         }
     }
 }
@@ -279,6 +299,11 @@ mod tests {
             rules.on_query_progress("q", &batch(took_ms, Some(now - behind_ms)));
         }
         rules.on_query_progress("other", &batch(100, None));
+        rules.on_query_progress("other", &batch(5_000, None));
+        rules.on_query_terminated(&QueryTerminated {
+            name: "other".to_string(),
+            error: None,
+        });
         rules.on_query_terminated(&QueryTerminated {
             name: "q".to_string(),
             error: Some("the disk is full".to_string()),
@@ -305,6 +330,18 @@ mod tests {
                     "query q: back under the limit of 1.0 s (0.9 s)".to_string()
                 ),
                 ("watermark_delay", "resolved", q(), sent[3].3.clone()),
+                (
+                    "batch_duration",
+                    "firing",
+                    "other".to_string(),
+                    "query other: a batch took 5.0 s, over the limit of 1.0 s".to_string()
+                ),
+                (
+                    "batch_duration",
+                    "resolved",
+                    "other".to_string(),
+                    "query other: ended".to_string()
+                ),
                 (
                     "query_failed",
                     "firing",

@@ -14,6 +14,7 @@ use crate::Engine;
 use crate::api::{Outcome, StreamingQuery};
 use crate::error::WeirError;
 use crate::runtime::QueryState;
+use weir_sql::Statement;
 
 /// An error as the API answers it.
 #[derive(Debug)]
@@ -166,16 +167,30 @@ async fn arrow_answer(
             statements.len()
         )));
     }
-    let batches = match engine
-        .execute_script_statement(statements.remove(0))
-        .await?
-    {
-        Outcome::Rows(batches) => batches,
-        _ => {
-            return Err(refused(
-                "the statement returns no rows to answer in Arrow; ask for JSON".to_string(),
-            ));
-        }
+    let statement = statements.remove(0);
+    let returns_rows = matches!(
+        statement.statement,
+        Statement::Query(_)
+            | Statement::Explain(_)
+            | Statement::ExplainAnalyze(_)
+            | Statement::Show(_)
+            | Statement::ShowProgress(_)
+            | Statement::Describe(_)
+    );
+    // Refused before it runs: a statement that changes something is not run for an answer
+    // that cannot hold its outcome.
+    let no_rows = || {
+        refused(
+            "the statement returns no rows to answer in Arrow, so it was not run; send it \
+             asking for JSON"
+                .to_string(),
+        )
+    };
+    if !returns_rows {
+        return Err(no_rows());
+    }
+    let Outcome::Rows(batches) = engine.execute_script_statement(statement).await? else {
+        return Err(no_rows());
     };
     let internal = |e: arrow::error::ArrowError| {
         ApiError::from(WeirError::Internal(format!(

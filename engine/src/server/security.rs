@@ -4,7 +4,9 @@
 //!   unless the request carries `Authorization: Bearer <token>` or the `weir_token` cookie
 //!   holding it. A browser gets the cookie by opening `/?token=<token>` once (the UI's link);
 //!   the cookie is `HttpOnly` and `SameSite=Strict`. Tokens are compared in constant time.
-//! - A server that listens on anything but loopback must have a token.
+//! - A server that listens on anything but loopback must have a token. One without a token
+//!   answers only requests whose `Host` is `localhost` or a loopback address (403 otherwise),
+//!   so a web page whose name was rebound to 127.0.0.1 (DNS rebinding) cannot call it.
 //! - With `--tls-cert` and `--tls-key` (PEM), the server speaks HTTPS only (rustls).
 //! - Request bodies over the limit (`--max-request-bytes`, default 1 MiB) are refused with
 //!   413 before they are read whole.
@@ -81,6 +83,24 @@ pub(super) async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
+    if access.token.is_none() {
+        // Without a token, only this machine may call; a web page whose name was rebound to
+        // 127.0.0.1 sends its own name as Host, and is refused.
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if let Some(host) = host.filter(|h| !loopback_host(h)) {
+            let message = format!(
+                "this server has no token, so it answers only requests addressed to localhost \
+                 or a loopback address, not to '{host}' (a guard against DNS rebinding); start \
+                 it with --token to reach it by other names"
+            );
+            let body = json!({"error": {"status": 403, "message": message}});
+            return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+        }
+        return next.run(request).await;
+    }
     if request.uri().path() == "/healthz" || access.allows(request.headers()) {
         return next.run(request).await;
     }
@@ -114,6 +134,19 @@ pub(super) async fn require_token(
         axum::Json(body),
     )
         .into_response()
+}
+
+/// Whether a Host header names this machine: `localhost` or a loopback address, with or
+/// without a port.
+fn loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn token_parameter(query: &str) -> Option<String> {
@@ -172,6 +205,25 @@ mod tests {
             assert!(!access.allows(&refused), "{refused:?}");
         }
         assert!(Access::default().allows(&headers(&[])));
+        for host in [
+            "localhost",
+            "localhost:7117",
+            "127.0.0.1:7117",
+            "127.1.2.3",
+            "[::1]:80",
+            "[::1]",
+        ] {
+            assert!(loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:7117",
+            "10.0.0.1:7117",
+            "[2001:db8::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!loopback_host(host), "{host}");
+        }
         let short = Access::new(Some("short".to_string())).expect_err("too short");
         assert!(
             short.to_string().contains("at least 16 characters"),

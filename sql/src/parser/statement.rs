@@ -94,7 +94,7 @@ pub fn parse_sql(sql: &str) -> Result<Vec<Statement>> {
 pub struct ScriptStatement {
     /// The statement.
     pub statement: Statement,
-    /// Its text, from its first token to the token before its `;` or the end.
+    /// Its text, from its first token to its last (without the `;` or comments after it).
     pub text: String,
 }
 
@@ -192,19 +192,14 @@ fn parse_statements(sql: &str) -> Result<Vec<ScriptStatement>> {
         if let Some(query) = statement.query() {
             check_depth(query)?;
         }
-        let next = parser.peek_token();
-        let end = match next.token {
-            Token::EOF => sql.len(),
-            _ => lines.offset(next.span.start),
-        };
+        // The statement's text ends with its last token (comments after it are not its).
+        parser.prev_token();
+        let end = lines.offset(parser.next_token().span.end);
         statements.push(ScriptStatement {
             statement,
-            text: sql
-                .get(start..end)
-                .unwrap_or_default()
-                .trim_end()
-                .to_string(),
+            text: sql.get(start..end).unwrap_or_default().to_string(),
         });
+        let next = parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {
             return parser
                 .expected("';' or the end of the statement", next)
@@ -713,6 +708,34 @@ mod tests {
         assert!(
             err.starts_with("syntax error: unsupported statement: UPDATE t SET"),
             "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod script_text_tests {
+    use super::parse_script;
+
+    fn texts(sql: &str) -> Vec<String> {
+        parse_script(sql)
+            .expect("SQL")
+            .into_iter()
+            .map(|s| s.text)
+            .collect()
+    }
+
+    #[test]
+    fn each_statement_keeps_its_own_text() {
+        assert_eq!(
+            texts(
+                "-- a comment first\r\nCREATE VIEW \"größe\" AS\r\n  SELECT 'é;' AS x; /* between */\n\
+                 SHOW SOURCES ;;\nSELECT 1\n  -- trailing"
+            ),
+            [
+                "CREATE VIEW \"größe\" AS\r\n  SELECT 'é;' AS x",
+                "SHOW SOURCES",
+                "SELECT 1",
+            ]
         );
     }
 }

@@ -193,6 +193,17 @@ async fn rows_come_as_arrow_ipc_when_asked_and_parse_errors_say_where() {
     );
     let response = arrow("SHOW TABLES; SHOW SOURCES").await.expect("request");
     assert_eq!(response.status().as_u16(), 406);
+    // A statement without rows is refused before it runs.
+    let response = arrow("CREATE SOURCE more (a INT) WITH (connector = 'memory')")
+        .await
+        .expect("request");
+    assert_eq!(response.status().as_u16(), 406);
+    let (_, body) = server.sql("SHOW SOURCES").await;
+    assert_eq!(
+        body["results"][0]["rows"].as_array().map(Vec::len),
+        Some(1),
+        "{body}"
+    );
 
     // A statement that does not parse: 400, with the line and column.
     let (status, body) = server

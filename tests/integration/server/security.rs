@@ -221,10 +221,25 @@ async fn tls_serves_https_with_the_given_certificate() {
 }
 
 #[tokio::test]
-async fn bodies_over_the_limit_are_refused() {
+async fn bodies_over_the_limit_and_other_hosts_are_refused() {
     let server = Server::spawn(["--max-request-bytes".into(), "1000".into()]);
     let (status, _) = server.sql("SHOW SOURCES").await;
     assert_eq!(status, 200);
+    // Without a token, a request addressed to another name (DNS rebinding) is refused.
+    let rebound = reqwest::Client::new()
+        .get(format!("{}/api/queries", server.base))
+        .header("host", "evil.example:7117")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(rebound.status().as_u16(), 403);
+    let body: Value = rebound.json().await.expect("JSON");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not to 'evil.example:7117'")),
+        "{body}"
+    );
     let long = format!("SELECT '{}' AS x", "y".repeat(2000));
     let (status, body) = server.sql(&long).await;
     assert_eq!(status, 413, "{body}");
