@@ -52,6 +52,10 @@ pub struct ServeArgs {
     /// below them (repeat for several); without it, any the process can reach.
     #[arg(long, value_name = "DIR_OR_URL")]
     allow_path: Vec<String>,
+    /// Also serve Arrow Flight SQL on this address (ADBC, JDBC and ODBC Flight SQL drivers),
+    /// with the same token and TLS as the HTTP API.
+    #[arg(long, value_name = "ADDRESS")]
+    flight_sql: Option<SocketAddr>,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
@@ -70,17 +74,25 @@ pub async fn serve(args: ServeArgs) -> ExitCode {
 
 async fn serve_until_signal(args: ServeArgs) -> Result<()> {
     let options = ServerOptions {
-        access: Access::new(args.token)?,
+        access: Access::new(args.token.clone())?,
         max_request_bytes: args.max_request_bytes,
     };
-    if !args.listen.ip().is_loopback() && !options.access.requires_token() {
-        // Anyone who can reach the server can read and write what it can.
-        return Err(WeirError::Plan(format!(
-            "--listen {}: a server reachable from other machines needs a token (--token or \
-             WEIR_TOKEN, at least 16 characters; make one with `openssl rand -hex 32`), and \
-             should speak HTTPS (--tls-cert, --tls-key)",
-            args.listen
-        )));
+    let addresses = [
+        ("--listen", Some(args.listen)),
+        ("--flight-sql", args.flight_sql),
+    ];
+    for (flag, address) in addresses {
+        if let Some(address) = address
+            && !address.ip().is_loopback()
+            && !options.access.requires_token()
+        {
+            // Anyone who can reach the server can read and write what it can.
+            return Err(WeirError::Plan(format!(
+                "{flag} {address}: a server reachable from other machines needs a token \
+                 (--token or WEIR_TOKEN, at least 16 characters; make one with `openssl rand \
+                 -hex 32`), and should speak TLS (--tls-cert, --tls-key)"
+            )));
+        }
     }
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(server::tls_config(cert, key).await?),
@@ -120,16 +132,52 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
         tracing::warn!(%name, "weir serve: could not restore: {error}");
     }
     let listener = server::bind(args.listen).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let flight_sql = match args.flight_sql {
+        Some(address) => {
+            let flight_listener = server::bind(address).await?;
+            let tls = match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => Some((read_pem(cert)?, read_pem(key)?)),
+                _ => None,
+            };
+            Some(tokio::spawn(server::serve_flight_sql(
+                engine.clone(),
+                args.token.clone(),
+                flight_listener,
+                tls,
+                until_stopped(),
+            )))
+        }
+        None => None,
+    };
     let mut interrupt = signal(SignalKind::interrupt())
         .map_err(|e| WeirError::Internal(format!("SIGINT handler: {e}")))?;
     let mut terminate = signal(SignalKind::terminate())
         .map_err(|e| WeirError::Internal(format!("SIGTERM handler: {e}")))?;
-    let shutdown = async move {
+    tokio::spawn(async move {
         let name = tokio::select! {
             _ = interrupt.recv() => "SIGINT",
             _ = terminate.recv() => "SIGTERM",
         };
         tracing::info!("weir serve: {name} received, shutting down");
-    };
-    server::serve(engine, metrics, &options, listener, tls, shutdown).await
+        let _ = stop.send(true);
+    });
+    let served = server::serve(engine, metrics, &options, listener, tls, until_stopped()).await;
+    if let Some(flight_sql) = flight_sql {
+        match flight_sql.await {
+            Ok(result) => result?,
+            Err(e) => return Err(WeirError::Internal(format!("the Flight SQL server: {e}"))),
+        }
+    }
+    served
+}
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| WeirError::Plan(format!("cannot read {}: {e}", path.display())))
 }

@@ -25,12 +25,14 @@
 
 mod alerts;
 mod api;
+mod flight_sql;
 mod metrics;
 mod progress_json;
 mod security;
 mod ui;
 
 pub use alerts::{AlertLimits, HealthAlerts};
+pub use flight_sql::{WeirFlightSql, serve_flight_sql};
 pub use metrics::ServerMetrics;
 pub use security::{Access, DEFAULT_MAX_REQUEST_BYTES, tls_config};
 

@@ -72,7 +72,7 @@ impl Access {
 
 /// Compares without stopping at the first difference, so the time taken does not tell an
 /// attacker how much of a guess was right.
-fn same(given: &str, token: &str) -> bool {
+pub(super) fn same(given: &str, token: &str) -> bool {
     let (a, b) = (given.as_bytes(), token.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

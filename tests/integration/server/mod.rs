@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod flight_sql;
 mod metrics;
 mod restart;
 mod security;
@@ -53,7 +54,9 @@ impl Server {
         let lines = std::sync::Arc::clone(&log);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("address=") {
+                if !line.contains("Flight SQL")
+                    && let Some((_, address)) = line.split_once("address=")
+                {
                     let _ = tx.send(address.trim().to_string());
                 }
                 lines.lock().expect("log").push(line);
@@ -68,6 +71,30 @@ impl Server {
             log,
             token: None,
             _checkpoints: None,
+        }
+    }
+
+    /// The address its Flight SQL endpoint took, from its log (waits for the line).
+    pub fn flight_sql_address(&self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.log.lock().expect("log").iter().find_map(|line| {
+                line.contains("Flight SQL listening")
+                    .then(|| {
+                        line.split_once("address=")
+                            .map(|(_, a)| a.trim().to_string())
+                    })
+                    .flatten()
+            });
+            if let Some(address) = found {
+                return address;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no Flight SQL address in the log:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -1,0 +1,150 @@
+//! The Flight SQL endpoint (`weir serve --flight-sql`) driven by arrow-flight's own Flight SQL
+//! client: statements that create a source and start a query, an ad hoc query read back as
+//! Arrow, the catalog calls, and the token.
+
+use arrow::array::RecordBatch;
+use arrow::util::pretty::pretty_format_batches;
+use arrow_flight::FlightInfo;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
+use futures::TryStreamExt;
+use tonic::transport::Channel;
+
+use super::Server;
+
+const TOKEN: &str = "a-long-enough-flight-token-42";
+
+async fn client(address: &str, token: Option<&str>) -> FlightSqlServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{address}"))
+        .expect("a URI")
+        .connect()
+        .await
+        .expect("connecting to Flight SQL");
+    let mut client = FlightSqlServiceClient::new(channel);
+    if let Some(token) = token {
+        client.set_token(token.to_string());
+    }
+    client
+}
+
+/// Every batch of every endpoint of `info`, as a table.
+async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> String {
+    let mut batches: Vec<RecordBatch> = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("a ticket");
+        let stream = client.do_get(ticket).await.expect("do_get");
+        batches.extend(stream.try_collect::<Vec<_>>().await.expect("batches"));
+    }
+    pretty_format_batches(&batches)
+        .expect("printable")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_runs_statements_and_lists_the_catalog() {
+    let server = Server::spawn([
+        "--flight-sql".into(),
+        "127.0.0.1:0".into(),
+        "--token".into(),
+        TOKEN.into(),
+        "--checkpoint-root".into(),
+        tempfile::tempdir().expect("temp dir").keep().into(),
+    ]);
+    let address = server.flight_sql_address();
+
+    // Without the token: refused, saying why.
+    let mut anonymous = client(&address, None).await;
+    let refused = anonymous
+        .execute("SHOW SOURCES".to_string(), None)
+        .await
+        .expect_err("no token");
+    assert!(
+        refused.to_string().contains("this server needs a token"),
+        "{refused}"
+    );
+
+    let mut client = client(&address, Some(TOKEN)).await;
+    for (statement, answer) in [
+        (
+            "CREATE SOURCE clicks (user_id INT, url VARCHAR) WITH (connector = 'memory')",
+            "created source clicks",
+        ),
+        (
+            "INSERT INTO clicks VALUES (1, 'a'), (2, 'b'), (1, 'c')",
+            "inserted 3 rows into clicks",
+        ),
+        (
+            "CREATE SINK by_user WITH (connector = 'memory', trigger = 'available-now') AS \
+             SELECT user_id, url FROM clicks",
+            "started query by_user",
+        ),
+    ] {
+        let info = client
+            .execute(statement.to_string(), None)
+            .await
+            .expect("a statement");
+        let table = fetch(&mut client, info).await;
+        assert!(table.contains(answer), "{statement}: {table}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let rows = loop {
+        let info = client
+            .execute(
+                "SELECT user_id, url FROM by_user ORDER BY url".to_string(),
+                None,
+            )
+            .await
+            .expect("a query");
+        let table = fetch(&mut client, info).await;
+        if table.contains("| c ") || std::time::Instant::now() > deadline {
+            break table;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        rows,
+        "+---------+-----+\n\
+         | user_id | url |\n\
+         +---------+-----+\n\
+         | 1       | a   |\n\
+         | 2       | b   |\n\
+         | 1       | c   |\n\
+         +---------+-----+"
+    );
+    let bad = client
+        .execute("SELEC 1".to_string(), None)
+        .await
+        .expect_err("bad SQL");
+    assert!(bad.to_string().contains("syntax error"), "{bad}");
+
+    // The catalog calls.
+    let info = client.get_catalogs().await.expect("catalogs");
+    assert!(fetch(&mut client, info).await.contains("| weir "));
+    let info = client
+        .get_db_schemas(CommandGetDbSchemas::default())
+        .await
+        .expect("schemas");
+    assert!(
+        fetch(&mut client, info)
+            .await
+            .contains("| weir         | public ")
+    );
+    let info = client
+        .get_tables(CommandGetTables {
+            include_schema: false,
+            ..Default::default()
+        })
+        .await
+        .expect("tables");
+    let tables = fetch(&mut client, info).await;
+    assert!(
+        tables.contains("| weir         | public         | clicks     | SOURCE     |")
+            && tables.contains("| weir         | public         | by_user    | SINK       |"),
+        "{tables}"
+    );
+    let info = client
+        .get_sql_info(vec![SqlInfo::FlightSqlServerName])
+        .await
+        .expect("sql info");
+    assert!(fetch(&mut client, info).await.contains("Weir"));
+}
