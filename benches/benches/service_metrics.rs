@@ -1,13 +1,15 @@
 //! What Prometheus metrics cost a running query: a Nexmark query run to its end, alternately
 //! with no metrics, and with the server's metrics listener and `GET /metrics` scraped over
-//! HTTP every 100 ms (the real router on a loopback port, read by a real client).
+//! HTTP every 100 ms (the real router on a loopback port, read by a real client on a thread
+//! of its own, as Prometheus would from another process).
 //!
 //! `cargo bench -p weir-benches --bench service_metrics [-- q5 q0 ...]`; `WEIR_BENCH_EVENTS`
-//! (default 5 M), `WEIR_BENCH_EVENTS_PER_BATCH` (default 100 k: many batches, so the
-//! per-batch cost shows), `WEIR_BENCH_RUNS` (alternations, default 5).
+//! (default 10 M), `WEIR_BENCH_EVENTS_PER_BATCH` (default 100 k: many batches, so the
+//! per-batch cost shows; at most 100 batches are measured, the progress history a query
+//! keeps), `WEIR_BENCH_RUNS` (alternations, default 5).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use weir::Engine;
@@ -16,12 +18,20 @@ use weir_benches::{env_number, query_files, run_to_end};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// How often the scraper reads `/metrics`.
+/// How often the scraper reads `/metrics` unless `WEIR_BENCH_SCRAPE_MS` says otherwise (0:
+/// the metrics listener alone, no scrapes).
 const SCRAPE_EVERY: Duration = Duration::from_millis(100);
+
+fn scrape_every() -> Duration {
+    std::env::var("WEIR_BENCH_SCRAPE_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(SCRAPE_EVERY, Duration::from_millis)
+}
 
 fn main() -> Result<(), Error> {
     weir::cli::allocator::configure();
-    let events = env_number("WEIR_BENCH_EVENTS", 5_000_000)?;
+    let events = env_number("WEIR_BENCH_EVENTS", 10_000_000)?;
     let per_batch = env_number("WEIR_BENCH_EVENTS_PER_BATCH", 100_000)?;
     let runs = env_number("WEIR_BENCH_RUNS", 5)?.max(1);
     let mut queries = query_files("stateful")?;
@@ -33,8 +43,8 @@ fn main() -> Result<(), Error> {
         .build()?;
     println!("# Metrics scraping overhead\n");
     println!(
-        "- events: {events}, {per_batch} per batch; {runs} runs of each, alternating; a scrape every {} ms\n",
-        SCRAPE_EVERY.as_millis()
+        "- events: {events}, {per_batch} per batch; {runs} runs of each, alternating ABBA; a scrape every {} ms (0: the metrics listener alone)\n",
+        scrape_every().as_millis()
     );
     println!(
         "| query | batches | median work, no metrics (s) | median work, scraped (s) | scraped ÷ none | median wall, no metrics (s) | median wall, scraped (s) | scrapes per run |"
@@ -45,14 +55,21 @@ fn main() -> Result<(), Error> {
         runtime.block_on(async {
             let (mut plain, mut scraped, mut scrapes) = (Vec::new(), Vec::new(), Vec::new());
             let mut batches = 0;
-            for _ in 0..runs {
-                let engine = Engine::builder().build()?;
-                let run = measure(&engine, events, per_batch, &name, &select).await?;
-                plain.push((run.0, run.1));
-                let run = run_scraped(events, per_batch, &name, &select).await?;
-                batches = run.2;
-                scraped.push((run.0, run.1));
-                scrapes.push(run.3);
+            // ABBA order: the one run second in a pair (after the other's garbage) is not
+            // always the same kind.
+            for i in 0..runs {
+                for scraped_now in [i % 2 == 1, i % 2 == 0] {
+                    if scraped_now {
+                        let run = run_scraped(events, per_batch, &name, &select).await?;
+                        batches = run.2;
+                        scraped.push((run.0, run.1));
+                        scrapes.push(run.3);
+                    } else {
+                        let engine = Engine::builder().build()?;
+                        let run = measure(&engine, events, per_batch, &name, &select).await?;
+                        plain.push((run.0, run.1));
+                    }
+                }
             }
             let median = |runs: &mut Vec<(f64, f64)>, pick: fn(&(f64, f64)) -> f64| {
                 let mut values: Vec<f64> = runs.iter().map(pick).collect();
@@ -110,23 +127,39 @@ async fn run_scraped(
     let address = listener.local_addr()?;
     let app = router(engine.clone(), metrics, &ServerOptions::default());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    // The scraper stands for Prometheus, another process: it runs on a thread and runtime of
+    // its own, so only the server's side of each scrape runs on the engine's runtime.
     let scrapes = Arc::new(AtomicU64::new(0));
-    let counted = Arc::clone(&scrapes);
-    let scraper = tokio::spawn(async move {
-        let client = reqwest::Client::new();
-        let url = format!("http://{address}/metrics");
-        let mut tick = tokio::time::interval(SCRAPE_EVERY);
-        loop {
-            tick.tick().await;
-            if let Ok(response) = client.get(&url).send().await
-                && response.bytes().await.is_ok()
-            {
-                counted.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let scraper = {
+        let (scrapes, stop) = (Arc::clone(&scrapes), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("the scraper's runtime");
+            runtime.block_on(async {
+                let client = reqwest::Client::new();
+                let url = format!("http://{address}/metrics");
+                let every = scrape_every();
+                if every.is_zero() {
+                    return;
+                }
+                let mut tick = tokio::time::interval(every);
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    if let Ok(response) = client.get(&url).send().await
+                        && response.bytes().await.is_ok()
+                    {
+                        scrapes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        })
+    };
     let run = measure(&engine, events, per_batch, name, select).await;
-    scraper.abort();
+    stop.store(true, Ordering::Relaxed);
+    let _ = scraper.join();
     server.abort();
     let (work, wall, batches) = run?;
     Ok((work, wall, batches, scrapes.load(Ordering::Relaxed)))

@@ -2,7 +2,8 @@
 //! client: statements that create a source and start a query, an ad hoc query read back as
 //! Arrow, the catalog calls, and the token.
 
-use arrow::array::RecordBatch;
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::pretty::pretty_format_batches;
 use arrow_flight::FlightInfo;
 use arrow_flight::sql::client::FlightSqlServiceClient;
@@ -111,6 +112,36 @@ async fn flight_sql_runs_statements_and_lists_the_catalog() {
          | 1       | c   |\n\
          +---------+-----+"
     );
+    // A prepared statement with a bound parameter, as ADBC's DB-API runs every statement.
+    let mut prepared = client
+        .prepare(
+            "SELECT url FROM by_user WHERE user_id = $1 ORDER BY url".to_string(),
+            None,
+        )
+        .await
+        .expect("prepared");
+    let parameters = RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)])),
+        vec![std::sync::Arc::new(Int64Array::from(vec![1]))],
+    )
+    .expect("a row of parameters");
+    prepared.set_parameters(parameters).expect("bound");
+    let info = prepared.execute().await.expect("executed");
+    assert_eq!(
+        fetch(&mut client, info).await,
+        "+-----+\n| url |\n+-----+\n| a   |\n| c   |\n+-----+"
+    );
+    prepared.close().await.expect("closed");
+    let mut ddl = client
+        .prepare(
+            "CREATE VIEW ones AS SELECT url FROM by_user WHERE user_id = 1".to_string(),
+            None,
+        )
+        .await
+        .expect("prepared");
+    let info = ddl.execute().await.expect("executed");
+    assert!(fetch(&mut client, info).await.contains("created view ones"));
+
     let bad = client
         .execute("SELEC 1".to_string(), None)
         .await

@@ -14,7 +14,10 @@
 //!   when asked; `GetSqlInfo` names the server.
 //! - With a token, every call must carry `authorization: Bearer <token>` (as the HTTP API).
 //!
-//! Prepared statements are not served yet.
+//! - Prepared statements (what ADBC's DB-API runs every statement as): the text is kept under
+//!   a handle; parameters bound with `DoPut` (one row) replace the placeholders `$1`, `$2`, …
+//!   as SQL literals (see `parameters`); the statement runs when its flight info is asked for,
+//!   as above. The result schema is not known before it runs, so it is not announced.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -23,14 +26,19 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTables,
-    CommandStatementQuery, CommandStatementUpdate, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use futures::{Stream, TryStreamExt};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -38,6 +46,8 @@ use tonic::{Request, Response, Status};
 use crate::Engine;
 use crate::api::Outcome;
 use crate::error::WeirError;
+
+mod parameters;
 
 /// The catalog and schema every object of the engine is listed under.
 const CATALOG: &str = "weir";
@@ -54,10 +64,17 @@ struct Answer {
     made: Instant,
 }
 
+/// A prepared statement: its text and the parameters bound to it.
+struct Prepared {
+    sql: String,
+    parameters: Option<RecordBatch>,
+}
+
 /// The Flight SQL service over an engine.
 pub struct WeirFlightSql {
     engine: Engine,
     answers: Mutex<HashMap<Vec<u8>, Answer>>,
+    prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
     next_handle: std::sync::atomic::AtomicU64,
     sql_info: SqlInfoData,
 }
@@ -83,6 +100,7 @@ impl WeirFlightSql {
         Ok(Self {
             engine,
             answers: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
             next_handle: std::sync::atomic::AtomicU64::new(0),
             sql_info,
         })
@@ -131,13 +149,34 @@ impl WeirFlightSql {
         Ok((schema, vec![batch]))
     }
 
-    /// Keeps an answer for its `DoGet`; the ticket that fetches it.
-    fn keep(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Vec<u8> {
-        let handle = self
-            .next_handle
+    fn prepared(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Prepared>> {
+        self.prepared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_handle(&self) -> Vec<u8> {
+        self.next_handle
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             .to_string()
-            .into_bytes();
+            .into_bytes()
+    }
+
+    /// Runs `sql` and keeps its answer; the flight info that fetches it.
+    async fn answer(
+        &self,
+        sql: &str,
+        descriptor: FlightDescriptor,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let (schema, batches) = self.run(sql).await?;
+        let handle = self.keep(Arc::clone(&schema), batches);
+        let ticket = TicketStatementQuery {
+            statement_handle: handle.into(),
+        };
+        flight_info(&schema, ticket.as_any().encode_to_vec(), descriptor)
+    }
+
+    /// Keeps an answer for its `DoGet`; the ticket that fetches it.
+    fn keep(&self, schema: SchemaRef, batches: Vec<RecordBatch>) -> Vec<u8> {
+        let handle = self.new_handle();
         let mut answers = self.answers();
         answers.retain(|_, a| a.made.elapsed() < ANSWER_TTL);
         answers.insert(
@@ -171,6 +210,10 @@ impl WeirFlightSql {
         }
         Ok(objects)
     }
+}
+
+fn unknown_prepared() -> Status {
+    Status::not_found("no prepared statement has this handle: it was closed, or never made")
 }
 
 /// A Weir error as a gRPC status.
@@ -220,16 +263,83 @@ impl FlightSqlService for WeirFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let (schema, batches) = self.run(&query.query).await?;
-        let handle = self.keep(Arc::clone(&schema), batches);
-        let ticket = TicketStatementQuery {
-            statement_handle: handle.into(),
-        };
-        flight_info(
-            &schema,
-            ticket.as_any().encode_to_vec(),
-            request.into_inner(),
+        self.answer(&query.query, request.into_inner()).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        weir_sql::parse_script(&query.query).map_err(|e| status_of(&WeirError::from(e)))?;
+        let handle = self.new_handle();
+        self.prepared().insert(
+            handle.clone(),
+            Prepared {
+                sql: query.query,
+                parameters: None,
+            },
+        );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into(),
+            ..Default::default()
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(
+            request.into_inner().map_err(FlightError::from),
         )
+        .try_collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("reading the bound parameters: {e}")))?;
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            return Err(Status::invalid_argument("no parameters were sent"));
+        };
+        let parameters = arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let handle = query.prepared_statement_handle.to_vec();
+        let mut prepared = self.prepared();
+        let statement = prepared.get_mut(&handle).ok_or_else(unknown_prepared)?;
+        statement.parameters = Some(parameters);
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(handle.into()),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let sql = {
+            let prepared = self.prepared();
+            let statement = prepared
+                .get(query.prepared_statement_handle.as_ref())
+                .ok_or_else(unknown_prepared)?;
+            match &statement.parameters {
+                Some(bound) => {
+                    parameters::bind(&statement.sql, bound).map_err(Status::invalid_argument)?
+                }
+                None => statement.sql.clone(),
+            }
+        };
+        self.answer(&sql, request.into_inner()).await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        self.prepared()
+            .remove(query.prepared_statement_handle.as_ref())
+            .map(|_| ())
+            .ok_or_else(unknown_prepared)
     }
 
     async fn do_get_statement(
