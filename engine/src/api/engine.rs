@@ -343,18 +343,7 @@ impl Engine {
 
     /// Runs one ad hoc query (or SHOW / DESCRIBE / EXPLAIN) and returns its rows.
     pub async fn sql(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let reads = |s: &Statement| {
-            matches!(
-                s,
-                Statement::Query(_)
-                    | Statement::Explain(_)
-                    | Statement::ExplainAnalyze(_)
-                    | Statement::Show(_)
-                    | Statement::ShowProgress(_)
-                    | Statement::Describe(_)
-            )
-        };
-        match self.single(sql, reads).await? {
+        match self.single(sql, Statement::returns_rows).await? {
             Outcome::Rows(rows) => Ok(rows),
             _ => Err(WeirError::Plan(
                 "sql() takes a query; use execute() for other statements".to_string(),

@@ -14,7 +14,6 @@ use crate::Engine;
 use crate::api::{Outcome, StreamingQuery};
 use crate::error::WeirError;
 use crate::runtime::QueryState;
-use weir_sql::Statement;
 
 /// An error as the API answers it.
 #[derive(Debug)]
@@ -168,15 +167,6 @@ async fn arrow_answer(
         )));
     }
     let statement = statements.remove(0);
-    let returns_rows = matches!(
-        statement.statement,
-        Statement::Query(_)
-            | Statement::Explain(_)
-            | Statement::ExplainAnalyze(_)
-            | Statement::Show(_)
-            | Statement::ShowProgress(_)
-            | Statement::Describe(_)
-    );
     // Refused before it runs: a statement that changes something is not run for an answer
     // that cannot hold its outcome.
     let no_rows = || {
@@ -186,7 +176,7 @@ async fn arrow_answer(
                 .to_string(),
         )
     };
-    if !returns_rows {
+    if !statement.statement.returns_rows() {
         return Err(no_rows());
     }
     let Outcome::Rows(batches) = engine.execute_script_statement(statement).await? else {

@@ -209,6 +209,20 @@ fn parse_statements(sql: &str) -> Result<Vec<ScriptStatement>> {
 }
 
 impl Statement {
+    /// Whether the statement answers rows (a query, `SHOW`, `DESCRIBE`, `EXPLAIN`) and
+    /// changes nothing.
+    pub fn returns_rows(&self) -> bool {
+        matches!(
+            self,
+            Statement::Query(_)
+                | Statement::Explain(_)
+                | Statement::ExplainAnalyze(_)
+                | Statement::Show(_)
+                | Statement::ShowProgress(_)
+                | Statement::Describe(_)
+        )
+    }
+
     /// The query the statement holds, if any.
     fn query(&self) -> Option<&Query> {
         match self {
