@@ -179,3 +179,65 @@ async fn flight_sql_runs_statements_and_lists_the_catalog() {
         .expect("sql info");
     assert!(fetch(&mut client, info).await.contains("Weir"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_speaks_tls_with_the_given_certificate() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("a self-signed certificate");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("cert");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("key");
+    let server = Server::spawn([
+        "--flight-sql".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        cert.into(),
+        "--tls-key".into(),
+        key.into(),
+    ]);
+    let address = server.flight_sql_address();
+    let port = address.rsplit(':').next().expect("a port");
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            certified.cert.pem(),
+        ))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://localhost:{port}"))
+        .expect("a URI")
+        .tls_config(tls)
+        .expect("TLS")
+        .connect()
+        .await
+        .expect("a TLS connection");
+    let mut client = FlightSqlServiceClient::new(channel);
+    let info = client
+        .execute(
+            "CREATE SOURCE secret (a INT) WITH (connector = 'memory')".to_string(),
+            None,
+        )
+        .await
+        .expect("a statement over TLS");
+    assert_eq!(
+        fetch(&mut client, info).await,
+        "+-----------------------+\n\
+         | result                |\n\
+         +-----------------------+\n\
+         | created source secret |\n\
+         +-----------------------+"
+    );
+    // A client without TLS gets no answer.
+    let plain = Channel::from_shared(format!("http://{address}"))
+        .expect("a URI")
+        .connect()
+        .await;
+    if let Ok(plain) = plain {
+        let mut plain = FlightSqlServiceClient::new(plain);
+        assert!(
+            plain
+                .execute("SHOW SOURCES".to_string(), None)
+                .await
+                .is_err()
+        );
+    }
+}
