@@ -247,7 +247,11 @@ impl Engine {
         // One at a time, so the file records them in the order they ran.
         let _turn = persisted.turn.lock().await;
         let outcome = self.run_statement(statement.statement.clone()).await?;
-        persisted.record(&statement.statement, &statement.text, &outcome)?;
+        let started = match &outcome {
+            Outcome::Started(query) => Some(query),
+            _ => None,
+        };
+        persisted.record(&statement.statement, &statement.text, started)?;
         Ok(outcome)
     }
 

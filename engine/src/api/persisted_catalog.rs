@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use serde::{Deserialize, Serialize};
 use weir_sql::{ShowKind, Statement};
 
-use super::engine::Outcome;
+use super::streaming_query::StreamingQuery;
 use crate::error::{Result, WeirError};
 use crate::runtime::{QueryListener, QueryState, QueryTerminated};
 
@@ -137,17 +137,21 @@ impl PersistedCatalog {
         self.lock().clone()
     }
 
-    /// Keeps what a statement that succeeded changed, and writes the file if anything did.
-    pub fn record(&self, statement: &Statement, sql: &str, outcome: &Outcome) -> Result<()> {
+    /// Keeps what a statement that succeeded changed (`started`: the query it started, if
+    /// any), and writes the file if anything did.
+    pub fn record(
+        &self,
+        statement: &Statement,
+        sql: &str,
+        started: Option<&StreamingQuery>,
+    ) -> Result<()> {
         let mut entries = self.lock();
         let before = entries.clone();
         let shutting_down = self.shutting_down.load(Ordering::SeqCst);
         // A query that already ended (a one-batch trigger, a failure at once) ended before
         // its entry existed for the listener to mark.
-        let ended = match outcome {
-            Outcome::Started(query) => !shutting_down && query.state() != QueryState::Running,
-            _ => false,
-        };
+        let ended =
+            started.is_some_and(|query| !shutting_down && query.state() != QueryState::Running);
         let mut keep = |made: Made, name: &str, starts_query: bool, replaces: bool| {
             if !replaces && entries.iter().any(|e| e.name == name && e.made == made) {
                 // `IF NOT EXISTS` of something kept already.
@@ -190,7 +194,7 @@ impl PersistedCatalog {
                 keep(Made::Sink, &sink.name, query.is_some(), true)
             }
             Statement::Insert { .. } => {
-                if let Outcome::Started(query) = outcome {
+                if let Some(query) = started {
                     // The sink's own entry stays; a new INSERT replaces an ended one.
                     let name = query.name().to_string();
                     entries.retain(|e| !(e.made == Made::Insert && e.name == name));
@@ -320,9 +324,8 @@ mod tests {
     /// Records each statement of `script` as having succeeded with `Done`.
     fn run(catalog: &PersistedCatalog, script: &str) {
         for statement in weir_sql::parse_script(script).expect("SQL") {
-            let outcome = Outcome::Done(String::new());
             catalog
-                .record(&statement.statement, &statement.text, &outcome)
+                .record(&statement.statement, &statement.text, None)
                 .expect("recorded");
         }
     }
