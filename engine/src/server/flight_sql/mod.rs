@@ -244,6 +244,28 @@ fn flight_info(
     Ok(Response::new(info))
 }
 
+/// The flight info of a metadata command, fetched with the command itself as ticket.
+fn command_info(
+    schema: &Schema,
+    command: &impl ProstMessageExt,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
+    flight_info(
+        schema,
+        command.as_any().encode_to_vec(),
+        request.into_inner(),
+    )
+}
+
+/// A metadata builder's one batch as a `DoGet` answer.
+fn one_batch(
+    schema: SchemaRef,
+    batch: Result<RecordBatch, impl std::fmt::Display>,
+) -> Result<Response<DoGetStream>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    Ok(stream(schema, vec![batch]))
+}
+
 /// `batches` as a `DoGet` answer.
 fn stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> Response<DoGetStream> {
     let batches = futures::stream::iter(batches.into_iter().map(Ok));
@@ -374,11 +396,7 @@ impl FlightSqlService for WeirFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        command_info(&schema, &query, request)
     }
 
     async fn do_get_catalogs(
@@ -388,11 +406,7 @@ impl FlightSqlService for WeirFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
         builder.append(CATALOG);
-        let schema = builder.schema();
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_schemas(
@@ -401,11 +415,7 @@ impl FlightSqlService for WeirFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        command_info(&schema, &query, request)
     }
 
     async fn do_get_schemas(
@@ -415,11 +425,7 @@ impl FlightSqlService for WeirFlightSql {
     ) -> Result<Response<DoGetStream>, Status> {
         let mut builder = query.into_builder();
         builder.append(CATALOG, SCHEMA);
-        let schema = builder.schema();
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_tables(
@@ -428,11 +434,7 @@ impl FlightSqlService for WeirFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder().schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        command_info(&schema, &query, request)
     }
 
     async fn do_get_tables(
@@ -456,11 +458,7 @@ impl FlightSqlService for WeirFlightSql {
                 .append(CATALOG, SCHEMA, &name, kind, &schema)
                 .map_err(|e| Status::internal(e.to_string()))?;
         }
-        let schema = builder.schema();
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn get_flight_info_sql_info(
@@ -469,11 +467,7 @@ impl FlightSqlService for WeirFlightSql {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(&self.sql_info).schema();
-        flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )
+        command_info(&schema, &query, request)
     }
 
     async fn do_get_sql_info(
@@ -482,11 +476,7 @@ impl FlightSqlService for WeirFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let builder = query.into_builder(&self.sql_info);
-        let schema = builder.schema();
-        let batch = builder
-            .build()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(stream(schema, vec![batch]))
+        one_batch(builder.schema(), builder.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
