@@ -32,6 +32,10 @@ async fn receiver() -> (String, Received) {
                         .and_then(|k| k.to_str().ok())
                         .unwrap_or_default()
                         .to_string();
+                    if path == "slow" {
+                        // A receiver slow enough that a kill lands while a batch is posted.
+                        tokio::time::sleep(Duration::from_millis(4)).await;
+                    }
                     received.lock().expect("lock").push((path, key, body.0));
                 },
             ),
@@ -199,4 +203,76 @@ fn a_bad_alert_webhook_is_refused_at_start() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--alert-webhook: "), "{stderr}");
+}
+
+/// The webhook sink's promise across a crash: every row arrives at least once, and a row
+/// sent again after SIGKILL (its batch re-run) carries the key and body it had before.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_server_resends_webhook_rows_with_their_earlier_keys() {
+    let (hooks, received) = receiver().await;
+    let root = tempfile::tempdir().expect("temp dir");
+    let (state, input) = (root.path().join("state"), root.path().join("in"));
+    std::fs::create_dir_all(&input).expect("input dir");
+    let write = |index: u64| {
+        let rows: String = (index * 50..(index + 1) * 50)
+            .map(|id| format!("{{\"id\": {id}}}\n"))
+            .collect();
+        let hidden = input.join(format!(".{index:04}.tmp"));
+        std::fs::write(&hidden, rows).expect("input");
+        std::fs::rename(&hidden, input.join(format!("{index:04}.json"))).expect("publish");
+    };
+    let spawn = || Server::spawn(["--state-dir".into(), state.clone().into()]);
+    let mut server = spawn();
+    let (status, body) = server
+        .sql(&format!(
+            "CREATE SOURCE ids (id BIGINT) WITH (connector = 'files', path = '{}', \
+             format = 'json', max_files_per_trigger = '1');\n\
+             CREATE SINK hook WITH (connector = 'webhook', url = '{hooks}/slow') AS \
+             SELECT id FROM ids",
+            input.display()
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut files = 0;
+    for pause in [150, 330, 240] {
+        for _ in 0..4 {
+            write(files);
+            files += 1;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        server.child.kill().expect("SIGKILL");
+        server.child.wait().expect("reaping");
+        server = spawn();
+    }
+    let expected = (files * 50) as usize;
+    let got = wait_for(&received, "slow", &server, |got| {
+        got.iter()
+            .map(|(key, _)| key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= expected
+    })
+    .await;
+    let mut by_key: std::collections::BTreeMap<&str, &Value> = Default::default();
+    for (key, body) in &got {
+        if let Some(earlier) = by_key.insert(key, body) {
+            assert_eq!(earlier, body, "key {key} was sent with two bodies");
+        }
+    }
+    let mut ids: Vec<i64> = by_key
+        .values()
+        .map(|b| b["data"]["id"].as_i64().expect("an id"))
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..expected as i64).collect::<Vec<_>>(),
+        "each row once per key"
+    );
+    eprintln!(
+        "{} requests for {} rows ({} sent again after kills)",
+        got.len(),
+        expected,
+        got.len() - expected
+    );
 }
