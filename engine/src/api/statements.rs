@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::Column;
@@ -35,6 +36,25 @@ use weir_sql::window::WindowInput;
 const PEEK_ROWS: usize = 1_000_000;
 
 impl Engine {
+    /// The schema of the rows `statement` answers, without running a query: a `SELECT` is
+    /// planned only; `SHOW`, `DESCRIBE` and `EXPLAIN`, which only read the catalog, are run.
+    /// None for a statement that answers no rows (DDL, `INSERT`, one that starts a query).
+    /// For clients that must know an answer's columns before asking for it (Flight SQL's
+    /// prepared statements, JDBC's `ResultSetMetaData`).
+    pub async fn result_schema(&self, statement: &Statement) -> Result<Option<SchemaRef>> {
+        match statement {
+            Statement::Query(query) => {
+                let plan = self.plan_query(query).await?;
+                Ok(Some(Arc::clone(plan.schema().inner())))
+            }
+            other if other.returns_rows() => match self.run_statement(other.clone()).await? {
+                Outcome::Rows(rows) => Ok(rows.first().map(RecordBatch::schema)),
+                _ => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
     pub(super) async fn run_statement(&self, statement: Statement) -> Result<Outcome> {
         let mut catalog = self.inner.catalog.lock().await;
         match statement {
@@ -155,14 +175,14 @@ impl Engine {
                     )));
                 }
                 let plan = self.bind_snapshots(plan, &sources).await?;
-                Ok(Outcome::Rows(
-                    self.inner
-                        .ctx
-                        .execute_logical_plan(plan)
-                        .await?
-                        .collect()
-                        .await?,
-                ))
+                let frame = self.inner.ctx.execute_logical_plan(plan).await?;
+                let schema = Arc::clone(frame.schema().inner());
+                let mut rows = frame.collect().await?;
+                // No rows still have columns: the answer's schema is what a client shows.
+                if rows.is_empty() {
+                    rows.push(RecordBatch::new_empty(schema));
+                }
+                Ok(Outcome::Rows(rows))
             }
             Statement::Explain(query) => {
                 let plan = plan_streaming_query(&self.inner.ctx.state(), &query).await?;

@@ -1,5 +1,5 @@
-//! `weir serve`: runs the HTTP API (`crate::server`) until SIGTERM or SIGINT, then stops
-//! every query gracefully and exits.
+//! `weir serve`: runs the HTTP API (`crate::server`) and, when asked, Flight SQL (or Flight
+//! SQL alone) until SIGTERM or SIGINT, then stops every query gracefully and exits.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// with the same token and TLS as the HTTP API.
     #[arg(long, value_name = "ADDRESS")]
     flight_sql: Option<SocketAddr>,
+    /// Serve only Flight SQL (with --flight-sql): no HTTP API, web UI or metrics.
+    #[arg(long, requires = "flight_sql")]
+    no_http: bool,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_REQUEST_BYTES)]
     max_request_bytes: usize,
@@ -78,7 +81,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
         max_request_bytes: args.max_request_bytes,
     };
     let addresses = [
-        ("--listen", Some(args.listen)),
+        ("--listen", (!args.no_http).then_some(args.listen)),
         ("--flight-sql", args.flight_sql),
     ];
     for (flag, address) in addresses {
@@ -131,7 +134,11 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
     for (name, error) in &restored.failed {
         tracing::warn!(%name, "weir serve: could not restore: {error}");
     }
-    let listener = server::bind(args.listen).await?;
+    let listener = if args.no_http {
+        None
+    } else {
+        Some(server::bind(args.listen).await?)
+    };
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let until_stopped = move || {
         let mut stopping = stopping.clone();
@@ -168,7 +175,16 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
         tracing::info!("weir serve: {name} received, shutting down");
         let _ = stop.send(true);
     });
-    let served = server::serve(engine, metrics, &options, listener, tls, until_stopped()).await;
+    let served = match listener {
+        Some(listener) => {
+            server::serve(engine, metrics, &options, listener, tls, until_stopped()).await
+        }
+        None => {
+            until_stopped().await;
+            tracing::info!("weir serve: stopping every query");
+            engine.shutdown().await
+        }
+    };
     if let Some(flight_sql) = flight_sql {
         match flight_sql.await {
             Ok(result) => result?,

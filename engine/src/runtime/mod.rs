@@ -9,6 +9,7 @@ mod batch_context;
 mod idle;
 mod micro_batch;
 mod progress;
+mod progress_json;
 mod query_options;
 mod query_runner;
 mod watermark;
@@ -21,6 +22,7 @@ pub use progress::{
     BatchProgress, OperatorProgress, PhaseDurations, QueryListener, QueryOutput, QueryStarted,
     QueryState, QueryStatus, QueryTerminated, SourceProgress,
 };
+pub use progress_json::spark_progress;
 pub use query_options::{OutputMode, QUERY_OPTIONS, QueryOptions, Trigger};
 pub(crate) use query_runner::{QueryRunner, RunnerParts, SourcePart};
 pub(crate) use watermark::WatermarkSpec;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
 use serde::Serialize;
 use tokio::sync::broadcast;
 use weir_connectors::{BatchId, SourceOffset};
@@ -125,6 +126,8 @@ pub enum QueryState {
 pub struct QueryOutput {
     /// The batch.
     pub batch_id: BatchId,
+    /// The schema of its rows (there even when there are none).
+    pub schema: SchemaRef,
     /// Its output rows (maybe none).
     pub rows: Vec<RecordBatch>,
 }

@@ -553,7 +553,10 @@ impl QueryRunner {
         );
 
         let output_rows: u64 = output.iter().map(|b| b.num_rows() as u64).sum();
-        let published = self.status.has_subscribers().then(|| output.clone());
+        let published = self
+            .status
+            .has_subscribers()
+            .then(|| (physical_plan.schema(), output.clone()));
         let sink_started = Instant::now();
         self.check_lock()?;
         self.sink.write(entry.batch_id, output).await?;
@@ -590,9 +593,10 @@ impl QueryRunner {
         );
         // Published after the progress is recorded, so that a subscriber that has seen a batch's
         // rows also finds the batch in `SHOW PROGRESS` and the listeners' events.
-        if let Some(rows) = published {
+        if let Some((schema, rows)) = published {
             self.status.publish(QueryOutput {
                 batch_id: entry.batch_id,
+                schema,
                 rows,
             });
         }

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::progress_json::spark_progress;
 use crate::Engine;
 use crate::api::{Outcome, StreamingQuery};
 use crate::error::WeirError;
 use crate::runtime::QueryState;
+use crate::runtime::spark_progress;
 
 /// An error as the API answers it.
 #[derive(Debug)]

@@ -27,7 +27,6 @@ mod alerts;
 mod api;
 mod flight_sql;
 mod metrics;
-mod progress_json;
 mod security;
 mod ui;
 

@@ -241,3 +241,115 @@ async fn flight_sql_speaks_tls_with_the_given_certificate() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flight_sql_alone_announces_result_schemas_and_lists_types() {
+    let mut server = Server::spawn_flight_sql_only([
+        "--checkpoint-root".into(),
+        tempfile::tempdir().expect("temp dir").keep().into(),
+    ]);
+    let address = server.flight_sql_address();
+    let mut client = client(&address, None).await;
+    let info = client
+        .execute(
+            "CREATE SOURCE clicks (user_id INT, url VARCHAR) WITH (connector = 'memory')"
+                .to_string(),
+            None,
+        )
+        .await
+        .expect("a statement");
+    fetch(&mut client, info).await;
+
+    // A prepared query announces its columns before it runs, parameters and all; DDL
+    // announces its one `result` column.
+    let field = |name: &str, data_type| Field::new(name, data_type, true);
+    let expected = Schema::new(vec![
+        field("user_id", DataType::Int32),
+        field("url", DataType::Utf8View),
+    ]);
+    for sql in [
+        "SELECT user_id, url FROM clicks",
+        "SELECT user_id, url FROM clicks WHERE user_id = $1",
+    ] {
+        let prepared = client.prepare(sql.to_string(), None).await.expect(sql);
+        assert_eq!(prepared.dataset_schema().expect(sql), &expected, "{sql}");
+    }
+    let ddl = client
+        .prepare("CREATE VIEW v AS SELECT url FROM clicks".to_string(), None)
+        .await
+        .expect("prepared DDL");
+    assert_eq!(
+        ddl.dataset_schema().expect("a schema"),
+        &Schema::new(vec![Field::new("result", DataType::Utf8, false)])
+    );
+
+    // No rows still answer their columns.
+    let info = client
+        .execute("SELECT url FROM clicks WHERE user_id = 7".to_string(), None)
+        .await
+        .expect("a query");
+    assert_eq!(
+        info.clone().try_decode_schema().expect("a schema"),
+        Schema::new(vec![field("url", DataType::Utf8View)])
+    );
+    let ticket = info.endpoint[0].ticket.clone().expect("a ticket");
+    let mut stream = client.do_get(ticket).await.expect("do_get");
+    let mut rows = 0;
+    while let Some(batch) = stream.try_next().await.expect("a batch") {
+        rows += batch.num_rows();
+    }
+    assert_eq!(rows, 0);
+    assert_eq!(
+        stream.schema().map(|s| s.as_ref().clone()),
+        Some(Schema::new(vec![field("url", DataType::Utf8View)])),
+        "the stream carries the columns"
+    );
+
+    // Ordered by type, as Flight SQL asks.
+    let info = client.get_table_types().await.expect("table types");
+    assert_eq!(
+        fetch(&mut client, info).await,
+        "+------------+\n\
+         | table_type |\n\
+         +------------+\n\
+         | SINK       |\n\
+         | SOURCE     |\n\
+         | TABLE      |\n\
+         | VIEW       |\n\
+         +------------+"
+    );
+    let info = client
+        .get_xdbc_type_info(arrow_flight::sql::CommandGetXdbcTypeInfo {
+            data_type: Some(arrow_flight::sql::XdbcDataType::XdbcBigint as i32),
+        })
+        .await
+        .expect("type info");
+    let types = fetch(&mut client, info).await;
+    assert!(
+        types.contains("| BIGINT    | -5        | 19          |"),
+        "{types}"
+    );
+    assert!(!types.contains("VARCHAR"), "filtered to BIGINT: {types}");
+
+    // No HTTP server was started, and SIGTERM stops it gracefully.
+    assert!(
+        !server.log_tail().contains("weir serve: listening"),
+        "{}",
+        server.log_tail()
+    );
+    let pid = server.child.id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("polling weir serve") {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "no exit on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}\n{}", server.log_tail());
+}

@@ -11,13 +11,16 @@
 //!   unknown for streaming DDL).
 //! - Catalog calls: one catalog, `weir`, with one schema, `public`, holding the sources
 //!   (`SOURCE`), tables (`TABLE`), views (`VIEW`) and sinks (`SINK`), with their Arrow schemas
-//!   when asked; `GetSqlInfo` names the server.
+//!   when asked; `GetTableTypes` lists those types, `GetXdbcTypeInfo` the SQL types
+//!   (`type_info`); `GetSqlInfo` names the server.
 //! - With a token, every call must carry `authorization: Bearer <token>` (as the HTTP API).
 //!
 //! - Prepared statements (what ADBC's DB-API runs every statement as): the text is kept under
 //!   a handle; parameters bound with `DoPut` (one row) replace the placeholders `$1`, `$2`, …
 //!   as SQL literals (see `parameters`); the statement runs when its flight info is asked for,
-//!   as above. The result schema is not known before it runs, so it is not announced.
+//!   as above. Preparing announces the answer's columns ([`Engine::result_schema`]: a query
+//!   is planned, not run), or `result` for a statement without rows; one that cannot be
+//!   planned before its parameters are bound announces none.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -26,19 +29,22 @@ use std::time::{Duration, Instant};
 
 use arrow::array::{RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder, XdbcTypeInfoData};
 use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas,
-    CommandGetSqlInfo, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
-    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
-    TicketStatementQuery,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandStatementQuery, CommandStatementUpdate,
+    DoPutPreparedStatementResult, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
-use arrow_flight::{Action, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, IpcMessage, SchemaAsIpc, Ticket,
+};
 use futures::{Stream, TryStreamExt};
 use prost::Message as _;
 use tonic::{Request, Response, Status};
@@ -48,10 +54,13 @@ use crate::api::Outcome;
 use crate::error::WeirError;
 
 mod parameters;
+mod type_info;
 
 /// The catalog and schema every object of the engine is listed under.
 const CATALOG: &str = "weir";
 const SCHEMA: &str = "public";
+/// The table types of `GetTables`, as `GetTableTypes` lists them.
+const TABLE_TYPES: [&str; 4] = ["SOURCE", "TABLE", "VIEW", "SINK"];
 /// How long an answer waits for its `DoGet`.
 const ANSWER_TTL: Duration = Duration::from_secs(60);
 
@@ -77,6 +86,7 @@ pub struct WeirFlightSql {
     prepared: Mutex<HashMap<Vec<u8>, Prepared>>,
     next_handle: std::sync::atomic::AtomicU64,
     sql_info: SqlInfoData,
+    type_info: XdbcTypeInfoData,
 }
 
 impl std::fmt::Debug for WeirFlightSql {
@@ -103,6 +113,7 @@ impl WeirFlightSql {
             prepared: Mutex::new(HashMap::new()),
             next_handle: std::sync::atomic::AtomicU64::new(0),
             sql_info,
+            type_info: type_info::weir_types()?,
         })
     }
 
@@ -136,11 +147,7 @@ impl WeirFlightSql {
             Outcome::Done(message) => message,
             Outcome::Started(query) => format!("started query {}", query.name()),
         };
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            "result",
-            DataType::Utf8,
-            false,
-        )]));
+        let schema = result_schema();
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![Arc::new(StringArray::from(vec![message]))],
@@ -210,6 +217,23 @@ impl WeirFlightSql {
         }
         Ok(objects)
     }
+}
+
+/// The one column of the answer to a statement that answers no rows: what it did.
+fn result_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "result",
+        DataType::Utf8,
+        false,
+    )]))
+}
+
+/// `schema` as Flight SQL sends a schema in a message: an IPC schema message.
+fn ipc_schema(schema: &Schema) -> Result<bytes::Bytes, Status> {
+    let message: IpcMessage = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|e: arrow::error::ArrowError| Status::internal(e.to_string()))?;
+    Ok(message.0)
 }
 
 fn unknown_prepared() -> Status {
@@ -293,7 +317,23 @@ impl FlightSqlService for WeirFlightSql {
         query: ActionCreatePreparedStatementRequest,
         _request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        weir_sql::parse_script(&query.query).map_err(|e| status_of(&WeirError::from(e)))?;
+        let mut statements =
+            weir_sql::parse_script(&query.query).map_err(|e| status_of(&WeirError::from(e)))?;
+        // The columns the answer will have, for clients that show them before running it. A
+        // statement that does not plan yet (a parameter whose type only its value tells)
+        // announces none, and says what is wrong when it runs.
+        let dataset_schema = match statements.len() {
+            1 => match self
+                .engine
+                .result_schema(&statements.remove(0).statement)
+                .await
+            {
+                Ok(Some(schema)) => ipc_schema(&schema)?,
+                Ok(None) => ipc_schema(&result_schema())?,
+                Err(_) => Default::default(),
+            },
+            _ => Default::default(),
+        };
         let handle = self.new_handle();
         self.prepared().insert(
             handle.clone(),
@@ -304,6 +344,7 @@ impl FlightSqlService for WeirFlightSql {
         );
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
+            dataset_schema,
             ..Default::default()
         })
     }
@@ -476,6 +517,45 @@ impl FlightSqlService for WeirFlightSql {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let builder = query.into_builder(&self.sql_info);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder().schema();
+        command_info(&schema, &query, request)
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let mut builder = query.into_builder();
+        for kind in TABLE_TYPES {
+            builder.append(kind);
+        }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.into_builder(&self.type_info).schema();
+        command_info(&schema, &query, request)
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let builder = query.into_builder(&self.type_info);
         one_batch(builder.schema(), builder.build())
     }
 

@@ -1,7 +1,8 @@
-//! A batch's progress as the API answers it: the JSON shape and field names of Spark's
-//! `StreamingQueryProgress` (`batchId`, `numInputRows`, `inputRowsPerSecond`,
-//! `processedRowsPerSecond`, `durationMs`, `eventTime.watermark`, `stateOperators`, `sources`,
-//! `sink`), so that tools and habits built on Spark's progress JSON read Weir's as well.
+//! A batch's progress as the service and the Python package answer it: the JSON shape and
+//! field names of Spark's `StreamingQueryProgress` (`batchId`, `numInputRows`,
+//! `inputRowsPerSecond`, `processedRowsPerSecond`, `durationMs`, `eventTime.watermark`,
+//! `stateOperators`, `sources`, `sink`), so that tools and habits built on Spark's progress
+//! JSON read Weir's as well.
 //!
 //! Weir measures its phases differently from Spark, so `durationMs` maps them:
 //! `latestOffset` (asking the sources), `walCommit` (writing `offsets/N`), `getBatch` (reading
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 use crate::runtime::BatchProgress;
 
 /// `progress` of query `name` in Spark's `StreamingQueryProgress` shape.
-pub(super) fn spark_progress(name: &str, progress: &BatchProgress) -> Value {
+pub fn spark_progress(name: &str, progress: &BatchProgress) -> Value {
     let d = &progress.durations;
     let ms = |duration: std::time::Duration| duration.as_millis() as u64;
     let state_operators: Vec<Value> = progress
