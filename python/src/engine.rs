@@ -3,14 +3,14 @@
 //! works waits with the GIL released.
 
 use arrow::datatypes::DataType;
-use arrow::pyarrow::{PyArrowType, Table};
+use arrow_pyarrow::{PyArrowType, Table};
 use pyo3::prelude::*;
 use weir::{Engine, Outcome};
 
 use crate::query::PyStreamingQuery;
 use crate::tables::{conform, to_pyarrow_table};
 use crate::udf::{python_udf, volatility};
-use crate::{WeirError, runtime, to_py, wait};
+use crate::{WeirError, run, runtime, to_py};
 
 /// The Weir engine: a catalog of sources, tables, views and sinks, and the continuous queries
 /// running over them.
@@ -54,7 +54,7 @@ impl PyEngine {
     fn execute(&self, py: Python<'_>, sql: &str) -> PyResult<Vec<Py<PyAny>>> {
         let engine = self.engine.clone();
         let sql = sql.to_string();
-        let outcomes = wait(py, async move { engine.execute(&sql).await })?.map_err(to_py)?;
+        let outcomes = run(py, async move { engine.execute(&sql).await })?.map_err(to_py)?;
         outcomes
             .into_iter()
             .map(|outcome| match outcome {
@@ -72,7 +72,7 @@ impl PyEngine {
     fn start(&self, py: Python<'_>, sql: &str) -> PyResult<PyStreamingQuery> {
         let engine = self.engine.clone();
         let sql = sql.to_string();
-        let query = wait(py, async move { engine.start(&sql).await })?.map_err(to_py)?;
+        let query = run(py, async move { engine.start(&sql).await })?.map_err(to_py)?;
         Ok(PyStreamingQuery::new(query))
     }
 
@@ -80,7 +80,7 @@ impl PyEngine {
     fn watch(&self, py: Python<'_>, select: &str) -> PyResult<PyStreamingQuery> {
         let engine = self.engine.clone();
         let select = select.to_string();
-        let query = wait(py, async move { engine.watch(&select).await })?.map_err(to_py)?;
+        let query = run(py, async move { engine.watch(&select).await })?.map_err(to_py)?;
         Ok(PyStreamingQuery::new(query))
     }
 
@@ -88,7 +88,7 @@ impl PyEngine {
     fn sql(&self, py: Python<'_>, sql: &str) -> PyResult<Py<PyAny>> {
         let engine = self.engine.clone();
         let sql = sql.to_string();
-        let rows = wait(py, async move { engine.sql(&sql).await })?.map_err(to_py)?;
+        let rows = run(py, async move { engine.sql(&sql).await })?.map_err(to_py)?;
         to_pyarrow_table(py, rows, None)
     }
 
@@ -122,21 +122,21 @@ impl PyEngine {
     fn query(&self, py: Python<'_>, name: &str) -> PyResult<Option<PyStreamingQuery>> {
         let engine = self.engine.clone();
         let name = name.to_string();
-        let query = wait(py, async move { engine.query(&name).await })?;
+        let query = run(py, async move { engine.query(&name).await })?;
         Ok(query.map(PyStreamingQuery::new))
     }
 
     /// Every query this engine started.
     fn queries(&self, py: Python<'_>) -> PyResult<Vec<PyStreamingQuery>> {
         let engine = self.engine.clone();
-        let queries = wait(py, async move { engine.queries().await })?;
+        let queries = run(py, async move { engine.queries().await })?;
         Ok(queries.into_iter().map(PyStreamingQuery::new).collect())
     }
 
     /// Stops every running query gracefully; a query that had failed stops quietly.
     fn stop_all(&self, py: Python<'_>) -> PyResult<()> {
         let engine = self.engine.clone();
-        for query in wait(py, async move { engine.queries().await })? {
+        for query in run(py, async move { engine.queries().await })? {
             crate::query::stop(py, &query)?;
         }
         Ok(())

@@ -1,8 +1,9 @@
 //! `weir._internal`: the engine as a CPython extension module, under the small pure-Python API
 //! of `python/weir/`. This module owns the bridge: one Tokio runtime for every engine of the
 //! process, waiting on it with the GIL released (and Ctrl-C still heard), and Weir's errors as
-//! the Python exception `weir.WeirError`. Rows cross as Arrow through the C data interface,
-//! without a copy.
+//! the Python exception `weir.WeirError`. Rows cross as Arrow through the C data interface:
+//! answers and UDF arguments without a copy (an insert of several chunks joins them into one
+//! batch).
 
 mod engine;
 mod query;
@@ -40,29 +41,36 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs `work` to the end with the GIL released, so that other Python threads and the
-/// engine's Python UDFs run meanwhile. Every [`SIGNAL_CHECK`] it takes the GIL back to see
-/// whether Python has a signal to raise (KeyboardInterrupt); if so, `work` is dropped.
-fn wait<F>(py: Python<'_>, work: F) -> PyResult<F::Output>
+/// Runs `work` to the end on the engine's runtime with the GIL released, so that other
+/// Python threads and the engine's Python UDFs run meanwhile. Every [`SIGNAL_CHECK`] it takes
+/// the GIL back to see whether Python has a signal to raise (KeyboardInterrupt); if so, the
+/// caller stops waiting but `work` runs on to its end, so that a statement is never left half
+/// done (a sink created without its query).
+fn run<F>(py: Python<'_>, work: F) -> PyResult<F::Output>
 where
-    F: Future + Send,
-    F::Output: Send,
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
 {
-    wait_for(py, work, None)?.ok_or_else(|| WeirError::new_err("timed out"))
+    refuse_inside_the_engine()?;
+    let task = runtime().spawn(work);
+    match wait_for(py, task, None)? {
+        Some(Ok(output)) => Ok(output),
+        Some(Err(e)) => Err(WeirError::new_err(format!("the engine's task failed: {e}"))),
+        None => Err(WeirError::new_err("timed out")),
+    }
 }
 
-/// As [`wait`], but gives up after `limit` (None: the work did not end in time).
+/// Waits for `work` (which borrows, so it stays with the caller) as [`run`] does, giving up
+/// after `limit` (None: it did not end in time). Interrupted, `work` is dropped: only for
+/// work that may stop anywhere (reading a feed, waiting for a query's end).
 fn wait_for<F>(py: Python<'_>, work: F, limit: Option<Duration>) -> PyResult<Option<F::Output>>
 where
     F: Future + Send,
     F::Output: Send,
 {
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Err(WeirError::new_err(
-            "the engine cannot be called from inside a UDF or another engine callback",
-        ));
-    }
-    let deadline = limit.map(|limit| tokio::time::Instant::now() + limit);
+    refuse_inside_the_engine()?;
+    // A limit too far ahead to represent is no limit.
+    let deadline = limit.and_then(|limit| tokio::time::Instant::now().checked_add(limit));
     let mut work = std::pin::pin!(work);
     loop {
         let step = SIGNAL_CHECK.min(deadline.map_or(SIGNAL_CHECK, |d| {
@@ -79,6 +87,16 @@ where
         }
         py.check_signals()?;
     }
+}
+
+/// A UDF runs on the engine's threads: waiting there for the engine would block it.
+fn refuse_inside_the_engine() -> PyResult<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(WeirError::new_err(
+            "the engine cannot be called from inside a UDF or another engine callback",
+        ));
+    }
+    Ok(())
 }
 
 /// A Weir error as `weir.WeirError`, its message unchanged.

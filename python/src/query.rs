@@ -1,7 +1,7 @@
 //! `StreamingQuery` and `Subscription`: a running continuous query's handle, and the live feed
 //! of its committed batches, for Python.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use weir::{QueryOutput, QueryState, StreamingQuery};
 
 use crate::tables::to_pyarrow_table;
-use crate::{to_py, wait, wait_for};
+use crate::{run, to_py, wait_for};
 
 /// The handle of a running (or ended) continuous query.
 #[pyclass(frozen, name = "StreamingQuery", module = "weir._internal")]
@@ -107,7 +107,7 @@ impl PyStreamingQuery {
     /// Runs batches until everything its sources hold now is processed.
     fn process_all_available(&self, py: Python<'_>) -> PyResult<()> {
         let query = self.query.clone();
-        wait(py, async move { query.process_all_available().await })?.map_err(to_py)
+        run(py, async move { query.process_all_available().await })?.map_err(to_py)
     }
 
     /// A feed of every batch committed from now on.
@@ -134,9 +134,16 @@ impl PySubscription {
         let limit = timeout.map(seconds).transpose()?;
         // Never waited for with the GIL held: that would deadlock with the reader, which
         // takes the GIL back while it holds the lock.
-        let mut guard = self.outputs.try_lock().map_err(|_| {
-            PyValueError::new_err("another thread is reading this subscription; give each its own")
-        })?;
+        let mut guard = match self.outputs.try_lock() {
+            Ok(guard) => guard,
+            // A reader that panicked left the feed itself intact.
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyValueError::new_err(
+                    "another thread is reading this subscription; give each its own",
+                ));
+            }
+        };
         let Some(outputs) = guard.as_mut() else {
             return Ok(None);
         };
@@ -161,7 +168,7 @@ impl PySubscription {
 /// for `await_termination` and `last_error`, not for whoever cleans up.
 pub fn stop(py: Python<'_>, query: &StreamingQuery) -> PyResult<()> {
     let stopping = query.clone();
-    match wait(py, async move { stopping.stop().await })? {
+    match run(py, async move { stopping.stop().await })? {
         Err(_) if matches!(query.state(), QueryState::Failed(_)) => Ok(()),
         stopped => stopped.map_err(to_py),
     }

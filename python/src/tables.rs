@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::{CastOptions, cast_with_options, concat_batches};
-use arrow::datatypes::{Schema, SchemaRef};
-use arrow::pyarrow::{IntoPyArrow, Table};
-use pyo3::exceptions::PyValueError;
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow_pyarrow::{IntoPyArrow, Table};
 use pyo3::prelude::*;
+
+use crate::WeirError;
 
 /// `batches` as a `pyarrow.Table` (the buffers are shared, not copied). With no batches, a
 /// table of `schema`'s columns and no rows.
@@ -27,9 +28,8 @@ pub fn to_pyarrow_table(
         .into_iter()
         .map(|batch| batch.with_schema(Arc::clone(&schema)))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| PyValueError::new_err(e.to_string()))?;
-    let table =
-        Table::try_new(batches, schema).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        .map_err(|e| WeirError::new_err(e.to_string()))?;
+    let table = Table::try_new(batches, schema).map_err(|e| WeirError::new_err(e.to_string()))?;
     Ok(table.into_pyarrow(py)?.unbind())
 }
 
@@ -42,11 +42,21 @@ pub fn conform(source: &str, table: Table, target: &SchemaRef) -> Result<RecordB
     let mut used = vec![false; schema.fields().len()];
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
+        // By exact name; else by name ignoring case, when that names one column only and
+        // no other target column has it exactly.
         let index = schema.index_of(field.name()).ok().or_else(|| {
-            schema
+            let mut alike = schema
                 .fields()
                 .iter()
-                .position(|f| f.name().eq_ignore_ascii_case(field.name()))
+                .enumerate()
+                .filter(|(_, f)| f.name().eq_ignore_ascii_case(field.name()))
+                .map(|(i, _)| i);
+            let only = alike.next().filter(|_| alike.next().is_none())?;
+            let taken = target
+                .fields()
+                .iter()
+                .any(|t| t.name() == schema.field(only).name());
+            (!taken).then_some(only)
         });
         let Some(index) = index else {
             return Err(format!(
@@ -58,23 +68,14 @@ pub fn conform(source: &str, table: Table, target: &SchemaRef) -> Result<RecordB
         };
         used[index] = true;
         let column = given.column(index);
-        let column = if column.data_type() == field.data_type() {
-            Arc::clone(column)
-        } else {
-            // A value that does not convert is an error, never a silent null.
-            let strict = CastOptions {
-                safe: false,
-                ..CastOptions::default()
-            };
-            cast_with_options(column, field.data_type(), &strict).map_err(|e| {
-                format!(
-                    "column '{}' of the data is {}, which does not cast to {} ('{source}'): {e}",
-                    schema.field(index).name(),
-                    column.data_type(),
-                    field.data_type()
-                )
-            })?
-        };
+        let column = cast_exactly(column, field.data_type()).map_err(|e| {
+            format!(
+                "column '{}' of the data is {}, which does not cast to {} ('{source}'): {e}",
+                schema.field(index).name(),
+                column.data_type(),
+                field.data_type()
+            )
+        })?;
         if !field.is_nullable() && column.null_count() > 0 {
             return Err(format!(
                 "column '{}' of '{source}' is NOT NULL but the data has {} nulls in it",
@@ -92,6 +93,30 @@ pub fn conform(source: &str, table: Table, target: &SchemaRef) -> Result<RecordB
         ));
     }
     RecordBatch::try_new(Arc::clone(target), columns).map_err(|e| e.to_string())
+}
+
+/// `array` as `to`, refusing what would change a value rather than only its type: a value
+/// that does not convert (`'soon'` as a number, an overflow) and, into an integer or a
+/// decimal, a number that would lose digits (1.7 into an INT). Never a silent null.
+pub fn cast_exactly(array: &ArrayRef, to: &DataType) -> Result<ArrayRef, String> {
+    if array.data_type() == to {
+        return Ok(Arc::clone(array));
+    }
+    let strict = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let cast = cast_with_options(array, to, &strict).map_err(|e| e.to_string())?;
+    let exact_target =
+        to.is_integer() || matches!(to, DataType::Decimal128(..) | DataType::Decimal256(..));
+    if exact_target && array.data_type().is_numeric() {
+        let back =
+            cast_with_options(&cast, array.data_type(), &strict).map_err(|e| e.to_string())?;
+        if back.as_ref() != array.as_ref() {
+            return Err(format!("a value would lose digits as {to}"));
+        }
+    }
+    Ok(cast)
 }
 
 fn column_list(schema: &Schema) -> String {

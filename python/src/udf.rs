@@ -5,13 +5,16 @@
 //! continuous queries as in ad hoc ones; its exception fails the batch with the function's
 //! name and the exception's text.
 
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayData, ArrayRef, make_array};
 use arrow::datatypes::DataType;
-use arrow::pyarrow::{FromPyArrow, ToPyArrow};
+use arrow_pyarrow::{FromPyArrow, ToPyArrow};
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::scalar::ScalarValue;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -24,22 +27,94 @@ pub fn python_udf(
     return_type: DataType,
     volatility: Volatility,
 ) -> ScalarUDF {
-    let udf_name = name.to_string();
-    let returns = return_type.clone();
-    let implementation = Arc::new(move |args: &[ColumnarValue]| -> DfResult<ColumnarValue> {
-        let all_scalars = args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(args)?;
-        let rows = arrays.first().map_or(0, |a| a.len());
-        let result = Python::attach(|py| call(py, &function, &arrays, &returns, rows))
-            .map_err(|e| DataFusionError::Execution(format!("Python UDF '{udf_name}': {e}")))?;
-        if all_scalars {
+    ScalarUDF::new_from_impl(PythonUdf {
+        name: name.to_string(),
+        signature: Signature::exact(input_types, volatility),
+        return_type,
+        function: Arc::new(function),
+    })
+}
+
+/// A Python function as a DataFusion scalar UDF.
+#[derive(Debug)]
+struct PythonUdf {
+    name: String,
+    signature: Signature,
+    return_type: DataType,
+    function: Arc<Py<PyAny>>,
+}
+
+// The same function object under the same name and signature is the same UDF.
+impl PartialEq for PythonUdf {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.signature == other.signature
+            && self.return_type == other.return_type
+            && self.function.as_ptr() == other.function.as_ptr()
+    }
+}
+
+impl Eq for PythonUdf {}
+
+impl Hash for PythonUdf {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.signature.hash(state);
+        self.return_type.hash(state);
+        (self.function.as_ptr() as usize).hash(state);
+    }
+}
+
+impl ScalarUDFImpl for PythonUdf {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
+        Ok(self.return_type.clone())
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        // Constant arguments to a function that gives the same result for the same arguments
+        // make one call of one row; otherwise every row gets its own value (a volatile
+        // function of constants is still called for each row).
+        let once = self.signature.volatility != Volatility::Volatile
+            && args
+                .args
+                .iter()
+                .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let rows = if once { 1 } else { args.number_rows };
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<Vec<_>>>()?;
+        let result = Python::attach(|py| {
+            call(py, &self.function, &arrays, &self.return_type, rows)
+                .map_err(|e| described(py, &e))
+        })
+        .map_err(|e| DataFusionError::Execution(format!("Python UDF '{}': {e}", self.name)))?;
+        if once {
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
                 &result, 0,
             )?));
         }
         Ok(ColumnarValue::Array(result))
-    });
-    create_udf(name, input_types, return_type, volatility, implementation)
+    }
+}
+
+/// A Python exception as text: its type and message, then where it was raised.
+fn described(py: Python<'_>, error: &PyErr) -> String {
+    let traceback = error
+        .traceback(py)
+        .and_then(|t| t.format().ok())
+        .map(|t| format!("\n{}", t.trim_end()))
+        .unwrap_or_default();
+    format!("{error}{traceback}")
 }
 
 /// One call: the columns in, the checked array out.
@@ -72,19 +147,12 @@ fn call(
             array.len()
         )));
     }
-    if array.data_type() != return_type {
-        let strict = arrow::compute::CastOptions {
-            safe: false,
-            ..Default::default()
-        };
-        return arrow::compute::cast_with_options(&array, return_type, &strict).map_err(|e| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "returned {} where {return_type} was declared, and it does not cast: {e}",
-                array.data_type()
-            ))
-        });
-    }
-    Ok(array)
+    crate::tables::cast_exactly(&array, return_type).map_err(|e| {
+        pyo3::exceptions::PyTypeError::new_err(format!(
+            "returned {} where {return_type} was declared, and it does not cast: {e}",
+            array.data_type()
+        ))
+    })
 }
 
 /// The volatility a Python caller names: `immutable` (the default), `stable`, `volatile`.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import weakref
 from os import PathLike
 from typing import Callable, List, Optional, Sequence, Union
 
@@ -19,14 +18,15 @@ Outcome = Union[pa.Table, StreamingQuery, str]
 
 _VOLATILITIES = ("immutable", "stable", "volatile")
 
-# Queries run on the engine's own threads; those calling Python UDFs must end before the
-# interpreter does, so every live engine stops its queries at exit.
-_live_engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+# Queries run on the engine's own threads, and go on when their Engine object is gone; those
+# calling Python UDFs must end before the interpreter does. So every engine that started a
+# query is kept here (the query keeps its catalog alive anyway) and stopped at exit.
+_engines_with_queries: "set[_internal.Engine]" = set()
 
 
 @atexit.register
 def _stop_everything_at_exit() -> None:
-    for engine in list(_live_engines):
+    for engine in list(_engines_with_queries):
         try:
             engine.stop_all()
         except Exception:  # noqa: BLE001 - exiting; a failed query has reported already
@@ -56,25 +56,28 @@ class Engine:
             state_partitions=state_partitions,
             memory_limit=memory_limit,
         )
-        _live_engines.add(self)
 
     def execute(self, sql: str) -> List[Outcome]:
         """Runs every statement of ``sql`` in order, stopping at the first error.
 
         Returns one result per statement: a ``pyarrow.Table`` for a query, ``SHOW``,
         ``DESCRIBE`` or ``EXPLAIN``; a ``StreamingQuery`` for a statement that started one;
-        otherwise the text of what was done. Raises ``WeirError``.
+        otherwise the text of what was done. Raises ``WeirError``; what the statements before
+        the failing one did stays done (a query they started runs on: ``queries()`` has it).
         """
+        _engines_with_queries.add(self._engine)
         return [_wrap(outcome) for outcome in self._engine.execute(sql)]
 
     def start(self, sql: str) -> StreamingQuery:
         """Runs one ``CREATE SINK ... AS SELECT`` or ``INSERT INTO <sink> SELECT`` and
         returns the continuous query it started."""
+        _engines_with_queries.add(self._engine)
         return StreamingQuery(self._engine.start(sql))
 
     def watch(self, select: str) -> StreamingQuery:
         """Starts ``select`` as a continuous query whose rows go only to its subscribers
         (nothing is written). Stop it when done."""
+        _engines_with_queries.add(self._engine)
         return StreamingQuery(self._engine.watch(select))
 
     def sql(self, sql: str) -> pa.Table:
@@ -87,8 +90,10 @@ class Engine:
         """Appends ``data`` to the ``memory`` source ``source``: a pyarrow Table or
         RecordBatch, a pandas DataFrame, anything with ``__arrow_c_stream__``, a dict of
         columns or a list of row dicts. Columns are matched to the source's by name and cast
-        to its types; the rows become visible to queries all at once. Returns the number of
-        rows appended."""
+        to its types; a value that would change (text that is no number, 1.7 into an INT, an
+        overflow) is refused, and then nothing is appended. The rows become visible to
+        queries all at once (several chunks are joined into one batch, a copy). Returns the
+        number of rows appended."""
         return self._engine.insert(source, as_arrow(data))
 
     def register_udf(
@@ -104,11 +109,14 @@ class Engine:
         It is called once per batch with one ``pyarrow.Array`` per argument and must return
         one value per row: a ``pyarrow.Array`` (or anything ``pyarrow.array`` takes) of
         ``return_type``. It runs inside continuous queries as in ad hoc ones; an exception
-        fails the batch, and the query reports it in ``last_error``. ``volatility`` is
-        ``immutable`` (same arguments, same result), ``stable`` or ``volatile``.
+        fails the batch, and the query reports it, with its traceback, in ``last_error``.
+        ``volatility`` is ``immutable`` (same arguments, same result: constant arguments make
+        one call of one row), ``stable`` or ``volatile`` (called for every row, even of
+        constants).
         """
         if not callable(function):
             raise TypeError(f"UDF '{name}': {function!r} is not callable")
+        volatility = volatility.lower()
         if volatility not in _VOLATILITIES:
             raise ValueError(f"volatility must be one of {', '.join(_VOLATILITIES)}")
         self._engine.register_udf(

@@ -32,7 +32,8 @@ class Subscription:
 
     Iterating waits for each batch and ends when the query ends; ``next(timeout=...)`` waits
     at most that many seconds (``TimeoutError``). A reader that falls more than 64 batches
-    behind misses the oldest; the query never waits for its readers.
+    behind misses the oldest; the query never waits for its readers. One thread reads a
+    subscription at a time (another gets ``ValueError``); subscribe once per reader.
     """
 
     def __init__(self, subscription: _internal.Subscription) -> None:

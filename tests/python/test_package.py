@@ -227,6 +227,7 @@ def test_a_failing_udf_fails_the_query_with_its_name_and_exception(engine):
         query.await_termination(timeout=60)
     assert query.state == "failed"
     assert "the sensor is on fire" in query.last_error
+    assert "in explode" in query.last_error, "the traceback names the function"
     query.stop()  # as in Spark, stopping a failed query does not raise its error again
 
     with pytest.raises(weir.WeirError, match="'too_short': ValueError: returned 1 values for "
@@ -277,3 +278,72 @@ def test_the_readme_example_runs_and_shows_what_it_says():
     assert scope["batch"].table.to_pylist() == [{"city": "rome", "f": 77.0}]
     assert scope["engine"].sql("SELECT * FROM warm").to_pylist() == [{"city": "rome", "f": 77.0}]
     assert scope["query"].state == "stopped"
+
+
+def test_values_that_would_change_are_refused_not_rounded(engine):
+    clicks(engine)
+    with pytest.raises(weir.WeirError, match="column 'user_id' of the data is Float64.*lose "
+                                               "digits as Int32"):
+        engine.insert("clicks", {"user_id": [1.0, 1.7], "url": ["a", "b"], "ms": [1, 2]})
+    with pytest.raises(weir.WeirError, match="does not cast to Int32"):
+        engine.insert("clicks", {"user_id": [2**40], "url": ["a"], "ms": [1]})
+    # Whole floats convert, and a name that differs only in case matches.
+    assert engine.insert("clicks", {"USER_ID": [3.0], "url": ["c"], "ms": [3]}) == 1
+    assert engine.sql("SELECT user_id FROM clicks").to_pylist() == [{"user_id": 3}]
+
+    def halves(values):
+        return pc.divide(pc.cast(values, pa.float64()), 2.0)
+
+    engine.register_udf("halves", halves, ["int64"], "int64")
+    with pytest.raises(weir.WeirError, match="'halves': TypeError: returned Float64 where Int64 "
+                                               "was declared.*lose digits"):
+        engine.sql("SELECT halves(column1) FROM (VALUES (1), (2))")
+    assert engine.sql("SELECT halves(column1) AS h FROM (VALUES (2), (4))").to_pylist() == [
+        {"h": 1}, {"h": 2}]
+
+
+def test_a_volatile_udf_of_constants_is_called_for_every_row(engine):
+    def positions(values):
+        return pa.array(range(len(values)), pa.int64())
+
+    engine.register_udf("pos_volatile", positions, ["int64"], "int64", volatility="VOLATILE")
+    engine.register_udf("pos_immutable", positions, ["int64"], "int64")
+    rows = engine.sql("SELECT pos_volatile(1) AS v, pos_immutable(1) AS i "
+                      "FROM (VALUES (10), (20), (30))").to_pylist()
+    assert rows == [{"v": 0, "i": 0}, {"v": 1, "i": 0}, {"v": 2, "i": 0}]
+
+
+def test_timeouts_beyond_any_clock_mean_no_timeout(engine):
+    clicks(engine)
+    query = engine.watch("SELECT url FROM clicks")
+    feed = query.subscribe()
+    query.stop()
+    assert feed.next(timeout=1.8e19) is None
+    assert query.await_termination(timeout=1.8e19) is True
+    with pytest.raises(ValueError, match="not a number of seconds"):
+        query.await_termination(timeout=-1)
+
+
+def test_queries_whose_engine_is_gone_are_stopped_before_the_interpreter_ends(tmp_path):
+    script = """
+import gc, time, pyarrow as pa, weir
+engine = weir.Engine()
+engine.register_udf("slow", lambda v: (time.sleep(0.01), v)[1], ["int64"], "int64")
+engine.execute("CREATE SOURCE bids WITH (connector = 'nexmark', table = 'bid', "
+               "events_per_second = '2000')")
+query = engine.start("CREATE SINK s WITH (connector = 'blackhole', trigger = '10 milliseconds') "
+                     "AS SELECT slow(price) FROM bids")
+while query.batches_run < 3:
+    time.sleep(0.01)
+del engine, query
+gc.collect()
+time.sleep(0.2)
+print("leaving", flush=True)
+"""
+    import subprocess
+    import sys
+    finished = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert finished.stdout == "leaving\n"
+    assert "panicked" not in finished.stderr and "Fatal" not in finished.stderr, finished.stderr

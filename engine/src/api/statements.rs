@@ -38,13 +38,28 @@ const PEEK_ROWS: usize = 1_000_000;
 impl Engine {
     /// The schema of the rows `statement` answers, without running a query: a `SELECT` is
     /// planned only; `SHOW`, `DESCRIBE` and `EXPLAIN`, which only read the catalog, are run.
-    /// None for a statement that answers no rows (DDL, `INSERT`, one that starts a query).
+    /// None for a statement that answers no rows (DDL, `INSERT`, one that starts a query);
+    /// an error for one that does not plan, or whose columns depend on a parameter's value.
     /// For clients that must know an answer's columns before asking for it (Flight SQL's
     /// prepared statements, JDBC's `ResultSetMetaData`).
     pub async fn result_schema(&self, statement: &Statement) -> Result<Option<SchemaRef>> {
         match statement {
             Statement::Query(query) => {
                 let plan = self.plan_query(query).await?;
+                // A parameter whose type nothing tells (`SELECT $1`) is typed by its value,
+                // so the columns are not known until it is bound.
+                let parameters = plan.get_parameter_types()?;
+                let mut untyped: Vec<&String> = parameters
+                    .iter()
+                    .filter(|(_, t)| t.is_none())
+                    .map(|(name, _)| name)
+                    .collect();
+                untyped.sort();
+                if let Some(first) = untyped.first() {
+                    return Err(WeirError::Plan(format!(
+                        "the type of parameter {first} is known only when a value is bound"
+                    )));
+                }
                 Ok(Some(Arc::clone(plan.schema().inner())))
             }
             other if other.returns_rows() => match self.run_statement(other.clone()).await? {

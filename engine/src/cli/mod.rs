@@ -3,6 +3,7 @@
 //! gracefully after the batch in flight. `weir` alone (or `weir repl`) opens the interactive
 //! shell. Behind the default `cli` feature.
 
+#[cfg(feature = "allocator")]
 pub mod allocator;
 mod client;
 mod repl;

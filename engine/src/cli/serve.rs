@@ -57,7 +57,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDRESS")]
     flight_sql: Option<SocketAddr>,
     /// Serve only Flight SQL (with --flight-sql): no HTTP API, web UI or metrics.
-    #[arg(long, requires = "flight_sql")]
+    #[arg(long, requires = "flight_sql", conflicts_with = "listen")]
     no_http: bool,
     /// The largest request body accepted, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = server::DEFAULT_MAX_REQUEST_BYTES)]
@@ -146,7 +146,7 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
             let _ = stopping.wait_for(|stop| *stop).await;
         }
     };
-    let flight_sql = match args.flight_sql {
+    let mut flight_sql = match args.flight_sql {
         Some(address) => {
             let flight_listener = server::bind(address).await?;
             let tls = match (&args.tls_cert, &args.tls_key) {
@@ -179,10 +179,22 @@ async fn serve_until_signal(args: ServeArgs) -> Result<()> {
         Some(listener) => {
             server::serve(engine, metrics, &options, listener, tls, until_stopped()).await
         }
+        // Flight SQL alone: until a signal, or until the Flight SQL server fails.
         None => {
-            until_stopped().await;
+            let Some(flight) = flight_sql.as_mut() else {
+                return Err(WeirError::Plan("--no-http needs --flight-sql".to_string()));
+            };
+            let failed = tokio::select! {
+                () = until_stopped() => None,
+                ended = flight => Some(ended),
+            };
             tracing::info!("weir serve: stopping every query");
-            engine.shutdown().await
+            let stopped = engine.shutdown().await;
+            if let Some(ended) = failed {
+                flight_sql = None;
+                ended.map_err(|e| WeirError::Internal(format!("the Flight SQL server: {e}")))??;
+            }
+            stopped
         }
     };
     if let Some(flight_sql) = flight_sql {

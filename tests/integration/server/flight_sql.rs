@@ -274,6 +274,30 @@ async fn flight_sql_alone_announces_result_schemas_and_lists_types() {
         let prepared = client.prepare(sql.to_string(), None).await.expect(sql);
         assert_eq!(prepared.dataset_schema().expect(sql), &expected, "{sql}");
     }
+    // `$1` alone takes its type from its value: no columns are announced, and the bound
+    // statement answers its own.
+    let mut untyped = client
+        .prepare("SELECT $1 AS v".to_string(), None)
+        .await
+        .expect("prepared");
+    assert_eq!(
+        untyped.dataset_schema().expect("a schema"),
+        &Schema::empty()
+    );
+    untyped
+        .set_parameters(
+            RecordBatch::try_new(
+                std::sync::Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)])),
+                vec![std::sync::Arc::new(Int64Array::from(vec![7]))],
+            )
+            .expect("a row"),
+        )
+        .expect("bound");
+    let info = untyped.execute().await.expect("executed");
+    assert_eq!(
+        fetch(&mut client, info).await,
+        "+---+\n| v |\n+---+\n| 7 |\n+---+"
+    );
     let ddl = client
         .prepare("CREATE VIEW v AS SELECT url FROM clicks".to_string(), None)
         .await

@@ -41,13 +41,16 @@ impl Server {
     /// Starts `weir serve --listen 127.0.0.1:0` with `args`, and reads the address it took
     /// from its log.
     pub fn spawn(args: impl IntoIterator<Item = OsString>) -> Self {
-        Self::spawn_until(args, |line| {
-            !line.contains("Flight SQL") && line.contains("address=")
-        })
+        Self::spawn_until(
+            ["--listen".into(), "127.0.0.1:0".into()]
+                .into_iter()
+                .chain(args),
+            |line| !line.contains("Flight SQL") && line.contains("address="),
+        )
     }
 
-    /// Starts `weir serve --listen 127.0.0.1:0 --no-http --flight-sql 127.0.0.1:0` with
-    /// `args`: Flight SQL alone. `base` is empty; [`Server::flight_sql_address`] has the
+    /// Starts `weir serve --no-http --flight-sql 127.0.0.1:0` with `args`: Flight SQL
+    /// alone. `base` is empty; [`Server::flight_sql_address`] has the
     /// address.
     pub fn spawn_flight_sql_only(args: impl IntoIterator<Item = OsString>) -> Self {
         let mut server = Self::spawn_until(
@@ -64,14 +67,14 @@ impl Server {
         server
     }
 
-    /// Starts `weir serve --listen 127.0.0.1:0` with `args` and waits for the first log line
-    /// that `ready` accepts, taking the address it names as `base`.
+    /// Starts `weir serve` with `args` and waits for the first log line that `ready`
+    /// accepts, taking the address it names as `base`.
     fn spawn_until(
         args: impl IntoIterator<Item = OsString>,
         ready: impl Fn(&str) -> bool + Send + 'static,
     ) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
             .args(args)
             .env("NO_COLOR", "1")
             .stderr(Stdio::piped())
