@@ -689,6 +689,9 @@ impl Engine {
                 catalog.sinks.remove(name);
                 catalog.queries.remove(name);
                 self.inner.registry.drop_sink(name);
+                for listener in &self.inner.listeners {
+                    listener.on_sink_dropped(name);
+                }
             }
         }
         self.deregister(name)?;

@@ -160,6 +160,9 @@ pub trait QueryListener: Send + Sync + Debug {
     fn on_query_progress(&self, _name: &str, _progress: &BatchProgress) {}
     /// A query stopped or failed.
     fn on_query_terminated(&self, _event: &QueryTerminated) {}
+    /// Sink `name` was dropped (`DROP SINK`), and with it its ended query: what was kept for
+    /// that query (metric series, say) can go.
+    fn on_sink_dropped(&self, _name: &str) {}
 }
 
 /// Shared status of a query: state, recent progress, output subscribers and listeners.

@@ -9,10 +9,15 @@
 //! histogram; failures, restarts and whether it runs. Per stateful operator (labels `query`,
 //! `operator`): state rows and bytes, late, evicted and emitted rows. Per source (labels
 //! `query`, `source`): input rows, malformed records and bad files. The README lists them.
+//!
+//! A query's series stay after it ends (its last state, its failure) until its sink is
+//! dropped: then every series labelled with it goes, so a long-lived server that runs many
+//! short queries does not export them for ever.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -53,6 +58,31 @@ pub struct ServerMetrics {
     bad_files: IntCounterVec,
     /// Queries started in this process, so a second start of a name counts as a restart.
     started: Mutex<HashSet<String>>,
+    /// The operators and sources each query has reported, whose series go with its sink.
+    labelled: Mutex<HashMap<String, QueryLabels>>,
+}
+
+/// The second labels a query's operator and source series carry.
+#[derive(Debug, Default)]
+struct QueryLabels {
+    operators: BTreeSet<String>,
+    sources: BTreeSet<String>,
+}
+
+/// The batch phases, as the `phase` label names them.
+const PHASES: [&str; 6] = [
+    "latest_offset",
+    "write_offsets",
+    "read",
+    "execute",
+    "sink_write",
+    "commit",
+];
+
+/// Removes the series of `vec` with these label values, if there is one.
+fn forget<T: MetricVecBuilder>(vec: &MetricVec<T>, labels: &[&str]) {
+    // An error only says there was no such series.
+    let _ = vec.remove_label_values(labels);
 }
 
 impl ServerMetrics {
@@ -192,6 +222,7 @@ impl ServerMetrics {
                 source
             )),
             started: Mutex::new(HashSet::new()),
+            labelled: Mutex::new(HashMap::new()),
             registry,
         }
     }
@@ -260,14 +291,15 @@ impl QueryListener for ServerMetrics {
         self.batch_duration
             .with_label_values(q)
             .observe(d.total.as_secs_f64());
-        for (phase, time) in [
-            ("latest_offset", d.latest_offset),
-            ("write_offsets", d.write_offsets),
-            ("read", d.read),
-            ("execute", d.execute),
-            ("sink_write", d.sink_write),
-            ("commit", d.commit),
-        ] {
+        let times = [
+            d.latest_offset,
+            d.write_offsets,
+            d.read,
+            d.execute,
+            d.sink_write,
+            d.commit,
+        ];
+        for (phase, time) in PHASES.into_iter().zip(times) {
             self.phase_seconds
                 .with_label_values(&[name, phase])
                 .inc_by(time.as_secs_f64());
@@ -287,6 +319,20 @@ impl QueryListener for ServerMetrics {
         self.sink_commit
             .with_label_values(q)
             .observe((d.sink_write + d.commit).as_secs_f64());
+        {
+            let mut labelled = self.labelled.lock().unwrap_or_else(|p| p.into_inner());
+            let labels = labelled.entry(name.to_string()).or_default();
+            for o in &progress.operators {
+                if !labels.operators.contains(&o.operator_id) {
+                    labels.operators.insert(o.operator_id.clone());
+                }
+            }
+            for s in &progress.sources {
+                if !labels.sources.contains(&s.name) {
+                    labels.sources.insert(s.name.clone());
+                }
+            }
+        }
         for o in &progress.operators {
             let labels = &[name, o.operator_id.as_str()];
             self.state_rows
@@ -313,6 +359,56 @@ impl QueryListener for ServerMetrics {
                 .inc_by(s.bad_records);
             self.bad_files.with_label_values(labels).inc_by(s.bad_files);
         }
+    }
+
+    fn on_sink_dropped(&self, name: &str) {
+        let q = &[name];
+        for vec in [&self.input_rows, &self.output_rows, &self.batches] {
+            forget(vec, q);
+        }
+        for vec in [&self.failures, &self.restarts] {
+            forget(vec, q);
+        }
+        for vec in [
+            &self.input_rate,
+            &self.processed_rate,
+            &self.trigger_lag,
+            &self.watermark,
+            &self.watermark_delay,
+        ] {
+            forget(vec, q);
+        }
+        forget(&self.batch_duration, q);
+        forget(&self.sink_commit, q);
+        forget(&self.running, q);
+        for phase in PHASES {
+            forget(&self.phase_seconds, &[name, phase]);
+        }
+        let labels = self
+            .labelled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .unwrap_or_default();
+        for operator in &labels.operators {
+            let labels = &[name, operator.as_str()];
+            forget(&self.state_rows, labels);
+            forget(&self.state_bytes, labels);
+            forget(&self.late_rows, labels);
+            forget(&self.evicted_rows, labels);
+            forget(&self.emitted_rows, labels);
+        }
+        for source in &labels.sources {
+            let labels = &[name, source.as_str()];
+            forget(&self.source_rows, labels);
+            forget(&self.malformed, labels);
+            forget(&self.bad_files, labels);
+        }
+        // A sink created again under this name runs a new query, not a restart of this one.
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
     }
 
     fn on_query_terminated(&self, event: &QueryTerminated) {

@@ -157,6 +157,27 @@ async fn metrics_follow_the_queries_and_cover_the_dashboard_and_alert_rules() {
     assert_eq!(status, 200);
     let scrape = scrape_once(&server).await;
     assert_eq!(value(&scrape, "weir_query_running", &clean), Some(0.0));
+    let of_clean = |scrape: &Scrape| {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.labels.get("query") == Some("clean"))
+            .map(|s| s.metric.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    let before = of_clean(&scrape);
+    assert!(
+        before.contains("weir_source_input_rows_total")
+            && before.contains("weir_query_phase_seconds_total"),
+        "{before:?}"
+    );
+
+    // Dropping its sink takes every series of the ended query away; the others stay.
+    let (status, body) = server.sql("DROP SINK clean").await;
+    assert_eq!(status, 200, "{body}");
+    let after = scrape_once(&server).await;
+    assert_eq!(of_clean(&after), BTreeSet::new());
+    assert!(value(&after, "weir_query_running", &aggregate[..1]).is_some());
 
     // Every metric the dashboard and the alert rules name is exported.
     let exported: BTreeSet<String> = scrape
