@@ -135,23 +135,7 @@ async fn sigterm_stops_the_server_and_its_queries_gracefully() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let pid = server.child.id().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("polling weir serve") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "weir serve did not exit on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = server.terminate();
     assert!(status.success(), "{status}");
 }
 

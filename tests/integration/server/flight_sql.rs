@@ -361,19 +361,6 @@ async fn flight_sql_alone_announces_result_schemas_and_lists_types() {
         "{}",
         server.log_tail()
     );
-    let pid = server.child.id().to_string();
-    let term = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(term.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("polling weir serve") {
-            break status;
-        }
-        assert!(std::time::Instant::now() < deadline, "no exit on SIGTERM");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = server.terminate();
     assert!(status.success(), "{status}\n{}", server.log_tail());
 }

@@ -130,6 +130,25 @@ impl Server {
         }
     }
 
+    /// Sends it SIGTERM and waits (30 s at most) for it to exit; its exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let term = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(term.expect("kill").success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("polling weir serve") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "weir serve did not exit on SIGTERM:\n{}",
+                self.log_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The last lines of its log, for failure messages.
     pub fn log_tail(&self) -> String {
         let log = self.log.lock().expect("log");

@@ -139,10 +139,7 @@ async fn a_killed_server_restarts_its_queries_from_their_checkpoints_exactly_onc
     }
 
     // A graceful stop keeps the query running across the restart as well.
-    let pid = server.child.id().to_string();
-    let term = Command::new("kill").args(["-TERM", &pid]).status();
-    assert!(term.expect("kill").success());
-    assert!(server.child.wait().expect("waiting").success());
+    assert!(server.terminate().success());
     for _ in 0..3 {
         write_input_file(&input, files);
         files += 1;
